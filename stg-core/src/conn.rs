@@ -1,0 +1,286 @@
+//! Connection options that follow libpq's habits, for `tokio-postgres` and for spawned
+//! `pg_dump`/`psql` alike.
+//!
+//! Flags `-h/--host`, `-p/--port`, `-U/--username` fall back to `PGHOST`, `PGPORT`, `PGUSER`
+//! (clap reads them); the password comes only from `PGPASSWORD` or the password file
+//! (`PGPASSFILE`, default `~/.pgpass`), never from a flag, so it never shows in a process
+//! listing. Children get the resolved values through their environment, not their argv.
+//! See: <https://www.postgresql.org/docs/current/libpq-envars.html> and
+//! <https://www.postgresql.org/docs/current/libpq-pgpass.html>.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+
+/// The connection flags every database-facing tool accepts.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConnArgs {
+    /// Database server host, or a directory holding its Unix socket.
+    #[arg(short = 'h', long = "host", env = "PGHOST", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Database server port.
+    #[arg(short = 'p', long = "port", env = "PGPORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Database user name.
+    #[arg(short = 'U', long = "username", env = "PGUSER", value_name = "USER")]
+    pub username: Option<String>,
+}
+
+/// A resolved connection: every field filled in the way libpq would.
+#[derive(Clone)]
+pub struct Conn {
+    /// Host name, address, or socket directory (starts with `/`).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Database name.
+    pub dbname: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is deliberately left out: Debug output ends up in logs.
+        write!(f, "Conn({})", self.describe())
+    }
+}
+
+/// libpq's default socket directory: Debian's, then the upstream default.
+fn default_host() -> String {
+    ["/var/run/postgresql", "/tmp"]
+        .iter()
+        .find(|dir| Path::new(dir).is_dir())
+        .map_or_else(|| "localhost".to_owned(), |dir| (*dir).to_owned())
+}
+
+fn os_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "postgres".to_owned())
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Conn {
+    /// Resolves flags and environment. `dbname` overrides `PGDATABASE`, which overrides the
+    /// user name (libpq's default database).
+    #[must_use]
+    pub fn resolve(args: &ConnArgs, dbname: Option<&str>) -> Conn {
+        let host = args
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(default_host);
+        let port = args.port.unwrap_or(5432);
+        let user = args
+            .username
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(os_user);
+        let dbname = dbname
+            .map(str::to_owned)
+            .or_else(|| env_nonempty("PGDATABASE"))
+            .unwrap_or_else(|| user.clone());
+        let mut conn = Conn {
+            host,
+            port,
+            user,
+            dbname,
+            password: None,
+        };
+        conn.password = env_nonempty("PGPASSWORD").or_else(|| conn.pgpass_lookup());
+        conn
+    }
+
+    /// The same server and user, another database.
+    #[must_use]
+    pub fn with_dbname(&self, dbname: &str) -> Conn {
+        let mut other = self.clone();
+        dbname.clone_into(&mut other.dbname);
+        if env_nonempty("PGPASSWORD").is_none() {
+            other.password = other.pgpass_lookup().or_else(|| self.password.clone());
+        }
+        other
+    }
+
+    /// True when `host` names a Unix socket directory.
+    #[must_use]
+    pub fn is_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// `user@host:port/dbname`, for messages. Never includes the password.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+
+    /// The configuration for `tokio-postgres`.
+    #[must_use]
+    pub fn pg_config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        if self.is_socket() {
+            config.host_path(&self.host);
+        } else {
+            config.host(&self.host);
+        }
+        config
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("stg");
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        config
+    }
+
+    /// Connects with `tokio-postgres` and drives the connection on the current runtime.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) = self
+            .pg_config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("could not connect to {}", self.describe()))?;
+        tokio::spawn(async move {
+            // Errors of the connection surface on the client's next query.
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Points a `pg_dump`/`psql` child at this connection through its environment (never its
+    /// argv, so the password stays out of process listings). Inherited `PG*` variables that
+    /// would change the target (service files, options) are removed.
+    pub fn apply_env(&self, cmd: &mut Command) {
+        for var in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGHOSTADDR"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("PGHOST", &self.host)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.user)
+            .env("PGDATABASE", &self.dbname);
+        match &self.password {
+            Some(password) => cmd.env("PGPASSWORD", password),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+    }
+
+    fn pgpass_lookup(&self) -> Option<String> {
+        let path = pgpass_path()?;
+        let text = read_private_file(&path)?;
+        // libpq matches socket connections against "localhost".
+        let host = if self.is_socket() {
+            "localhost"
+        } else {
+            &self.host
+        };
+        pgpass_find(&text, host, self.port, &self.dbname, &self.user)
+    }
+}
+
+fn pgpass_path() -> Option<PathBuf> {
+    if let Some(path) = env_nonempty("PGPASSFILE") {
+        return Some(PathBuf::from(path));
+    }
+    let home = env_nonempty("HOME").map(PathBuf::from).or_else(|| {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+    })?;
+    Some(home.join(".pgpass"))
+}
+
+/// Reads the password file, ignoring it (as libpq does, with a warning) when others can
+/// read it.
+fn read_private_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        eprintln!(
+            "warning: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
+            path.display()
+        );
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// Splits one `.pgpass` line on unescaped colons, undoing `\:` and `\\`.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("non-empty").push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            _ => fields.last_mut().expect("non-empty").push(c),
+        }
+    }
+    fields
+}
+
+/// The password of the first `.pgpass` line matching the connection (`*` matches anything).
+#[must_use]
+pub fn pgpass_find(text: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+    let port = port.to_string();
+    let wanted = [host, port.as_str(), dbname, user];
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
+        .map(pgpass_fields)
+        .filter(|fields| fields.len() == 5)
+        .find(|fields| {
+            fields
+                .iter()
+                .zip(wanted)
+                .all(|(pattern, value)| pattern == "*" || pattern == value)
+        })
+        .map(|fields| fields[4].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgpass_matches_with_wildcards_and_escapes() {
+        let text = "# comment\n\
+                    db01:5432:fas2:fas:secret1\n\
+                    *:*:*:postgres:pa\\:ss\\\\word\n";
+        assert_eq!(
+            pgpass_find(text, "db01", 5432, "fas2", "fas").as_deref(),
+            Some("secret1")
+        );
+        assert_eq!(pgpass_find(text, "db01", 5433, "fas2", "fas"), None);
+        assert_eq!(
+            pgpass_find(text, "other", 1, "x", "postgres").as_deref(),
+            Some("pa:ss\\word")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_password() {
+        let conn = Conn {
+            host: "db01".into(),
+            port: 5432,
+            user: "u".into(),
+            dbname: "d".into(),
+            password: Some("hunter2".into()),
+        };
+        assert!(!format!("{conn:?}").contains("hunter2"));
+        assert!(!conn.describe().contains("hunter2"));
+    }
+}

@@ -1,0 +1,248 @@
+//! The text format of `COPY ... FROM stdin` blocks in a plain `pg_dump`, as both ends of the
+//! dump stream need it: `stg-dump` rewrites masked columns inside the rows, `stg-restore`
+//! counts the rows per table to check the trailer.
+//!
+//! A block is a header line `COPY schema.table (col, ...) FROM stdin;`, one line per row
+//! (fields separated by tabs, `\N` for NULL, backslash escapes for tab, newline and the
+//! rest), and the end marker `\.` alone on a line. Because newlines inside values are
+//! escaped, one line is always one row. Not for CSV or binary COPY, which plain `pg_dump`
+//! does not write.
+//! See: <https://www.postgresql.org/docs/current/sql-copy.html> ("Text Format").
+
+/// A parsed `COPY ... FROM stdin;` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyHeader {
+    /// Schema name, unquoted.
+    pub schema: String,
+    /// Table name, unquoted.
+    pub table: String,
+    /// Column names in the order the rows carry them, unquoted.
+    pub columns: Vec<String>,
+    /// The qualified name as `pg_dump` wrote it (quoted where needed), e.g. `public.people`
+    /// or `public."Odd Table"`: the key of the trailer's row counts.
+    pub qualified: String,
+}
+
+/// Reads one identifier (quoted with `""` escapes, or bare) from the start of `s`; returns
+/// it unquoted and the rest of `s`.
+fn take_identifier(s: &str) -> Option<(String, &str)> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if rest[i + 1..].starts_with('"') {
+                    out.push('"');
+                    chars.next();
+                } else {
+                    return Some((out, &rest[i + 1..]));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    } else {
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(s.len());
+        (end > 0).then(|| (s[..end].to_owned(), &s[end..]))
+    }
+}
+
+/// Parses a `COPY schema.table (columns) FROM stdin;` line (with or without its newline).
+/// Returns `None` for any other line.
+#[must_use]
+pub fn parse_copy_header(line: &[u8]) -> Option<CopyHeader> {
+    let line = std::str::from_utf8(line).ok()?;
+    let line = line.trim_end_matches(['\n', '\r']);
+    let rest = line.strip_prefix("COPY ")?;
+    let body = rest.strip_suffix(" FROM stdin;")?;
+    let (schema, after_schema) = take_identifier(body)?;
+    let after_dot = after_schema.strip_prefix('.')?;
+    let (table, after_table) = take_identifier(after_dot)?;
+    let qualified = body[..body.len() - after_table.len()].to_owned();
+    let mut columns = Vec::new();
+    let list = after_table.trim_start();
+    if !list.is_empty() {
+        let mut inner = list.strip_prefix('(')?.strip_suffix(')')?;
+        loop {
+            inner = inner.trim_start();
+            let (column, after) = take_identifier(inner)?;
+            columns.push(column);
+            let after = after.trim_start();
+            if after.is_empty() {
+                break;
+            }
+            inner = after.strip_prefix(',')?;
+        }
+    }
+    Some(CopyHeader {
+        schema,
+        table,
+        columns,
+        qualified,
+    })
+}
+
+/// True for the end-of-data marker line `\.`.
+#[must_use]
+pub fn is_end_of_copy(line: &[u8]) -> bool {
+    matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
+}
+
+/// The row without its line ending.
+#[must_use]
+pub fn strip_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// The raw (still escaped) fields of a row; `row` is without its newline.
+pub fn split_fields(row: &[u8]) -> std::slice::Split<'_, u8, impl FnMut(&u8) -> bool> {
+    row.split(|b| *b == b'\t')
+}
+
+/// The NULL marker.
+pub const NULL: &[u8] = b"\\N";
+
+/// Decodes one raw field: `None` for NULL (`\N`), otherwise the value's bytes.
+#[must_use]
+pub fn unescape(field: &[u8]) -> Option<Vec<u8>> {
+    if field == NULL {
+        return None;
+    }
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        if b != b'\\' || i + 1 == field.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let c = field[i + 1];
+        i += 2;
+        match c {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut value = u32::from(c - b'0');
+                let mut taken = 0;
+                while taken < 2 && i < field.len() && (b'0'..=b'7').contains(&field[i]) {
+                    value = value * 8 + u32::from(field[i] - b'0');
+                    i += 1;
+                    taken += 1;
+                }
+                out.push((value & 0xff) as u8);
+            }
+            b'x' if i < field.len() && field[i].is_ascii_hexdigit() => {
+                let mut value = 0u32;
+                let mut taken = 0;
+                while taken < 2 && i < field.len() && field[i].is_ascii_hexdigit() {
+                    value = value * 16 + char::from(field[i]).to_digit(16).unwrap_or(0);
+                    i += 1;
+                    taken += 1;
+                }
+                out.push(value as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+/// Encodes a value (or NULL) as a field, appending to `out`, the way `COPY TO` does.
+pub fn escape_into(value: Option<&[u8]>, out: &mut Vec<u8>) {
+    let Some(value) = value else {
+        out.extend_from_slice(NULL);
+        return;
+    };
+    for &b in value {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            11 => out.extend_from_slice(b"\\v"),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_header() {
+        let h =
+            parse_copy_header(b"COPY public.people (id, username, email) FROM stdin;\n").unwrap();
+        assert_eq!(h.schema, "public");
+        assert_eq!(h.table, "people");
+        assert_eq!(h.columns, ["id", "username", "email"]);
+        assert_eq!(h.qualified, "public.people");
+    }
+
+    #[test]
+    fn parses_quoted_identifiers() {
+        let line =
+            "COPY \"My \"\"Odd\"\" Schema\".\"Tåble.x\" (\"Col 1\", \"e-mail\", id) FROM stdin;\n";
+        let h = parse_copy_header(line.as_bytes()).unwrap();
+        assert_eq!(h.schema, "My \"Odd\" Schema");
+        assert_eq!(h.table, "Tåble.x");
+        assert_eq!(h.columns, ["Col 1", "e-mail", "id"]);
+        assert_eq!(h.qualified, "\"My \"\"Odd\"\" Schema\".\"Tåble.x\"");
+    }
+
+    #[test]
+    fn parses_header_without_columns() {
+        let h = parse_copy_header(b"COPY public.empty  FROM stdin;\n").unwrap();
+        assert!(h.columns.is_empty());
+        assert_eq!(h.qualified, "public.empty");
+    }
+
+    #[test]
+    fn rejects_other_lines() {
+        assert!(parse_copy_header(b"COPY public.t (a) TO stdout;\n").is_none());
+        assert!(parse_copy_header(b"-- COPY public.t (a) FROM stdin;\n").is_none());
+        assert!(parse_copy_header(b"COPY public.t (a FROM stdin;\n").is_none());
+    }
+
+    #[test]
+    fn escape_unescape_round_trip() {
+        let values: [&[u8]; 5] = [
+            b"plain",
+            b"tab\there",
+            b"line\nbreak\r",
+            b"back\\slash \\. \\N",
+            &[8, 11, 12, 0xc3, 0xa9],
+        ];
+        for value in values {
+            let mut field = Vec::new();
+            escape_into(Some(value), &mut field);
+            assert!(!field.contains(&b'\t') && !field.contains(&b'\n'));
+            assert_eq!(unescape(&field).unwrap(), value);
+        }
+        let mut field = Vec::new();
+        escape_into(None, &mut field);
+        assert_eq!(unescape(&field), None);
+    }
+
+    #[test]
+    fn unescapes_octal_and_hex() {
+        assert_eq!(unescape(b"\\101\\x42\\q").unwrap(), b"ABq");
+    }
+
+    #[test]
+    fn end_marker() {
+        assert!(is_end_of_copy(b"\\.\n"));
+        assert!(!is_end_of_copy(b"\\.x\n"));
+        assert!(!is_end_of_copy(b"a\\.\n"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The one library the stg tools share.
+//!
+//! Only what two or more tools need lives here: the error type and exit-code policy
+//! ([`exit`]), JSON Lines input and output ([`jsonl`]), libpq-style connection options
+//! ([`conn`]), host identity ([`host`]), durations and timestamps ([`duration`],
+//! [`timestamp`]), the inventory shared by `stg-hosts` and `stg-probe` ([`inventory`]), and
+//! the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`], [`copy_text`]).
+//! Code that one tool needs lives in that tool.
+
+pub mod conn;
+pub mod copy_text;
+pub mod duration;
+pub mod exit;
+pub mod host;
+pub mod inventory;
+pub mod jsonl;
+pub mod stream;
+pub mod timestamp;
+
+pub use exit::{Error, ErrorClass};

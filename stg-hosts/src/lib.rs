@@ -1,0 +1,18 @@
+//! `stg-hosts`: /etc/hosts override blocks from an inventory: emit, apply, check, remove.
+//!
+//! Not implemented yet: see the project's issue for this tool.
+
+use clap::Parser;
+
+/// Exit statuses for errors (see [`stg_core::exit`]).
+pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
+
+/// /etc/hosts override blocks from an inventory: emit, apply, check, remove.
+#[derive(Parser, Debug)]
+#[command(name = "stg-hosts", version, about, long_about = None)]
+pub struct Cli {}
+
+/// Runs the tool; returns the exit status of a completed run.
+pub fn run(_cli: Cli) -> anyhow::Result<u8> {
+    Err(stg_core::Error::runtime("stg-hosts is not implemented yet").into())
+}

@@ -1,0 +1,29 @@
+//! Test support shared by every stg crate's tests, and home of the cross-tool pipeline
+//! tests (`tests/tests/`).
+//!
+//! - [`pg::Cluster`]: a real, throwaway PostgreSQL cluster on a free loopback port.
+//! - [`git::Repo`]: a temporary git repository with fixed commit dates.
+//! - [`cmd::stg`]: a hermetic command for one of the workspace's binaries.
+//!
+//! Missing system tools (PostgreSQL, git) are test failures with an install hint, never
+//! silent skips: see [`require`].
+
+pub mod cmd;
+pub mod git;
+pub mod pg;
+
+/// Fails the test with an install hint: used when a system tool a test needs is missing.
+/// There is no skip: under `CI=true` and everywhere else, a missing tool is a failure.
+#[track_caller]
+pub fn require(what: &str, debian_package: &str) -> ! {
+    panic!(
+        "{what} is needed by this test but was not found; install it (Debian: apt-get install {debian_package}; \
+         Fedora: dnf install {debian_package}) or run .ci/run, which installs everything the tests need"
+    )
+}
+
+/// True when running as root (tests then run servers as an unprivileged user).
+#[must_use]
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

@@ -1,0 +1,1 @@
+//! Cross-tool pipelines: the tools composed the way the README shows them.

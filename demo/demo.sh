@@ -70,8 +70,12 @@ prod_psql -d fas2 -f "$here/tests/fixtures/fas2.sql"
 say "people: $(prod_psql -d fas2 -c 'SELECT count(*) FROM people')  groups: $(prod_psql -d fas2 -c 'SELECT count(*) FROM groups')  sessions: $(prod_psql -d fas2 -c 'SELECT count(*) FROM sessions')"
 say "a production row: $(prod_psql -d fas2 -c "SELECT username, email, password FROM people WHERE username='user7'")"
 
-for tool in stg-dump stg-restore stg-hosts stg-probe stg-age; do
-  say "$(run "$tool" --version)"
+# Each tool adds its part of the SOP as demo/steps/NN-name.sh, sourced in order with
+# everything above in scope (work, PROD_PORT, STG_PORT, step, say, run, prod_psql, stg_psql).
+for part in "$here"/demo/steps/*.sh; do
+  [ -e "$part" ] || continue
+  # shellcheck source=/dev/null
+  . "$part"
 done
 
 step "Done; the clusters are removed on exit"

@@ -4,7 +4,8 @@
 //! ([`exit`]), JSON Lines input and output ([`jsonl`]), libpq-style connection options
 //! ([`conn`]), host identity ([`host`]), durations and timestamps ([`duration`],
 //! [`timestamp`]), the inventory shared by `stg-hosts` and `stg-probe` ([`inventory`]), and
-//! the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`], [`copy_text`]).
+//! the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`], [`copy_text`]),
+//! and the provenance `stg-restore` records and `stg-age` reads ([`provenance`]).
 //! Code that one tool needs lives in that tool.
 
 pub mod conn;
@@ -14,6 +15,7 @@ pub mod exit;
 pub mod host;
 pub mod inventory;
 pub mod jsonl;
+pub mod provenance;
 pub mod stream;
 pub mod timestamp;
 

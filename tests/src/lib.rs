@@ -4,12 +4,14 @@
 //! - [`pg::Cluster`]: a real, throwaway PostgreSQL cluster on a free loopback port.
 //! - [`git::Repo`]: a temporary git repository with fixed commit dates.
 //! - [`cmd::stg`]: a hermetic command for one of the workspace's binaries.
+//! - [`netns::Netns`]: a network namespace (veth links, nftables, its own /etc/hosts).
 //!
 //! Missing system tools (PostgreSQL, git) are test failures with an install hint, never
 //! silent skips: see [`require`].
 
 pub mod cmd;
 pub mod git;
+pub mod netns;
 pub mod pg;
 
 /// Fails the test with an install hint: used when a system tool a test needs is missing.

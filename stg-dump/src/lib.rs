@@ -1,18 +1,465 @@
-//! `stg-dump`: A production database as one masked, compressed, self-verifying stream on stdout.
+//! `stg-dump`: a production database as one masked, compressed, self-verifying stream on
+//! stdout (format in `docs/stream.md`, masking in `docs/masking.md`).
 //!
-//! Not implemented yet: see the project's issue for this tool.
+//! The flow: parse flags into a [`Config`]; connect, open a REPEATABLE READ transaction and
+//! export its snapshot (so the manifest and `pg_dump` see one moment); check the masking
+//! rules against the live schema; check `pg_dump`'s version; then stream `pg_dump` on that
+//! snapshot through the COPY rewriter and the `.xz` encoder, manifest first and trailer last.
+//! The trailer is written only when `pg_dump` succeeded: any failure leaves a stream that
+//! `stg-restore` (and `xzcat`) refuse.
 
-use clap::Parser;
+pub mod masking;
+pub mod pg_dump;
+pub mod pipeline;
+pub mod rules;
+pub mod schema;
+pub mod xz_sink;
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use stg_core::conn::{Conn, ConnArgs};
+use stg_core::stream::{self, Manifest, MaskedColumn, MaskingSummary};
+use stg_core::{exit, jsonl, timestamp, Error};
+
+use crate::masking::Pseudonymizer;
+use crate::rules::Rules;
+use crate::schema::{Finding, Schema};
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
-pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
+pub const EXIT_CODES: exit::Codes = exit::Codes::STANDARD;
 
-/// A production database as one masked, compressed, self-verifying stream on stdout.
+/// Default xz preset: chosen by measurement (docs/benchmarks.md); level 1 keeps the
+/// encoder ahead of pg_dump on two cores while compressing FAS-like data close to `xz -6`.
+pub const DEFAULT_PRESET: u32 = 1;
+
+/// Output format of `--check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Text,
+    /// JSON Lines for programs.
+    Json,
+}
+
+/// Dump a PostgreSQL database as one masked, compressed, self-verifying stream on stdout.
+///
+/// The stream is an .xz file holding plain SQL (as pg_dump writes it) between a manifest
+/// line and a checksummed trailer line; `stg-restore` loads it into staging, and
+/// `xzcat dump.xz | psql db` still works by hand.
 #[derive(Parser, Debug)]
-#[command(name = "stg-dump", version, about, long_about = None)]
-pub struct Cli {}
+#[command(
+    name = "stg-dump",
+    version,
+    disable_help_flag = true,
+    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.xz\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  xzcat fas2.stg.xz | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
+)]
+pub struct Cli {
+    /// Database to dump (default: PGDATABASE, then the user name).
+    #[arg(value_name = "DBNAME")]
+    pub dbname: Option<String>,
+
+    /// Database to dump, as with pg_dump's -d.
+    #[arg(
+        short = 'd',
+        long = "dbname",
+        value_name = "DBNAME",
+        conflicts_with = "dbname"
+    )]
+    pub dbname_flag: Option<String>,
+
+    /// Connection options (libpq style).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Masking rules file (JSON; see docs/masking.md).
+    #[arg(long = "mask", value_name = "FILE")]
+    pub mask: Option<PathBuf>,
+
+    /// File holding the secret key for pseudonym and email rules (at least 16 bytes).
+    #[arg(long = "key-file", value_name = "FILE", env = "STG_MASK_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Check the rules against the live schema and list unmasked sensitive-looking
+    /// columns, as JSON Lines or a table; dump nothing. Exit 1 if anything is found.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Compression threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+
+    /// xz preset, 0 (fastest) to 9 (smallest).
+    #[arg(long, value_name = "0-9", default_value_t = DEFAULT_PRESET, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub preset: u32,
+
+    /// pg_dump to run (default: the one in PATH).
+    #[arg(long = "pg-dump", value_name = "PATH")]
+    pub pg_dump: Option<PathBuf>,
+
+    /// Output format of --check (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Where to connect, and the database to dump.
+    pub conn: Conn,
+    /// Masking rules (empty when none were given).
+    pub rules: Rules,
+    /// True when rules were given.
+    pub masked: bool,
+    /// The keyed hash for pseudonym and email rules.
+    pub keyed: Option<Pseudonymizer>,
+    /// Check only.
+    pub check: bool,
+    /// Compression threads.
+    pub threads: u32,
+    /// xz preset.
+    pub preset: u32,
+    /// pg_dump binary, as given.
+    pub pg_dump: Option<PathBuf>,
+    /// Output format of --check.
+    pub format: Format,
+}
+
+/// Reads the masking key from the file or `STG_MASK_KEY`; refuses short keys.
+fn load_key(key_file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
+    let raw = if let Some(path) = key_file {
+        let mut bytes = std::fs::read(path).map_err(|e| {
+            Error::usage(format!(
+                "cannot read the masking key file {}: {e}",
+                path.display()
+            ))
+        })?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        Some(bytes)
+    } else {
+        std::env::var_os("STG_MASK_KEY").map(std::ffi::OsString::into_encoded_bytes)
+    };
+    match raw {
+        Some(key) if key.len() < 16 => Err(Error::usage(
+            "the masking key must be at least 16 bytes (e.g. `head -c 32 /dev/urandom | base64 > key`)",
+        )
+        .into()),
+        other => Ok(other),
+    }
+}
+
+impl Config {
+    /// Validates the command line into a configuration.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        let dbname = cli.dbname.or(cli.dbname_flag);
+        let conn = Conn::resolve(&cli.conn, dbname.as_deref());
+        let (rules, masked) = match &cli.mask {
+            Some(path) => (Rules::load(path)?, true),
+            None => (Rules::default(), false),
+        };
+        let key = load_key(cli.key_file.as_ref())?;
+        if rules.need_key() && key.is_none() {
+            let names: Vec<String> = rules
+                .rules
+                .iter()
+                .filter(|r| r.transform.needs_key())
+                .map(rules::Rule::at)
+                .collect();
+            return Err(Error::usage(format!(
+                "{} use pseudonym or email transforms, which need a secret key: pass --key-file FILE or set \
+                 STG_MASK_KEY (never put the key in the rules file)",
+                names.join(", ")
+            ))
+            .into());
+        }
+        let threads = cli.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        });
+        if threads == 0 {
+            return Err(Error::usage("--threads must be at least 1").into());
+        }
+        let format = cli.format.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Text
+        } else {
+            Format::Json
+        });
+        Ok(Config {
+            conn,
+            keyed: key.as_deref().map(Pseudonymizer::new),
+            rules,
+            masked,
+            check: cli.check,
+            threads,
+            preset: cli.preset,
+            pg_dump: cli.pg_dump,
+            format,
+        })
+    }
+}
 
 /// Runs the tool; returns the exit status of a completed run.
-pub fn run(_cli: Cli) -> anyhow::Result<u8> {
-    Err(stg_core::Error::runtime("stg-dump is not implemented yet").into())
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let config = Config::from_cli(cli)?;
+    if !config.check && std::io::stdout().is_terminal() {
+        return Err(Error::usage(
+            "refusing to write the binary dump stream to a terminal; redirect it (stg-dump fas2 > fas2.stg.xz) \
+             or pipe it (stg-dump fas2 | ssh db02.stg stg-restore)",
+        )
+        .into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    runtime.block_on(async_main(&config))
+}
+
+fn masking_summary(config: &Config) -> MaskingSummary {
+    if !config.masked {
+        return MaskingSummary::default();
+    }
+    MaskingSummary {
+        rules_sha256: Some(config.rules.sha256.clone()),
+        columns: config
+            .rules
+            .rules
+            .iter()
+            .map(|r| MaskedColumn {
+                table: r.table.to_string(),
+                column: r.column.clone(),
+                transform: r.transform.name().to_owned(),
+            })
+            .collect(),
+        excluded_tables: config
+            .rules
+            .exclude_data
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+async fn async_main(config: &Config) -> anyhow::Result<u8> {
+    let client = config.conn.connect().await?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .context("while opening the snapshot transaction")?;
+    let info = schema::source_info(&client).await?;
+    let schema = Schema::read(&client, info.server_major).await?;
+    let mut problems = if config.masked {
+        schema::check_rules(&client, &schema, &config.rules).await
+    } else {
+        Vec::new()
+    };
+    if config.check {
+        problems.extend(schema::unmasked_sensitive(&schema, &config.rules));
+        return report_check(config, &problems);
+    }
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| match p {
+                Finding::RuleProblem { rule, message } => format!("  {rule}: {message}"),
+                Finding::UnmaskedSensitive { .. } => String::new(),
+            })
+            .collect();
+        return Err(Error::usage(format!(
+            "the masking rules do not fit database {} (nothing was dumped):\n{}",
+            config.conn.dbname,
+            list.join("\n")
+        ))
+        .into());
+    }
+    let pg_dump = pg_dump::locate(config.pg_dump.as_deref())?;
+    pg_dump::check_compatible(&pg_dump, info.server_major, &info.server_version)?;
+
+    let snapshot: String = client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .context("while exporting the snapshot for pg_dump")?
+        .get(0);
+    let manifest = Manifest {
+        format: stream::FORMAT,
+        database: config.conn.dbname.clone(),
+        source_host: if config.conn.is_socket() {
+            hostname()
+        } else {
+            config.conn.host.clone()
+        },
+        dumped_on: hostname(),
+        dumped_at: timestamp::format(timestamp::now()),
+        server_version: info.server_version.clone(),
+        pg_dump_version: pg_dump.version.clone(),
+        encoding: info.encoding.clone(),
+        locale: info.collate.clone(),
+        lc_ctype: info.ctype.clone(),
+        locale_provider: info.provider.clone(),
+        icu_locale: info.icu_locale.clone(),
+        owner: info.owner.clone(),
+        roles: info.roles.clone(),
+        masking: masking_summary(config),
+        tool: format!("stg-dump {}", env!("CARGO_PKG_VERSION")),
+    };
+    let exclude: Vec<String> = config
+        .rules
+        .exclude_data
+        .iter()
+        .map(|t| pg_dump::exact_pattern(&t.schema, &t.table))
+        .collect();
+
+    // The blocking part: pg_dump's output through the rewriter and the encoder. Blocking
+    // here is fine: this current-thread runtime has nothing else to run meanwhile, and the
+    // server keeps the snapshot transaction open without our help.
+    let result = dump_stream(config, &pg_dump, &snapshot, &exclude, &manifest, &schema);
+    // The snapshot only has to live until pg_dump has imported it; close it either way.
+    let _ = client.batch_execute("COMMIT").await;
+    result.map(|()| exit::OK)
+}
+
+/// Kills `pg_dump` if the dump fails before it has been waited for.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn output_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // Not the quiet broken pipe of a report piped into `head`: an incomplete dump is a
+        // failure, and the stream deliberately has no trailer.
+        Error::runtime("stdout was closed before the dump was complete (did the reader, e.g. ssh, die?); the stream has no trailer and stg-restore will refuse it").into()
+    } else {
+        anyhow::Error::from(e).context("while writing the stream to stdout")
+    }
+}
+
+fn dump_stream(
+    config: &Config,
+    pg_dump: &pg_dump::PgDump,
+    snapshot: &str,
+    exclude: &[String],
+    manifest: &Manifest,
+    schema: &Schema,
+) -> anyhow::Result<()> {
+    let mut child = ChildGuard(Some(pg_dump::spawn(
+        pg_dump,
+        &config.conn,
+        snapshot,
+        exclude,
+    )?));
+    let stdout = child
+        .0
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("piped stdout");
+    let mut sink = xz_sink::XzSink::new(std::io::stdout().lock(), config.preset, config.threads)?;
+    let mut progress = pipeline::Progress::new(std::io::stderr().is_terminal());
+    let masking = pipeline::Masking {
+        schema,
+        rules: &config.rules,
+        keyed: config.keyed.as_ref(),
+    };
+    let streamed = pipeline::stream(
+        BufReader::with_capacity(1 << 20, stdout),
+        &stream::manifest_line(manifest),
+        &masking,
+        &mut sink,
+        &mut progress,
+    );
+    progress.done();
+    let trailer = match streamed {
+        Ok(trailer) => trailer,
+        Err(e) => {
+            return Err(match e.downcast::<std::io::Error>() {
+                Ok(io) => output_error(io),
+                Err(other) => other,
+            })
+        }
+    };
+    let status = child
+        .0
+        .take()
+        .expect("child")
+        .wait()
+        .context("while waiting for pg_dump")?;
+    if !status.success() {
+        return Err(Error::runtime(format!(
+            "pg_dump failed ({status}); see its message above. The stream has no trailer and stg-restore will refuse it"
+        ))
+        .into());
+    }
+    pipeline::finish(sink, &trailer).map_err(output_error)?;
+    Ok(())
+}
+
+fn report_check(config: &Config, findings: &[Finding]) -> anyhow::Result<u8> {
+    let rule_problems = findings
+        .iter()
+        .filter(|f| matches!(f, Finding::RuleProblem { .. }))
+        .count();
+    let unmasked = findings.len() - rule_problems;
+    let stdout = std::io::stdout().lock();
+    match config.format {
+        Format::Json => {
+            let mut out = jsonl::Writer::new(stdout);
+            for finding in findings {
+                out.write(finding)?;
+            }
+            out.write(&serde_json::json!({
+                "type": "summary",
+                "database": config.conn.dbname,
+                "rules": config.rules.rules.len(),
+                "excluded_tables": config.rules.exclude_data.len(),
+                "rule_problems": rule_problems,
+                "unmasked_sensitive": unmasked,
+                "ok": findings.is_empty(),
+            }))?;
+            out.flush()?;
+        }
+        Format::Text => {
+            let mut out = std::io::BufWriter::new(stdout);
+            for finding in findings {
+                match finding {
+                    Finding::RuleProblem { rule, message } => writeln!(out, "PROBLEM    {rule}: {message}")?,
+                    Finding::UnmaskedSensitive { table, column, data_type, matched } => writeln!(
+                        out,
+                        "UNMASKED   {table}.{} ({data_type}): name contains \"{matched}\" and no rule masks it",
+                        rules::quote_if_needed(column)
+                    )?,
+                }
+            }
+            writeln!(
+                out,
+                "{}: {} rules, {rule_problems} rule problems, {unmasked} unmasked sensitive-looking columns",
+                config.conn.dbname,
+                config.rules.rules.len()
+            )?;
+            out.flush()?;
+        }
+    }
+    Ok(if findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FOUND
+    })
 }

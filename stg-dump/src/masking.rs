@@ -1,0 +1,281 @@
+//! Masking in flight: rewrite the configured columns of each COPY row, leave every other
+//! byte as `pg_dump` wrote it.
+//!
+//! A [`TablePlan`] says, for each column position of one COPY block, which transform (if
+//! any) applies. Unmasked fields are copied raw (still escaped); masked fields are
+//! unescaped, transformed and escaped again. NULL stays NULL under every transform but
+//! `constant` with a null value and `null` itself. Not for checking rules against the
+//! schema ([`crate::schema`]) or reading the rules file ([`crate::rules`]).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use stg_core::copy_text;
+
+use crate::rules::Transform;
+
+/// The keyed hash behind `pseudonym` and `email`.
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    mac: Hmac<Sha256>,
+}
+
+impl Pseudonymizer {
+    /// A pseudonymizer for a secret key (at least 16 bytes, checked by the caller).
+    #[must_use]
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
+        }
+    }
+
+    /// 16 lowercase hex digits (64 bits) of HMAC-SHA256(key, value): collisions among a
+    /// million distinct values have a probability around 3e-8.
+    #[must_use]
+    pub fn digest_hex(&self, value: &[u8]) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(value);
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+}
+
+/// One masked column of a COPY block.
+#[derive(Clone, Debug)]
+pub struct ColumnPlan {
+    /// Column name, for messages.
+    pub column: String,
+    /// The transform.
+    pub transform: Transform,
+    /// Character limit of `varchar(n)`/`char(n)` columns; longer output is an error.
+    pub max_chars: Option<usize>,
+}
+
+/// The masking of one COPY block, by column position.
+#[derive(Clone, Debug)]
+pub struct TablePlan {
+    /// Table as written in the COPY header, for messages.
+    pub table: String,
+    /// One entry per column of the COPY header.
+    pub columns: Vec<Option<ColumnPlan>>,
+}
+
+/// Applies a transform to one decoded value.
+fn apply(
+    transform: &Transform,
+    value: Option<Vec<u8>>,
+    keyed: Option<&Pseudonymizer>,
+) -> Option<Vec<u8>> {
+    match transform {
+        Transform::Null => None,
+        Transform::Constant(constant) => {
+            value.and(constant.as_ref().map(|c| c.as_bytes().to_vec()))
+        }
+        Transform::Pseudonym { prefix } => value.map(|v| {
+            let keyed = keyed.expect("key checked before dumping");
+            format!("{prefix}{}", keyed.digest_hex(&v)).into_bytes()
+        }),
+        Transform::Email { domain } => value.map(|v| {
+            let keyed = keyed.expect("key checked before dumping");
+            let local = keyed.digest_hex(&v);
+            let domain = match domain {
+                Some(d) => d.as_bytes().to_vec(),
+                None => v
+                    .iter()
+                    .rposition(|&b| b == b'@')
+                    .map_or_else(|| b"example.invalid".to_vec(), |at| v[at + 1..].to_vec()),
+            };
+            let mut out = format!("u{local}@").into_bytes();
+            out.extend_from_slice(&domain);
+            out
+        }),
+        Transform::Replace { from, to } => {
+            value.map(|v| replace_all(&v, from.as_bytes(), to.as_bytes()))
+        }
+        Transform::Regex {
+            pattern,
+            replacement,
+        } => value.map(|v| pattern.replace_all(&v, replacement.as_bytes()).into_owned()),
+    }
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(pos) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..pos]);
+        out.extend_from_slice(to);
+        rest = &rest[pos + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+impl TablePlan {
+    /// True when no column of the block is masked: rows pass through untouched.
+    #[must_use]
+    pub fn is_identity(&self) -> bool {
+        self.columns.iter().all(Option::is_none)
+    }
+
+    /// Rewrites one row (`row` without its newline), appending the result and a newline
+    /// to `out`. `row_no` is for messages.
+    pub fn rewrite_row(
+        &self,
+        row: &[u8],
+        row_no: u64,
+        keyed: Option<&Pseudonymizer>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let mut count = 0;
+        for (i, field) in copy_text::split_fields(row).enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            count += 1;
+            match self.columns.get(i) {
+                Some(Some(plan)) => {
+                    let masked = apply(&plan.transform, copy_text::unescape(field), keyed);
+                    if let (Some(limit), Some(value)) = (plan.max_chars, &masked) {
+                        let chars = String::from_utf8_lossy(value).chars().count();
+                        if chars > limit {
+                            return Err(format!(
+                                "table {}, row {row_no}: transform {} of column {} gives {chars} characters, \
+                                 more than the column's limit of {limit}",
+                                self.table,
+                                plan.transform.name(),
+                                plan.column
+                            ));
+                        }
+                    }
+                    copy_text::escape_into(masked.as_deref(), out);
+                }
+                Some(None) => out.extend_from_slice(field),
+                None => break,
+            }
+        }
+        if count != self.columns.len() {
+            return Err(format!(
+                "table {}, row {row_no}: {count} fields where the COPY header has {} columns; \
+                 the dump is not in the format stg-dump understands",
+                self.table,
+                self.columns.len()
+            ));
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(transforms: Vec<Option<Transform>>) -> TablePlan {
+        TablePlan {
+            table: "public.t".into(),
+            columns: transforms
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    t.map(|transform| ColumnPlan {
+                        column: format!("c{i}"),
+                        transform,
+                        max_chars: None,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn rewrite(plan: &TablePlan, row: &[u8]) -> Vec<u8> {
+        let keyed = Pseudonymizer::new(b"0123456789abcdef0123456789abcdef");
+        let mut out = Vec::new();
+        plan.rewrite_row(row, 1, Some(&keyed), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn unmasked_fields_are_byte_identical() {
+        let p = plan(vec![
+            None,
+            Some(Transform::Constant(Some("INVALID".into()))),
+            None,
+        ]);
+        let row = b"1\tsecret\\twith tab\tkeep\\nthis \\\\ \\N-ish";
+        assert_eq!(rewrite(&p, row), b"1\tINVALID\tkeep\\nthis \\\\ \\N-ish\n");
+    }
+
+    #[test]
+    fn nulls_stay_null_and_null_transform_nulls() {
+        let p = plan(vec![
+            Some(Transform::Pseudonym { prefix: "u".into() }),
+            Some(Transform::Null),
+        ]);
+        assert_eq!(rewrite(&p, b"\\N\tx"), b"\\N\t\\N\n");
+    }
+
+    #[test]
+    fn pseudonyms_are_deterministic_and_keyed() {
+        let a = Pseudonymizer::new(b"key-one-key-one-key-one");
+        let b = Pseudonymizer::new(b"key-two-key-two-key-two");
+        assert_eq!(a.digest_hex(b"user1"), a.digest_hex(b"user1"));
+        assert_ne!(a.digest_hex(b"user1"), a.digest_hex(b"user2"));
+        assert_ne!(a.digest_hex(b"user1"), b.digest_hex(b"user1"));
+        assert_eq!(a.digest_hex(b"user1").len(), 16);
+    }
+
+    #[test]
+    fn email_keeps_or_replaces_domain() {
+        let keep = plan(vec![Some(Transform::Email { domain: None })]);
+        let out = String::from_utf8(rewrite(&keep, b"ann@fedoraproject.org")).unwrap();
+        assert!(
+            out.starts_with('u') && out.ends_with("@fedoraproject.org\n"),
+            "{out}"
+        );
+        assert!(!out.contains("ann"));
+        let chosen = plan(vec![Some(Transform::Email {
+            domain: Some("stg.example.org".into()),
+        })]);
+        let out = String::from_utf8(rewrite(&chosen, b"ann@fedoraproject.org")).unwrap();
+        assert!(out.ends_with("@stg.example.org\n"), "{out}");
+    }
+
+    #[test]
+    fn replace_and_regex_work_on_decoded_values() {
+        let p = plan(vec![
+            Some(Transform::Replace {
+                from: "@fedoraproject.org".into(),
+                to: "@stg.fedoraproject.org".into(),
+            }),
+            Some(Transform::Regex {
+                pattern: regex::bytes::Regex::new("[0-9]").unwrap(),
+                replacement: "#".into(),
+            }),
+        ]);
+        assert_eq!(
+            rewrite(&p, b"a@fedoraproject.org\tcall 555\\t12"),
+            b"a@stg.fedoraproject.org\tcall ###\\t##\n"
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_is_an_error() {
+        let p = plan(vec![None, Some(Transform::Null)]);
+        let mut out = Vec::new();
+        let err = p.rewrite_row(b"1\t2\t3", 7, None, &mut out).unwrap_err();
+        assert!(
+            err.contains("row 7: 3 fields where the COPY header has 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn length_limit_is_enforced() {
+        let mut p = plan(vec![Some(Transform::Constant(Some("toolong".into())))]);
+        p.columns[0].as_mut().unwrap().max_chars = Some(3);
+        let mut out = Vec::new();
+        assert!(p
+            .rewrite_row(b"x", 1, None, &mut out)
+            .unwrap_err()
+            .contains("limit of 3"));
+    }
+}

@@ -1,8 +1,5 @@
 //! Tests of the `stg-dump` binary against a real PostgreSQL cluster.
 
-// Each test walks one scenario end to end against a real server; splitting them would
-// scatter a story that reads best in one place.
-#![allow(clippy::too_many_lines)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

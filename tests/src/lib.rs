@@ -4,6 +4,7 @@
 //! - [`pg::Cluster`]: a real, throwaway PostgreSQL cluster on a free loopback port.
 //! - [`git::Repo`]: a temporary git repository with fixed commit dates.
 //! - [`cmd::stg`]: a hermetic command for one of the workspace's binaries.
+//! - [`sshd::Sshd`]: a real OpenSSH server on a free loopback port.
 //! - [`netns::Netns`]: a network namespace (veth links, nftables, its own /etc/hosts).
 //!
 //! Missing system tools (PostgreSQL, git) are test failures with an install hint, never
@@ -13,6 +14,7 @@ pub mod cmd;
 pub mod git;
 pub mod netns;
 pub mod pg;
+pub mod sshd;
 
 /// Fails the test with an install hint: used when a system tool a test needs is missing.
 /// There is no skip: under `CI=true` and everywhere else, a missing tool is a failure.

@@ -49,3 +49,19 @@ fn git_repo_commits_at_fixed_dates() {
     let date = repo.git(&["log", "-1", "--format=%cI", &id]);
     assert!(date.starts_with("2021-03-04T05:06:07"), "{date}");
 }
+
+#[test]
+fn sshd_runs_a_remote_command_over_loopback() {
+    let server = stg_tests::sshd::Sshd::start();
+    let out = server
+        .ssh("echo hello-from-sshd; echo err >&2; exit 7")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello-from-sshd",
+        "{}",
+        server.log()
+    );
+    assert_eq!(out.status.code(), Some(7));
+}

@@ -1,18 +1,185 @@
-//! `stg-probe`: Prove staging isolation: production endpoints unreachable, names resolve to staging.
+//! `stg-probe`: prove staging isolation. From a staging host, every production endpoint of
+//! the inventory must refuse, drop or be unreachable (`blocked`), names that should point at
+//! staging must resolve through the system resolver only to staging addresses (`resolves`),
+//! and staging services must answer (`reachable`). Input is the inventory, or JSON Lines on
+//! stdin (stg-hosts' `override` records, explicit `target` records). Exit codes follow
+//! Nagios: 0 OK, 1 inconclusive (or a staging service down), 2 breach, 3 error.
 //!
-//! Not implemented yet: see the project's issue for this tool.
+//! Modules: [`plan`] (what to check), [`input`] (stdin records), [`resolve`] (getaddrinfo),
+//! [`execute`] (bounded concurrent probing), [`report`] (output, exit status). Not for
+//! changing anything: the probe only resolves names and opens TCP connections.
 
+pub mod execute;
+pub mod input;
+pub mod plan;
+pub mod report;
+pub mod resolve;
+
+use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Parser;
+use stg_core::exit::Error;
+use stg_core::inventory::Inventory;
 
-/// Exit statuses for errors (see [`stg_core::exit`]).
-pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
+use crate::execute::Options;
+use crate::plan::{Check, Ranges};
+use crate::report::Format;
+
+/// Exit statuses for errors: every error is Nagios UNKNOWN (3), since 2 means a breach.
+pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::NAGIOS;
 
 /// Prove staging isolation: production endpoints unreachable, names resolve to staging.
+///
+/// Exit status (Nagios): 0 OK, 1 inconclusive or a staging service down, 2 breach,
+/// 3 error (bad input, bad flag). See docs/stg-probe.md.
 #[derive(Parser, Debug)]
 #[command(name = "stg-probe", version, about, long_about = None)]
-pub struct Cli {}
+#[command(after_help = "Examples:\n  \
+    stg-probe --inventory staging.json\n  \
+    stg-hosts emit --inventory staging.json --format json | stg-probe\n  \
+    stg-probe --inventory staging.json --format nagios\n\n\
+    Exit status: 0 OK, 1 inconclusive or a staging service down, 2 breach, 3 error.")]
+pub struct Cli {
+    /// Inventory file: its production endpoints must be blocked, its staging names resolve
+    /// to staging, its staging endpoints answer ('-' reads stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
 
-/// Runs the tool; returns the exit status of a completed run.
-pub fn run(_cli: Cli) -> anyhow::Result<u8> {
-    Err(stg_core::Error::runtime("stg-probe is not implemented yet").into())
+    /// JSON Lines of `override` and `target` records ('-' for stdin). Without --inventory
+    /// and without this flag, stdin is read.
+    #[arg(short, long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+
+    /// Output format [default: text on a terminal, json otherwise].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Time one TCP connection attempt may take before it counts as `timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = stg_core::duration::clap_parser)]
+    pub timeout: Duration,
+
+    /// Most name resolutions or connections in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub concurrency: u32,
+
+    /// Overall time limit; checks unfinished then are reported as `deadline` (inconclusive).
+    #[arg(long, value_name = "DURATION", default_value = "50s", value_parser = stg_core::duration::clap_parser)]
+    pub deadline: Duration,
+}
+
+/// The validated configuration of one run.
+#[derive(Debug)]
+pub struct Config {
+    /// Every check to run, deduplicated, in input order.
+    pub checks: Vec<Check>,
+    /// Address ranges from the inventory (empty without one).
+    pub ranges: Ranges,
+    /// Output format.
+    pub format: Format,
+    /// Timeouts and concurrency.
+    pub options: Options,
+}
+
+fn read_targets(path: &Path) -> anyhow::Result<Vec<Check>> {
+    if path == Path::new("-") {
+        let stdin = std::io::stdin();
+        input::read_checks(stdin.lock(), "<stdin>")
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::usage(format!("cannot read targets {}: {e}", path.display())))?;
+        input::read_checks(BufReader::new(file), &path.display().to_string())
+    }
+}
+
+impl Config {
+    /// Validates the command line and reads the inventory and the input records.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        let Cli {
+            inventory: inventory_path,
+            targets,
+            format,
+            timeout,
+            concurrency,
+            deadline,
+        } = cli;
+        if timeout.is_zero() {
+            stg_core::bail_usage!("--timeout must be more than 0");
+        }
+        if deadline.is_zero() {
+            stg_core::bail_usage!("--deadline must be more than 0");
+        }
+        let stdin_targets = match (&inventory_path, &targets) {
+            (_, Some(path)) => Some(path.clone()),
+            (None, None) => {
+                if std::io::stdin().is_terminal() {
+                    stg_core::bail_usage!(
+                        "nothing to check: give --inventory FILE, or pipe JSON Lines targets on stdin \
+                         (e.g. stg-hosts emit --format json | stg-probe)"
+                    );
+                }
+                Some(PathBuf::from("-"))
+            }
+            (Some(_), None) => None,
+        };
+        if inventory_path.as_deref() == Some(Path::new("-"))
+            && stdin_targets.as_deref() == Some(Path::new("-"))
+        {
+            stg_core::bail_usage!(
+                "--inventory - and targets on stdin cannot both read stdin; use a file for one"
+            );
+        }
+        let inventory = inventory_path.as_deref().map(Inventory::load).transpose()?;
+        let mut checks = inventory
+            .as_ref()
+            .map(plan::from_inventory)
+            .unwrap_or_default();
+        if let Some(path) = &stdin_targets {
+            let mut extra = read_targets(path).context("while reading targets")?;
+            if let Some(inventory) = &inventory {
+                plan::apply_inventory(&mut extra, inventory);
+            }
+            checks.extend(extra);
+        }
+        let checks = plan::dedup(checks);
+        if checks.is_empty() {
+            stg_core::bail_usage!(
+                "no targets to check{}: an empty list proves nothing",
+                if inventory.is_some() {
+                    " (the inventory's services list no ports and no staging names)"
+                } else {
+                    " in the input"
+                }
+            );
+        }
+        let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Text
+        } else {
+            Format::Json
+        });
+        Ok(Config {
+            checks,
+            ranges: inventory.as_ref().map(plan::ranges).unwrap_or_default(),
+            format,
+            options: Options {
+                timeout,
+                concurrency: concurrency as usize,
+                deadline,
+            },
+        })
+    }
+}
+
+/// Runs the tool; returns the Nagios exit status of a completed run.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let config = Config::from_cli(cli)?;
+    let start = Instant::now();
+    let run = execute::execute(&config.checks, &config.ranges, config.options)?;
+    let summary = report::summarize(&run, start.elapsed());
+    let stdout = std::io::stdout();
+    report::write(stdout.lock(), config.format, &run, &summary)
+        .context("while writing the report")?;
+    Ok(summary.exit_code)
 }

@@ -126,9 +126,21 @@ impl Netns {
 
     /// Gives commands run through [`Netns::exec`] their own `/etc/hosts` with `content`.
     pub fn set_hosts(&self, content: &str) {
+        self.set_etc_file("hosts", content);
+    }
+
+    /// Gives commands run through [`Netns::exec`] their own `/etc/<file_name>` (e.g.
+    /// `nsswitch.conf`, `resolv.conf`) with `content`: `ip netns exec` bind-mounts every
+    /// file of `/etc/netns/<name>/` over its namesake in `/etc`.
+    pub fn set_etc_file(&self, file_name: &str, content: &str) {
+        assert!(
+            !file_name.contains('/') && !file_name.starts_with('.'),
+            "a file directly in /etc, not {file_name:?}"
+        );
         let dir = self.etc_dir();
         std::fs::create_dir_all(&dir).expect("create /etc/netns/<name>");
-        std::fs::write(dir.join("hosts"), content).expect("write /etc/netns/<name>/hosts");
+        std::fs::write(dir.join(file_name), content)
+            .unwrap_or_else(|e| panic!("write /etc/netns/{}/{file_name}: {e}", self.name));
     }
 
     /// A command running `program` inside the namespace (`ip netns exec`), with a clean

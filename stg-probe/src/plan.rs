@@ -1,0 +1,259 @@
+//! What to check: the [`Check`] list derived from the inventory, plus the input records
+//! ([`crate::input`]), and the address ranges that classify what a name resolves to
+//! ([`Ranges`]).
+//!
+//! From the inventory: every production name of every service x each of its ports must be
+//! `blocked` (unless the allow-list names it: then it is `allowed`, with the reason, and not
+//! connected to); every staging name `resolves` to its staging address (or into the staging
+//! ranges); every staging host x port is `reachable`. Not for running the checks: see
+//! [`crate::execute`].
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use stg_core::inventory::Inventory;
+
+/// The kind of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A production endpoint must not accept a TCP connection.
+    Blocked,
+    /// A name must resolve, through the system resolver, only to staging addresses.
+    Resolves,
+    /// A staging endpoint must accept a TCP connection.
+    Reachable,
+}
+
+impl Kind {
+    /// The name used in records and tables.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Blocked => "blocked",
+            Kind::Resolves => "resolves",
+            Kind::Reachable => "reachable",
+        }
+    }
+}
+
+/// One check to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked.
+    pub kind: Kind,
+    /// Host name or address literal.
+    pub host: String,
+    /// TCP port (blocked, reachable); `None` for resolves.
+    pub port: Option<u16>,
+    /// The inventory service this check belongs to, if known.
+    pub service: Option<String>,
+    /// Where the check came from: `inventory` or `<input>:<line>`.
+    pub source: String,
+    /// Resolves: the addresses the name may resolve to (besides the staging ranges).
+    /// Blocked: addresses known to be staging, which are not production and not connected to.
+    pub expect: Vec<IpAddr>,
+    /// Blocked: the allow-list reason when staging may reach this endpoint on purpose.
+    pub allowed: Option<String>,
+}
+
+/// Address ranges from the inventory (empty without one).
+#[derive(Clone, Debug, Default)]
+pub struct Ranges {
+    /// Production ranges: an address inside is a production address.
+    pub production: Vec<IpNet>,
+    /// Staging ranges: an address inside is a staging address (unless also production).
+    pub staging: Vec<IpNet>,
+}
+
+impl Ranges {
+    /// True when `addr` is in a production range.
+    #[must_use]
+    pub fn is_production(&self, addr: IpAddr) -> bool {
+        self.production.iter().any(|r| r.contains(&addr))
+    }
+
+    /// True when `addr` is in a staging range.
+    #[must_use]
+    pub fn is_staging(&self, addr: IpAddr) -> bool {
+        self.staging.iter().any(|r| r.contains(&addr))
+    }
+}
+
+/// The ranges of an inventory.
+#[must_use]
+pub fn ranges(inventory: &Inventory) -> Ranges {
+    Ranges {
+        production: inventory.production.ranges.clone(),
+        staging: inventory.staging.ranges.clone(),
+    }
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// The allow-list reason for `host:port`, if the inventory allows it.
+#[must_use]
+pub fn allowed_reason(inventory: &Inventory, host: &str, port: u16) -> Option<String> {
+    inventory
+        .allow
+        .iter()
+        .find(|a| same_host(&a.host, host) && (a.ports.is_empty() || a.ports.contains(&port)))
+        .map(|a| a.reason.clone())
+}
+
+/// Every staging address the inventory names (a blocked check does not connect to these).
+fn staging_addresses(inventory: &Inventory) -> Vec<IpAddr> {
+    let mut seen = Vec::new();
+    for service in &inventory.services {
+        if let Some(addr) = service.staging.address {
+            if !seen.contains(&addr) {
+                seen.push(addr);
+            }
+        }
+    }
+    seen
+}
+
+/// The checks an inventory implies, in inventory order.
+#[must_use]
+pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
+    let staging = staging_addresses(inventory);
+    let mut checks = Vec::new();
+    for service in &inventory.services {
+        for name in &service.production {
+            for &port in &service.ports {
+                checks.push(Check {
+                    kind: Kind::Blocked,
+                    host: name.clone(),
+                    port: Some(port),
+                    service: Some(service.name.clone()),
+                    source: "inventory".into(),
+                    expect: staging.clone(),
+                    allowed: allowed_reason(inventory, name, port),
+                });
+            }
+        }
+    }
+    for service in &inventory.services {
+        let target = &service.staging;
+        if let Some(name) = &target.name {
+            checks.push(Check {
+                kind: Kind::Resolves,
+                host: name.clone(),
+                port: None,
+                service: Some(service.name.clone()),
+                source: "inventory".into(),
+                expect: target.address.into_iter().collect(),
+                allowed: None,
+            });
+        }
+        let host = target
+            .address
+            .map(|a| a.to_string())
+            .or_else(|| target.name.clone());
+        if let Some(host) = host {
+            for &port in &service.ports {
+                checks.push(Check {
+                    kind: Kind::Reachable,
+                    host: host.clone(),
+                    port: Some(port),
+                    service: Some(service.name.clone()),
+                    source: "inventory".into(),
+                    expect: Vec::new(),
+                    allowed: None,
+                });
+            }
+        }
+    }
+    checks
+}
+
+/// Applies the inventory to checks read from input: blocked targets on the allow-list
+/// become `allowed`, and the inventory's staging addresses are not connected to.
+pub fn apply_inventory(checks: &mut [Check], inventory: &Inventory) {
+    let staging = staging_addresses(inventory);
+    for check in checks.iter_mut().filter(|c| c.kind == Kind::Blocked) {
+        if let Some(port) = check.port {
+            check.allowed = allowed_reason(inventory, &check.host, port);
+        }
+        for addr in &staging {
+            if !check.expect.contains(addr) {
+                check.expect.push(*addr);
+            }
+        }
+    }
+}
+
+/// Drops repeated checks (same kind, host, port and expected addresses; host compared
+/// without case), keeping
+/// the first: several services sharing one staging host need one reachability check.
+#[must_use]
+pub fn dedup(checks: Vec<Check>) -> Vec<Check> {
+    let mut seen = HashSet::new();
+    checks
+        .into_iter()
+        .filter(|c| {
+            let mut expect = c.expect.clone();
+            expect.sort_unstable();
+            seen.insert((
+                c.kind,
+                c.host.trim_end_matches('.').to_ascii_lowercase(),
+                c.port,
+                expect,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INV: &str = r#"{
+      "name": "t",
+      "production": {"ranges": ["10.5.126.0/24"]},
+      "staging": {"ranges": ["10.5.128.0/24"]},
+      "services": [
+        {"name": "fas", "production": ["fas01.example.org", "admin.example.org"],
+         "staging": {"name": "fas01.stg.example.org", "address": "10.5.128.10"}, "ports": [443, 80]},
+        {"name": "wiki", "production": ["wiki.example.org"],
+         "staging": {"name": "fas01.stg.example.org", "address": "10.5.128.10"}, "ports": [443]}
+      ],
+      "allow": [{"host": "ADMIN.example.org", "ports": [80], "reason": "monitoring"}]
+    }"#;
+
+    #[test]
+    fn inventory_gives_every_name_times_every_port() {
+        let inv = Inventory::parse(INV, "t").unwrap();
+        let checks = dedup(from_inventory(&inv));
+        let blocked: Vec<_> = checks
+            .iter()
+            .filter(|c| c.kind == Kind::Blocked)
+            .map(|c| (c.host.as_str(), c.port.unwrap(), c.allowed.is_some()))
+            .collect();
+        assert_eq!(
+            blocked,
+            [
+                ("fas01.example.org", 443, false),
+                ("fas01.example.org", 80, false),
+                ("admin.example.org", 443, false),
+                ("admin.example.org", 80, true),
+                ("wiki.example.org", 443, false),
+            ]
+        );
+        // One resolves check for the shared staging name, one reachable check per port.
+        let resolves = checks.iter().filter(|c| c.kind == Kind::Resolves).count();
+        let reachable: Vec<_> = checks
+            .iter()
+            .filter(|c| c.kind == Kind::Reachable)
+            .map(|c| (c.host.as_str(), c.port.unwrap()))
+            .collect();
+        assert_eq!(resolves, 1);
+        assert_eq!(reachable, [("10.5.128.10", 443), ("10.5.128.10", 80)]);
+    }
+}

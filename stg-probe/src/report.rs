@@ -1,0 +1,282 @@
+//! Output of a run: JSON Lines (`check` records then a `summary`), a text table, or one
+//! Nagios status line with perfdata; and the exit status (0 OK, 1 inconclusive or a staging
+//! service down, 2 breach), following Nagios.
+//!
+//! Not for running checks: see [`crate::execute`].
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::execute::{AddressResult, CheckResult, Run, Status};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// JSON Lines: one `check` record per check, then a `summary`.
+    Json,
+    /// A table for people.
+    Text,
+    /// One Nagios plugin status line with perfdata.
+    Nagios,
+}
+
+/// One `check` record.
+#[derive(Serialize)]
+struct CheckRecord<'a> {
+    r#type: &'static str,
+    check: &'static str,
+    host: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a str>,
+    source: &'a str,
+    outcome: crate::execute::Outcome,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[IpAddr]>::is_empty")]
+    expect: &'a [IpAddr],
+    addresses: &'a [AddressResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// The closing `summary` record.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Always `summary`.
+    pub r#type: &'static str,
+    /// Number of checks.
+    pub checks: usize,
+    /// Checks that passed.
+    pub ok: usize,
+    /// Checks that proved nothing.
+    pub inconclusive: usize,
+    /// Staging endpoints that did not answer.
+    pub down: usize,
+    /// Breaches.
+    pub breach: usize,
+    /// `OK`, `WARNING` or `CRITICAL`, as Nagios says it.
+    pub status: &'static str,
+    /// The exit status.
+    pub exit_code: u8,
+    /// True when the overall deadline cut the run short.
+    pub deadline_reached: bool,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+}
+
+/// Counts the results into a summary.
+#[must_use]
+pub fn summarize(run: &Run, elapsed: Duration) -> Summary {
+    let count = |s: Status| run.results.iter().filter(|r| r.status == s).count();
+    let (ok, inconclusive, down, breach) = (
+        count(Status::Ok),
+        count(Status::Inconclusive),
+        count(Status::Down),
+        count(Status::Breach),
+    );
+    let (status, exit_code) = if breach > 0 {
+        ("CRITICAL", 2)
+    } else if inconclusive + down > 0 {
+        ("WARNING", 1)
+    } else {
+        ("OK", 0)
+    };
+    Summary {
+        r#type: "summary",
+        checks: run.results.len(),
+        ok,
+        inconclusive,
+        down,
+        breach,
+        status,
+        exit_code,
+        deadline_reached: run.deadline_reached,
+        elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn record(result: &CheckResult) -> CheckRecord<'_> {
+    let check = &result.check;
+    CheckRecord {
+        r#type: "check",
+        check: check.kind.as_str(),
+        host: &check.host,
+        port: check.port,
+        service: check.service.as_deref(),
+        source: &check.source,
+        outcome: result.outcome,
+        status: result.status,
+        reason: check.allowed.as_deref(),
+        expect: &check.expect,
+        addresses: &result.addresses,
+        error: result.error.as_deref(),
+    }
+}
+
+fn name_of<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn endpoint(result: &CheckResult) -> String {
+    match result.check.port {
+        Some(port) if result.check.host.contains(':') => format!("[{}]:{port}", result.check.host),
+        Some(port) => format!("{}:{port}", result.check.host),
+        None => result.check.host.clone(),
+    }
+}
+
+fn detail(result: &CheckResult) -> String {
+    if let Some(reason) = &result.check.allowed {
+        return format!("allowed: {reason}");
+    }
+    if let Some(error) = &result.error {
+        return error.clone();
+    }
+    result
+        .addresses
+        .iter()
+        .map(|a| format!("{} {}", a.address, name_of(a.outcome)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the report in `format`.
+pub fn write(out: impl Write, format: Format, run: &Run, summary: &Summary) -> anyhow::Result<()> {
+    match format {
+        Format::Json => write_json(out, run, summary),
+        Format::Text => write_text(out, run, summary),
+        Format::Nagios => write_nagios(out, run, summary),
+    }
+}
+
+fn write_json(out: impl Write, run: &Run, summary: &Summary) -> anyhow::Result<()> {
+    let mut writer = stg_core::jsonl::Writer::new(out);
+    for result in &run.results {
+        writer.write(&record(result))?;
+    }
+    writer.write(summary)?;
+    writer.flush()
+}
+
+fn write_text(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Result<()> {
+    let rows: Vec<[String; 5]> = run
+        .results
+        .iter()
+        .map(|r| {
+            [
+                name_of(r.status).to_uppercase(),
+                r.check.kind.as_str().to_owned(),
+                endpoint(r),
+                name_of(r.outcome),
+                detail(r),
+            ]
+        })
+        .collect();
+    let header = ["STATUS", "CHECK", "ENDPOINT", "OUTCOME", "DETAIL"].map(str::to_owned);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        writeln!(
+            out,
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{}: {} checks, {} ok, {} breach, {} inconclusive, {} down{} ({} ms)",
+        summary.status,
+        summary.checks,
+        summary.ok,
+        summary.breach,
+        summary.inconclusive,
+        summary.down,
+        if summary.deadline_reached {
+            ", deadline reached"
+        } else {
+            ""
+        },
+        summary.elapsed_ms
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `STG-PROBE CRITICAL - 1 breach (blocked db.example.org:5432 open), ... | perfdata`.
+fn write_nagios(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    for status in [Status::Breach, Status::Down, Status::Inconclusive] {
+        for r in run.results.iter().filter(|r| r.status == status) {
+            problems.push(format!(
+                "{} {} {}",
+                r.check.kind.as_str(),
+                endpoint(r),
+                name_of(r.outcome)
+            ));
+        }
+    }
+    let shown = 5;
+    let mut text = format!(
+        "STG-PROBE {} - {} checks: {} ok, {} breach, {} inconclusive, {} down",
+        summary.status,
+        summary.checks,
+        summary.ok,
+        summary.breach,
+        summary.inconclusive,
+        summary.down
+    );
+    if summary.deadline_reached {
+        text.push_str(", deadline reached");
+    }
+    if !problems.is_empty() {
+        text.push_str("; ");
+        text.push_str(
+            &problems
+                .iter()
+                .take(shown)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        if problems.len() > shown {
+            text.push_str(" and ");
+            text.push_str(&(problems.len() - shown).to_string());
+            text.push_str(" more");
+        }
+    }
+    // Nagios perfdata: label=value[UOM];warn;crit;min;max. The pipe separates it from the text,
+    // so the text must not contain one (host names and outcomes never do).
+    writeln!(
+        out,
+        "{text} | checks={};;;0 ok={};;;0 breach={};;1;0 inconclusive={};1;;0 down={};1;;0 time={:.3}s;;;0",
+        summary.checks,
+        summary.ok,
+        summary.breach,
+        summary.inconclusive,
+        summary.down,
+        summary.elapsed_ms as f64 / 1000.0
+    )?;
+    out.flush()?;
+    Ok(())
+}

@@ -42,7 +42,9 @@ impl<W: Write> Writer<W> {
             value.get("type").is_some_and(serde_json::Value::is_string),
             "internal error: JSON Lines record without a \"type\": {value}"
         );
-        serde_json::to_writer(&mut self.out, &value)?;
+        // An I/O failure comes back as the io::Error itself, so a closed stdout is seen as
+        // a broken pipe by `exit::is_broken_pipe` (serde_json's own error hides it).
+        serde_json::to_writer(&mut self.out, &value).map_err(std::io::Error::from)?;
         self.out.write_all(b"\n")?;
         if self.flush_each {
             self.out.flush()?;
@@ -150,6 +152,23 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let last: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(last["type"], "summary");
+    }
+
+    #[test]
+    fn closed_output_is_a_broken_pipe() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = Writer::new(Closed)
+            .write(&serde_json::json!({"type": "summary"}))
+            .unwrap_err();
+        assert!(crate::exit::is_broken_pipe(&err), "{err:#}");
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct Change {
     /// Overwrite or remove a block that was edited by hand
     #[arg(long)]
     pub force: bool,
-    /// Keep this many backups (hosts.stg-bak.<UTC time>) of the file, deleting older ones
+    /// Keep this many backups (hosts.stg-bak.UTCSTAMP) of the file, deleting older ones
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_backups: u32,
 }
@@ -420,10 +420,12 @@ struct Outcome {
     diff: String,
 }
 
-/// Plans on a plain read; when there is something to do and it is not a dry run, takes the
-/// lock, re-reads and plans again, and writes.
+/// Plans on a plain read; when there is something to do and it is not a dry run, checks
+/// that the host is staging (when `guard` names the action), takes the lock, re-reads and
+/// plans again, and writes.
 fn change_file(
     change: &ChangeConfig,
+    guard: Option<&str>,
     plan: impl Fn(&Target, &[u8]) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<(Target, Outcome)> {
     let target = Target::new(&change.file)?;
@@ -440,6 +442,10 @@ fn change_file(
                 diff,
             },
         ));
+    }
+    if let Some(action) = guard {
+        // Staging overrides on a production host would send production to staging.
+        stg_core::host::require_staging(&format!("{action} in {}", target.path().display()))?;
     }
     let locked = target.lock()?;
     let before = locked.read()?;
@@ -553,9 +559,11 @@ fn apply(
     overrides: &[Override],
     change: &ChangeConfig,
 ) -> anyhow::Result<u8> {
-    let (target, outcome) = change_file(change, |target, bytes| {
-        plan_apply(target, bytes, inventory, overrides, change.force)
-    })?;
+    let (target, outcome) = change_file(
+        change,
+        Some("point production names at staging addresses"),
+        |target, bytes| plan_apply(target, bytes, inventory, overrides, change.force),
+    )?;
     report_change(
         format,
         out,
@@ -578,7 +586,7 @@ fn remove(
     change: &ChangeConfig,
 ) -> anyhow::Result<u8> {
     let found = std::cell::RefCell::new(None);
-    let (target, outcome) = change_file(change, |target, bytes| {
+    let (target, outcome) = change_file(change, None, |target, bytes| {
         let (new, block) = plan_remove(target, bytes, name.as_deref(), change.force)?;
         *found.borrow_mut() = block;
         Ok(new)

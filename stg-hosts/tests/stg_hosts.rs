@@ -81,8 +81,18 @@ impl Run {
     }
 }
 
+/// The tool on a host marked as staging (`apply` refuses elsewhere).
+fn stg_hosts() -> Command {
+    let mut cmd = stg("stg-hosts");
+    cmd.env(
+        "STG_ENVIRONMENT_FILE",
+        fixtures().join("staging.environment"),
+    );
+    cmd
+}
+
 fn hosts(args: &[&str]) -> Run {
-    Run::from(stg("stg-hosts").args(args).output().expect("run stg-hosts"))
+    Run::from(stg_hosts().args(args).output().expect("run stg-hosts"))
 }
 
 fn apply(inventory: &Path, file: &Path, extra: &[&str]) -> Run {
@@ -302,7 +312,7 @@ fn emit_text_is_sorted_hosts_lines_wrapped_at_eight_names() {
 #[test]
 fn inventory_from_stdin() {
     let text = inventory_text("stdin", &[("a", vec!["a.example.org".into()], "10.2.0.1")]);
-    let mut child = stg("stg-hosts")
+    let mut child = stg_hosts()
         .args(["emit", "--format", "json", "-i", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -455,6 +465,10 @@ fn unreadable_hosts_file_is_an_io_error() {
     for sub in ["check", "apply"] {
         let out = program("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .env(
+                "STG_ENVIRONMENT_FILE",
+                fixtures().join("staging.environment"),
+            )
             .arg(bin_path("stg-hosts"))
             .args([
                 sub,
@@ -621,7 +635,7 @@ fn two_applies_at_once_with_different_inventories_both_survive() {
         let children: Vec<_> = inventories
             .iter()
             .map(|(_, inv)| {
-                stg("stg-hosts")
+                stg_hosts()
                     .args(["apply", "--format", "json", "-i"])
                     .arg(inv)
                     .arg("--file")
@@ -970,7 +984,7 @@ fn closed_stdout_ends_quietly() {
         .collect();
     let inv = write_inventory(dir.path(), "big", &refs);
     for format in ["json", "text"] {
-        let mut child = stg("stg-hosts")
+        let mut child = stg_hosts()
             .args(["emit", "--format", format, "-i"])
             .arg(&inv)
             .stdout(Stdio::piped())
@@ -987,4 +1001,48 @@ fn closed_stdout_ends_quietly() {
         assert_eq!(run.code, 0, "{format}: {}", run.stderr);
         assert!(run.stderr.is_empty(), "{format}: {}", run.stderr);
     }
+}
+
+#[test]
+fn apply_refuses_on_a_host_not_marked_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts");
+    let original = fs::read(fixtures().join("hosts/fedora-default")).unwrap();
+    fs::write(&file, &original).unwrap();
+    let production = dir.path().join("environment");
+    fs::write(&production, "production\n").unwrap();
+    let run = Run::from(
+        stg("stg-hosts")
+            .env("STG_ENVIRONMENT_FILE", &production)
+            .args(["apply", "-i"])
+            .arg(fedora_inventory())
+            .arg("--file")
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not marked as staging"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read(&file).unwrap(), original);
+    assert_eq!(
+        listing(dir.path()).len(),
+        2,
+        "no lock, backup or temporary file"
+    );
+    // A dry run changes nothing, so it is allowed anywhere.
+    let run = Run::from(
+        stg("stg-hosts")
+            .env("STG_ENVIRONMENT_FILE", &production)
+            .args(["apply", "--dry-run", "-i"])
+            .arg(fedora_inventory())
+            .arg("--file")
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

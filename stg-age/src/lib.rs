@@ -1,18 +1,292 @@
-//! `stg-age`: How long each staging-only change, and each synced database, has lived.
+//! `stg-age`: how long each staging-only change, and each synced database, has lived.
 //!
-//! Not implemented yet: see the project's issue for this tool.
+//! The flow is the house's: clap [`Cli`] -> validated [`Config`] ([`Config::from_cli`]) ->
+//! [`run`]. Finding staging-only changes is [`scan`] (with the line matcher in
+//! [`conditions`] and path patterns in [`glob`]), dating them is [`git`], silencing them is
+//! [`ignore_file`], reporting is [`report`]; `stg-age databases` is [`databases`].
+//! See `docs/stg-age.md`.
 
-use clap::Parser;
+pub mod conditions;
+pub mod databases;
+pub mod git;
+pub mod glob;
+pub mod ignore_file;
+pub mod report;
+pub mod scan;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use stg_core::conn::{Conn, ConnArgs};
+use stg_core::Error;
+use time::OffsetDateTime;
+
+pub use report::Format;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
 pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
 
+const AFTER_HELP: &str = "\
+Examples:
+  stg-age --repo /srv/ansible                     every staging-only change, with its age
+  stg-age --repo /srv/ansible --max-age 90d       cron: exit 1 and list what is older
+  stg-age --repo . --format text | head           oldest first, as a table
+  stg-age databases -h db02.stg --max-age 30d     age of each staging database's last sync
+
+Exit status: 0 nothing over --max-age; 1 something over it (or an expired .stg-age-ignore entry);
+2 usage or input error (not a git repository, shallow clone, bad duration, bad ignore file);
+3 runtime failure (git failed, database unreachable).
+Environment (databases): PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE.
+See docs/stg-age.md.";
+
 /// How long each staging-only change, and each synced database, has lived.
+///
+/// Finds the staging-only changes of an Ansible tree (staging variant files such as
+/// `*.staging`, and conditions such as `when: env == "staging"`) and dates each one with
+/// git: for a line, `git blame -w -M -C` honouring `.git-blame-ignore-revs`; for a file,
+/// the commit that added it. `stg-age databases` reports how long ago each staging
+/// database was synced from production.
 #[derive(Parser, Debug)]
-#[command(name = "stg-age", version, about, long_about = None)]
-pub struct Cli {}
+#[command(
+    name = "stg-age",
+    version,
+    disable_help_flag = true,
+    args_conflicts_with_subcommands = true,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// What to measure (default: the staging-only changes of --repo).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Repository scan options.
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Options of every mode.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Age of each staging database's last sync from production (stg-restore provenance).
+    #[command(disable_help_flag = true)]
+    Databases(DatabasesArgs),
+}
+
+/// Options of `stg-age databases`.
+#[derive(Args, Debug)]
+pub struct DatabasesArgs {
+    /// Connection options (libpq style).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Options of the repository scan.
+#[derive(Args, Debug)]
+pub struct RepoArgs {
+    /// The Ansible work tree to scan (a git checkout; a subdirectory scans only that part).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+
+    /// The environment variable compared with "staging".
+    #[arg(long = "var", value_name = "NAME", default_value = "env")]
+    pub var: String,
+
+    /// A staging variant file pattern (repeatable; replaces the defaults: *.staging,
+    /// group_vars/staging, group_vars/*_stg, group_vars/*-stg, host_vars/*stg*).
+    #[arg(long = "variant", value_name = "GLOB")]
+    pub variants: Vec<String>,
+
+    /// A commit whose changes blame looks through, like .git-blame-ignore-revs (repeatable).
+    #[arg(long = "ignore-rev", value_name = "REV")]
+    pub ignore_revs: Vec<String>,
+
+    /// The ignore file (default: .stg-age-ignore at the top of the work tree, if present).
+    #[arg(long = "ignore-file", value_name = "FILE")]
+    pub ignore_file: Option<PathBuf>,
+
+    /// Files dated in parallel (default: the available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
+}
+
+/// Options every mode takes.
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Report (and exit 1) when something is older than this, e.g. 90d, 12w.
+    #[arg(long = "max-age", value_name = "DURATION", global = true, value_parser = stg_core::duration::clap_parser)]
+    pub max_age: Option<Duration>,
+
+    /// Measure ages at this moment (RFC 3339) instead of now, for reproducible reports.
+    #[arg(long, value_name = "TIME", global = true, value_parser = stg_core::timestamp::parse)]
+    pub now: Option<OffsetDateTime>,
+
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum, global = true)]
+    pub format: Option<Format>,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// What to measure.
+    pub mode: Mode,
+    /// Ages and the threshold.
+    pub judge: report::Judge,
+    /// Output format.
+    pub format: Format,
+}
+
+/// What to measure.
+#[derive(Debug)]
+pub enum Mode {
+    /// The staging-only changes of a work tree.
+    Repo(Box<RepoConfig>),
+    /// The databases of a staging server.
+    Databases(Conn),
+}
+
+/// A validated repository scan.
+#[derive(Debug)]
+pub struct RepoConfig {
+    /// What to scan and how.
+    pub scan: scan::ScanOptions,
+    /// The ignore file's name, for messages and `expired_ignore` records.
+    pub ignore_source: String,
+}
+
+impl Config {
+    /// Validates the command line: the repository is a full (not shallow) git work tree,
+    /// the variable name and patterns are valid, the ignored revisions are commits, the
+    /// ignore file parses.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        let now = cli
+            .common
+            .now
+            .unwrap_or_else(stg_core::timestamp::now)
+            .to_offset(time::UtcOffset::UTC);
+        let judge = report::Judge {
+            now,
+            max_age: cli.common.max_age,
+        };
+        let format = cli
+            .common
+            .format
+            .unwrap_or(if std::io::stdout().is_terminal() {
+                Format::Text
+            } else {
+                Format::Json
+            });
+        let mode = match cli.command {
+            Some(Command::Databases(args)) => {
+                let dbname = std::env::var("PGDATABASE")
+                    .ok()
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| "postgres".to_owned());
+                Mode::Databases(Conn::resolve(&args.conn, Some(&dbname)))
+            }
+            None => Mode::Repo(Box::new(repo_config(cli.repo, now)?)),
+        };
+        Ok(Config {
+            mode,
+            judge,
+            format,
+        })
+    }
+}
+
+fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig> {
+    let dir = args.repo;
+    if !dir.is_dir() {
+        stg_core::bail_usage!("--repo {}: no such directory", dir.display());
+    }
+    let Some(top) = git::toplevel(&dir)? else {
+        stg_core::bail_usage!(
+            "--repo {}: not a git repository (or not a work tree); stg-age dates changes with git",
+            dir.display()
+        );
+    };
+    if git::is_shallow(&top)? {
+        stg_core::bail_usage!(
+            "--repo {}: is a shallow clone, so every line would seem to date from its oldest \
+             fetched commit and ages would be wrong; run `git fetch --unshallow` first",
+            dir.display()
+        );
+    }
+    let matcher =
+        conditions::Matcher::new(&args.var).map_err(|e| Error::usage(format!("--var: {e}")))?;
+    let patterns: Vec<String> = if args.variants.is_empty() {
+        glob::DEFAULT_VARIANTS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        args.variants
+    };
+    let variants = patterns
+        .iter()
+        .map(|p| glob::Glob::new(p, false).map_err(|e| Error::usage(format!("--variant: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for rev in &args.ignore_revs {
+        if !git::is_commit(&top, rev)? {
+            stg_core::bail_usage!("--ignore-rev {rev}: not a commit in {}", top.display());
+        }
+    }
+    let (ignore_path, optional) = match args.ignore_file {
+        Some(path) => (path, false),
+        None => (top.join(".stg-age-ignore"), true),
+    };
+    let ignore = ignore_file::IgnoreList::load(&ignore_path, optional).map_err(Error::usage)?;
+    let ignore_source = if optional {
+        ".stg-age-ignore".to_owned()
+    } else {
+        ignore_path.display().to_string()
+    };
+    let jobs = args.jobs.map_or_else(scan::default_jobs, |j| j as usize);
+    Ok(RepoConfig {
+        scan: scan::ScanOptions {
+            dir,
+            blame: git::BlameOptions {
+                ignore_revs_file: scan::blame_ignore_revs_file(&top),
+                ignore_revs: args.ignore_revs,
+            },
+            top,
+            matcher,
+            variants,
+            ignore,
+            today: now.date(),
+            jobs,
+        },
+        ignore_source,
+    })
+}
 
 /// Runs the tool; returns the exit status of a completed run.
-pub fn run(_cli: Cli) -> anyhow::Result<u8> {
-    Err(stg_core::Error::runtime("stg-age is not implemented yet").into())
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let config = Config::from_cli(cli)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match &config.mode {
+        Mode::Repo(repo) => {
+            let found = scan::scan(&repo.scan)?;
+            report::write_repo_report(
+                &mut out,
+                config.format,
+                &found,
+                &repo.scan.ignore,
+                &repo.ignore_source,
+                &config.judge,
+            )
+        }
+        Mode::Databases(conn) => databases::run(conn, config.format, &config.judge, &mut out),
+    }
 }

@@ -1,0 +1,248 @@
+//! `stg-age databases`: how long ago each database on a staging server was synced from
+//! production, read from the provenance `stg-restore` stores as the database comment
+//! (see [`stg_core::provenance`]).
+//!
+//! The age that is judged against `--max-age` is the time since `restored_at`; the age of
+//! the data itself (since `dumped_at`) is reported beside it. Databases without provenance
+//! are listed as `unknown` and never counted as over; loads in progress (`__stg_incoming`)
+//! are skipped; kept copies (`<db>__stg_prev_<stamp>`) are listed and judged like any other
+//! database, since they hold production data too. Connecting and querying only; nothing
+//! is changed on the server.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use anyhow::Context;
+use serde::Serialize;
+use stg_core::conn::Conn;
+use stg_core::provenance::{role_of, Provenance, Role};
+
+use crate::report::{median, table, Format, Judge};
+
+/// The catalog query: every non-template database and its comment.
+const LIST_SQL: &str =
+    "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE NOT datistemplate";
+
+/// A `database` record.
+#[derive(Serialize, Debug, Clone)]
+pub struct DatabaseRecord {
+    /// Always `"database"`.
+    pub r#type: &'static str,
+    /// Database name.
+    pub name: String,
+    /// `live`, or `previous` for a copy `stg-restore` kept.
+    pub role: &'static str,
+    /// For a kept copy, the database it was a copy of.
+    pub copy_of: Option<String>,
+    /// `synced` (stg provenance found) or `unknown`.
+    pub status: &'static str,
+    /// Production host the data came from.
+    pub source_host: Option<String>,
+    /// Production database the data came from.
+    pub source_database: Option<String>,
+    /// When the restore finished.
+    pub restored_at: Option<String>,
+    /// Whole days since `restored_at`.
+    pub age_days: Option<u64>,
+    /// When the production snapshot was taken.
+    pub dumped_at: Option<String>,
+    /// Whole days since `dumped_at`: the age of the data.
+    pub data_age_days: Option<u64>,
+    /// Whether the stream's checksum was verified on restore.
+    pub verified: Option<bool>,
+    /// Synced longer ago than `--max-age`.
+    pub over: bool,
+    #[serde(skip)]
+    age_secs: Option<u64>,
+}
+
+/// The closing `summary` record of `stg-age databases`.
+#[derive(Serialize, Debug)]
+pub struct DatabaseSummary {
+    /// Always `"summary"`.
+    pub r#type: &'static str,
+    /// Databases listed.
+    pub count: usize,
+    /// Databases with stg provenance.
+    pub synced: usize,
+    /// Databases without it.
+    pub unknown: usize,
+    /// Median days since sync, over synced databases.
+    pub median_age_days: Option<u64>,
+    /// Days since the oldest sync.
+    pub oldest_age_days: Option<u64>,
+    /// Databases synced longer ago than `--max-age`.
+    pub over: usize,
+    /// The threshold, days.
+    pub max_age_days: Option<u64>,
+    /// The moment ages were measured at.
+    pub now: String,
+    /// The server, as `user@host:port`.
+    pub server: String,
+}
+
+/// Builds one record from a name and its comment; `None` for loads in progress.
+#[must_use]
+pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<DatabaseRecord> {
+    let (role, copy_of) = match role_of(name) {
+        Role::Incoming { .. } => return None,
+        Role::Previous { base, .. } => ("previous", Some(base.to_owned())),
+        Role::Live => ("live", None),
+    };
+    let mut rec = DatabaseRecord {
+        r#type: "database",
+        name: name.to_owned(),
+        role,
+        copy_of,
+        status: "unknown",
+        source_host: None,
+        source_database: None,
+        restored_at: None,
+        age_days: None,
+        dumped_at: None,
+        data_age_days: None,
+        verified: None,
+        over: false,
+        age_secs: None,
+    };
+    let Some(prov) = comment.and_then(Provenance::from_comment) else {
+        return Some(rec);
+    };
+    let restored = match stg_core::timestamp::parse(&prov.restored_at) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("stg-age: warning: database {name:?}: provenance has a bad restored_at ({e}); listed as unknown");
+            return Some(rec);
+        }
+    };
+    let (age, over) = judge.judge(restored);
+    rec.status = "synced";
+    rec.age_days = Some(age);
+    rec.age_secs = Some(judge.age_secs(restored));
+    rec.over = over;
+    rec.restored_at = Some(stg_core::timestamp::format(restored));
+    if let Some(dumped) = prov
+        .dumped_at
+        .as_deref()
+        .and_then(|d| stg_core::timestamp::parse(d).ok())
+    {
+        rec.dumped_at = Some(stg_core::timestamp::format(dumped));
+        rec.data_age_days = Some(judge.judge(dumped).0);
+    }
+    rec.source_host = Some(prov.source_host);
+    rec.source_database = Some(prov.source_database);
+    rec.verified = Some(prov.verified);
+    Some(rec)
+}
+
+/// Lists the databases of the server `conn` points at, with their comments.
+async fn list(conn: &Conn) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let client = conn.connect().await?;
+    let rows = client
+        .query(LIST_SQL, &[])
+        .await
+        .with_context(|| format!("while listing the databases of {}", conn.describe()))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Runs `stg-age databases`; returns the exit status.
+pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    let databases = runtime.block_on(list(conn))?;
+    let mut records: Vec<DatabaseRecord> = databases
+        .iter()
+        .filter_map(|(name, comment)| record(name, comment.as_deref(), judge))
+        .collect();
+    // Oldest sync first; unknown last; by name within.
+    records.sort_by(|a, b| {
+        b.age_secs
+            .cmp(&a.age_secs)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let ages: Vec<u64> = records.iter().filter_map(|r| r.age_days).collect();
+    let summary = DatabaseSummary {
+        r#type: "summary",
+        count: records.len(),
+        synced: ages.len(),
+        unknown: records.len() - ages.len(),
+        median_age_days: median(&ages),
+        oldest_age_days: ages.iter().copied().max(),
+        over: records.iter().filter(|r| r.over).count(),
+        max_age_days: judge.max_age_days(),
+        now: stg_core::timestamp::format(judge.now),
+        server: format!("{}@{}:{}", conn.user, conn.host, conn.port),
+    };
+    match format {
+        Format::Json => {
+            let mut writer = stg_core::jsonl::Writer::new(&mut *out);
+            for r in &records {
+                writer.write(r)?;
+            }
+            writer.write(&summary)?;
+            writer.flush()?;
+        }
+        Format::Text => write_text(out, &records, &summary)?,
+    }
+    Ok(if summary.over > 0 {
+        stg_core::exit::FOUND
+    } else {
+        stg_core::exit::OK
+    })
+}
+
+fn days(d: Option<u64>) -> String {
+    d.map_or_else(|| "-".to_owned(), |d| format!("{d}d"))
+}
+
+fn write_text(
+    out: &mut impl Write,
+    records: &[DatabaseRecord],
+    summary: &DatabaseSummary,
+) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                match &r.copy_of {
+                    Some(base) => format!("kept copy of {base}"),
+                    None => r.role.to_owned(),
+                },
+                days(r.age_days),
+                days(r.data_age_days),
+                if r.over { "OVER".into() } else { String::new() },
+                match (&r.source_host, &r.source_database) {
+                    (Some(h), Some(d)) => format!("{d}@{h}"),
+                    _ => "unknown (no stg provenance)".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.write_all(
+            table(
+                &["DATABASE", "ROLE", "SYNCED", "DATA", "OVER", "SOURCE"],
+                &rows,
+            )
+            .as_bytes(),
+        )?;
+    }
+    let mut line = format!(
+        "{} database(s) on {}: {} synced, {} unknown",
+        summary.count, summary.server, summary.synced, summary.unknown
+    );
+    if let (Some(median), Some(oldest)) = (summary.median_age_days, summary.oldest_age_days) {
+        let _ = write!(
+            line,
+            "; median {median} days since sync, oldest {oldest} days"
+        );
+    }
+    if let Some(max) = summary.max_age_days {
+        let _ = write!(line, "; {} older than {max} days", summary.over);
+    }
+    writeln!(out, "{line} (as of {})", summary.now)?;
+    Ok(())
+}

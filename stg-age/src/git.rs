@@ -1,0 +1,291 @@
+//! Running `git` and reading its output: the work tree's top level, shallowness, the tracked
+//! files (`ls-files -z`), line origins (`blame --porcelain`) and file origins (`log --follow
+//! --diff-filter=A`).
+//!
+//! Paths are bytes end to end (`-z` output, `OsStr` arguments), so names with spaces or
+//! non-UTF-8 bytes survive. Nothing here knows what a staging condition is. A git that
+//! cannot be run or that fails is a runtime error carrying git's own message.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+/// Where a line or a file came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A commit.
+    Commit {
+        /// Full commit id.
+        id: String,
+        /// Author name.
+        author: String,
+        /// Author date.
+        at: OffsetDateTime,
+    },
+    /// Not committed yet (an edit in the work tree, or a file only in the index).
+    Uncommitted,
+}
+
+/// The commit id git uses for lines not committed yet.
+const NULL_ID: &str = "0000000000000000000000000000000000000000";
+
+/// A tracked file, as `git ls-files --stage` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// Path relative to the top level, raw bytes.
+    pub path: Vec<u8>,
+    /// True for a symbolic link (its target is not scanned).
+    pub symlink: bool,
+}
+
+/// Runs `git args...` in `dir`; returns stdout, or an error with git's stderr.
+pub fn run(dir: &Path, args: &[&OsStr]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .context("could not run git (is it installed and on PATH?)")?;
+    if !out.status.success() {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        anyhow::bail!(
+            "git {} failed ({}): {}",
+            shown.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+/// The top level of the work tree containing `dir`, or `None` when `dir` is not inside a
+/// git work tree (a bare repository counts as not).
+pub fn toplevel(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(dir)
+        .output()
+        .context("could not run git (is it installed and on PATH?)")?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let mut bytes = out.stdout;
+    while bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    Ok(Some(PathBuf::from(OsString::from(OsStr::from_bytes(
+        &bytes,
+    )))))
+}
+
+/// True when the repository is a shallow clone.
+pub fn is_shallow(top: &Path) -> anyhow::Result<bool> {
+    let out = run(top, &os(&["rev-parse", "--is-shallow-repository"]))?;
+    Ok(out.trim_ascii() == b"true")
+}
+
+/// True when `rev` names a commit.
+pub fn is_commit(top: &Path, rev: &str) -> anyhow::Result<bool> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+        .arg(format!("{rev}^{{commit}}"))
+        .current_dir(top)
+        .output()
+        .context("could not run git")?;
+    Ok(out.status.success())
+}
+
+/// Tracked regular files and symlinks under `dir`, paths relative to the top level
+/// (submodules are left out; a path in conflict is listed once).
+pub fn ls_files(dir: &Path) -> anyhow::Result<Vec<Tracked>> {
+    let out = run(dir, &os(&["ls-files", "-z", "--stage", "--full-name"]))?;
+    let mut files: Vec<Tracked> = Vec::new();
+    for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        // `<mode> <object> <stage>\t<path>`
+        let Some(tab) = record.iter().position(|b| *b == b'\t') else {
+            anyhow::bail!(
+                "unexpected git ls-files output: {}",
+                String::from_utf8_lossy(record)
+            );
+        };
+        let mode = record[..tab]
+            .split(|b| *b == b' ')
+            .next()
+            .unwrap_or_default();
+        let path = record[tab + 1..].to_vec();
+        if mode == b"160000" || files.last().is_some_and(|f| f.path == path) {
+            continue;
+        }
+        files.push(Tracked {
+            path,
+            symlink: mode == b"120000",
+        });
+    }
+    Ok(files)
+}
+
+/// What `blame` needs besides the file and lines.
+#[derive(Clone, Debug, Default)]
+pub struct BlameOptions {
+    /// `--ignore-revs-file` (the repository's `.git-blame-ignore-revs` when present).
+    pub ignore_revs_file: Option<PathBuf>,
+    /// `--ignore-rev`, each.
+    pub ignore_revs: Vec<String>,
+}
+
+/// The origin of every line in `ranges` (1-based, inclusive, ascending, not overlapping)
+/// of `path` in the work tree, in one `git blame --porcelain -w -M -C` with one `-L a,b`
+/// per range. Returns `(line, origin)` pairs in git's order.
+pub fn blame(
+    top: &Path,
+    path: &[u8],
+    ranges: &[(usize, usize)],
+    options: &BlameOptions,
+) -> anyhow::Result<Vec<(usize, Origin)>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<OsString> = ["blame", "--porcelain", "-w", "-M", "-C"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    if let Some(file) = &options.ignore_revs_file {
+        args.push("--ignore-revs-file".into());
+        args.push(file.clone().into_os_string());
+    }
+    for rev in &options.ignore_revs {
+        args.push("--ignore-rev".into());
+        args.push(rev.into());
+    }
+    for (first, last) in ranges {
+        args.push("-L".into());
+        args.push(format!("{first},{last}").into());
+    }
+    args.push("--".into());
+    args.push(OsStr::from_bytes(path).to_owned());
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let out = run(top, &refs)?;
+    parse_porcelain(&out).with_context(|| {
+        format!(
+            "while reading git blame output for {}",
+            String::from_utf8_lossy(path)
+        )
+    })
+}
+
+fn epoch(text: &str) -> anyhow::Result<OffsetDateTime> {
+    let secs: i64 = text.trim().parse().context("bad timestamp")?;
+    Ok(OffsetDateTime::from_unix_timestamp(secs)?)
+}
+
+/// Parses `git blame --porcelain` output: a header per line (`<id> <orig> <final> [n]`),
+/// the commit's fields the first time a commit appears, then the line itself after a tab.
+pub fn parse_porcelain(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin)>> {
+    let mut commits: std::collections::HashMap<String, (String, Option<OffsetDateTime>)> =
+        std::collections::HashMap::new();
+    let mut result = Vec::new();
+    let mut current: Option<(String, usize)> = None;
+    for raw in out.split(|b| *b == b'\n') {
+        if raw.first() == Some(&b'\t') {
+            let Some((id, line)) = current.take() else {
+                anyhow::bail!("content line without a header");
+            };
+            let origin = if id == NULL_ID {
+                Origin::Uncommitted
+            } else {
+                let (author, at) = commits.get(&id).cloned().unwrap_or_default();
+                Origin::Commit {
+                    id,
+                    author,
+                    at: at.context("commit without an author-time")?,
+                }
+            };
+            result.push((line, origin));
+            continue;
+        }
+        let text = String::from_utf8_lossy(raw);
+        if current.is_none() {
+            let mut fields = text.split(' ');
+            let id = fields.next().unwrap_or_default();
+            if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let _orig = fields.next();
+                let line: usize = fields
+                    .next()
+                    .and_then(|f| f.parse().ok())
+                    .context("blame header without a line number")?;
+                commits.entry(id.to_owned()).or_default();
+                current = Some((id.to_owned(), line));
+            }
+            continue;
+        }
+        let id = &current.as_ref().expect("checked").0;
+        let entry = commits.entry(id.clone()).or_default();
+        if let Some(name) = text.strip_prefix("author ") {
+            name.clone_into(&mut entry.0);
+        } else if let Some(t) = text.strip_prefix("author-time ") {
+            entry.1 = Some(epoch(t)?);
+        }
+    }
+    Ok(result)
+}
+
+/// The commit that added `path`, following renames: the oldest `A` in `git log --follow`.
+/// `Uncommitted` when the file is only in the index.
+pub fn added(top: &Path, path: &[u8]) -> anyhow::Result<Origin> {
+    let args = [
+        OsStr::new("log"),
+        OsStr::new("--follow"),
+        OsStr::new("--diff-filter=A"),
+        OsStr::new("--format=%H%x00%an%x00%at"),
+        OsStr::new("--"),
+        OsStr::from_bytes(path),
+    ];
+    let out = run(top, &args)?;
+    let text = String::from_utf8_lossy(&out);
+    let Some(last) = text.lines().rfind(|l| !l.trim().is_empty()) else {
+        return Ok(Origin::Uncommitted);
+    };
+    let mut fields = last.split('\0');
+    let (Some(id), Some(author), Some(at)) = (fields.next(), fields.next(), fields.next()) else {
+        anyhow::bail!("unexpected git log output: {last:?}");
+    };
+    Ok(Origin::Commit {
+        id: id.to_owned(),
+        author: author.to_owned(),
+        at: epoch(at)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn porcelain_repeated_commits_and_uncommitted_lines() {
+        let id = "717cb150b2274adf6c21aa67108fd30ef2235f65";
+        let out = format!(
+            "{id} 1 1 1\nauthor T One\nauthor-mail <t@x>\nauthor-time 1577836800\nsummary one\nboundary\nfilename f\n\tline one\n\
+             {NULL_ID} 2 2 1\nauthor Not Committed Yet\nauthor-time 1795832087\nfilename f\n\tB\n\
+             {id} 3 3 1\n\tenv\n"
+        );
+        let parsed = parse_porcelain(out.as_bytes()).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[1], (2, Origin::Uncommitted));
+        let Origin::Commit { author, at, .. } = &parsed[2].1 else {
+            panic!("not a commit")
+        };
+        assert_eq!(author, "T One");
+        assert_eq!(at.unix_timestamp(), 1_577_836_800);
+    }
+}

@@ -1,0 +1,389 @@
+//! Turning dated findings into the report: ages against `--now`, the `--max-age` threshold,
+//! the JSON Lines records (`finding`, `expired_ignore`, `summary`) and the text table
+//! (oldest first), and the exit status (0 nothing over, 1 something over or an expired
+//! ignore entry).
+//!
+//! Also the small pieces `stg-age databases` shares: [`Judge`], [`median`], [`table`].
+//! Finding things is [`crate::scan`]'s job.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::git::Origin;
+use crate::ignore_file::IgnoreList;
+use crate::scan::{Finding, Scan};
+
+/// Ages things against a fixed "now" and an optional threshold.
+#[derive(Clone, Copy, Debug)]
+pub struct Judge {
+    /// The moment ages are measured at.
+    pub now: OffsetDateTime,
+    /// Things strictly older than this are over.
+    pub max_age: Option<Duration>,
+}
+
+impl Judge {
+    /// Age in whole seconds (never negative: a date in the future is age 0).
+    #[must_use]
+    pub fn age_secs(&self, at: OffsetDateTime) -> u64 {
+        u64::try_from((self.now - at).whole_seconds()).unwrap_or(0)
+    }
+
+    /// `(age in whole days, over the threshold)`.
+    #[must_use]
+    pub fn judge(&self, at: OffsetDateTime) -> (u64, bool) {
+        let secs = self.age_secs(at);
+        (
+            secs / 86_400,
+            self.max_age
+                .is_some_and(|max| u128::from(secs) * 1000 > max.as_millis()),
+        )
+    }
+
+    /// The threshold in whole days, for summaries.
+    #[must_use]
+    pub fn max_age_days(&self) -> Option<u64> {
+        self.max_age.map(stg_core::duration::whole_days)
+    }
+}
+
+/// The median of some ages (the mean of the two middle ones, rounded down, for an even
+/// count); `None` for none.
+#[must_use]
+pub fn median(values: &[u64]) -> Option<u64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some(u64::midpoint(sorted[n / 2 - 1], sorted[n / 2])),
+    }
+}
+
+/// Lays out rows under headers, columns separated by two spaces; the last column is not
+/// padded.
+#[must_use]
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header_row: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A `finding` record.
+#[derive(Serialize, Debug)]
+pub struct FindingRecord {
+    /// Always `"finding"`.
+    pub r#type: &'static str,
+    /// `file`, `when`, `jinja_if`, `ternary`, `dict_lookup` or `expression`.
+    pub kind: &'static str,
+    /// Path relative to the top level (lossy UTF-8).
+    pub path: String,
+    /// 1-based line (`null` for a file).
+    pub line: Option<usize>,
+    /// The line, trimmed (`null` for a file).
+    pub text: Option<String>,
+    /// Commit id, or `"uncommitted"`.
+    pub commit: String,
+    /// Author (`null` when uncommitted).
+    pub author: Option<String>,
+    /// Author date, RFC 3339 UTC (`null` when uncommitted).
+    pub introduced_at: Option<String>,
+    /// Whole days since `introduced_at` (0 when uncommitted).
+    pub age_days: u64,
+    /// Older than `--max-age`.
+    pub over: bool,
+    #[serde(skip)]
+    age_secs: u64,
+}
+
+/// An `expired_ignore` record: an ignore entry past its date.
+#[derive(Serialize, Debug)]
+pub struct ExpiredRecord {
+    /// Always `"expired_ignore"`.
+    pub r#type: &'static str,
+    /// The entry's path pattern.
+    pub path: String,
+    /// The entry's line, if any.
+    pub line: Option<usize>,
+    /// Last day the entry was in force.
+    pub until: String,
+    /// Days since `until`.
+    pub expired_days: u64,
+    /// The entry's reason.
+    pub reason: String,
+    /// Where the entry is: `<ignore file>:<line>`.
+    pub entry: String,
+}
+
+/// The closing `summary` record of a repository scan.
+#[derive(Serialize, Debug)]
+pub struct Summary {
+    /// Always `"summary"`.
+    pub r#type: &'static str,
+    /// Findings reported.
+    pub count: usize,
+    /// Median age of the findings, days.
+    pub median_age_days: Option<u64>,
+    /// Age of the oldest finding, days.
+    pub oldest_age_days: Option<u64>,
+    /// Findings older than `--max-age`.
+    pub over: usize,
+    /// The threshold, days (`null` without `--max-age`).
+    pub max_age_days: Option<u64>,
+    /// Findings silenced by ignore entries in force.
+    pub ignored: usize,
+    /// Ignore entries past their date (each is drift, like a finding over the threshold).
+    pub expired_ignores: usize,
+    /// Tracked files examined.
+    pub files: usize,
+    /// Tracked files skipped as binary.
+    pub binary_files: usize,
+    /// The moment ages were measured at.
+    pub now: String,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people, oldest first.
+    Text,
+    /// JSON Lines for programs.
+    Json,
+}
+
+/// Builds the records of a scan, oldest first.
+#[must_use]
+pub fn records(findings: &[Finding], judge: &Judge) -> Vec<FindingRecord> {
+    let mut records: Vec<FindingRecord> = findings
+        .iter()
+        .map(|f| {
+            let (commit, author, at) = match &f.origin {
+                Origin::Commit { id, author, at } => (id.clone(), Some(author.clone()), Some(*at)),
+                Origin::Uncommitted => ("uncommitted".to_owned(), None, None),
+            };
+            let age_secs = at.map_or(0, |at| judge.age_secs(at));
+            let (age_days, over) = at.map_or((0, false), |at| judge.judge(at));
+            FindingRecord {
+                r#type: "finding",
+                kind: f.kind.as_str(),
+                path: String::from_utf8_lossy(&f.path).into_owned(),
+                line: f.line,
+                text: f.text.clone(),
+                commit,
+                author,
+                introduced_at: at.map(stg_core::timestamp::format),
+                age_days,
+                over,
+                age_secs,
+            }
+        })
+        .collect();
+    records.sort_by(|a, b| {
+        b.age_secs
+            .cmp(&a.age_secs)
+            .then_with(|| a.path.cmp(&b.path))
+            .then_with(|| a.line.cmp(&b.line))
+    });
+    records
+}
+
+/// Writes the report of a scan; returns the exit status (0, or 1 when something is over
+/// the threshold or an ignore entry has expired).
+pub fn write_repo_report(
+    out: &mut impl Write,
+    format: Format,
+    scan: &Scan,
+    ignore: &IgnoreList,
+    ignore_source: &str,
+    judge: &Judge,
+) -> anyhow::Result<u8> {
+    let records = records(&scan.findings, judge);
+    let today = judge.now.date();
+    let expired: Vec<ExpiredRecord> = ignore
+        .entries
+        .iter()
+        .filter(|e| !e.in_force(today))
+        .map(|e| ExpiredRecord {
+            r#type: "expired_ignore",
+            path: e.path.as_str().to_owned(),
+            line: e.line,
+            until: e.until.to_string(),
+            expired_days: u64::try_from((today - e.until).whole_days()).unwrap_or(0),
+            reason: e.reason.clone(),
+            entry: format!("{ignore_source}:{}", e.entry_line),
+        })
+        .collect();
+    for (entry, used) in ignore.entries.iter().zip(&scan.entry_used) {
+        if entry.in_force(today) && !used {
+            eprintln!(
+                "stg-age: warning: {ignore_source}:{}: entry {:?} matches no staging-only change",
+                entry.entry_line,
+                entry.path.as_str()
+            );
+        }
+    }
+    let ages: Vec<u64> = records.iter().map(|r| r.age_days).collect();
+    let summary = Summary {
+        r#type: "summary",
+        count: records.len(),
+        median_age_days: median(&ages),
+        oldest_age_days: ages.iter().copied().max(),
+        over: records.iter().filter(|r| r.over).count(),
+        max_age_days: judge.max_age_days(),
+        ignored: scan.ignored,
+        expired_ignores: expired.len(),
+        files: scan.files,
+        binary_files: scan.binary_files,
+        now: stg_core::timestamp::format(judge.now),
+    };
+    match format {
+        Format::Json => {
+            let mut writer = stg_core::jsonl::Writer::new(&mut *out);
+            for r in &records {
+                writer.write(r)?;
+            }
+            for e in &expired {
+                writer.write(e)?;
+            }
+            writer.write(&summary)?;
+            writer.flush()?;
+        }
+        Format::Text => write_repo_text(out, &records, &expired, &summary)?,
+    }
+    Ok(if summary.over > 0 || summary.expired_ignores > 0 {
+        stg_core::exit::FOUND
+    } else {
+        stg_core::exit::OK
+    })
+}
+
+fn clip_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+fn write_repo_text(
+    out: &mut impl Write,
+    records: &[FindingRecord],
+    expired: &[ExpiredRecord],
+    summary: &Summary,
+) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{}d", r.age_days),
+                if r.over { "OVER".into() } else { String::new() },
+                r.kind.to_owned(),
+                match r.line {
+                    Some(line) => format!("{}:{line}", r.path),
+                    None => r.path.clone(),
+                },
+                if r.commit == "uncommitted" {
+                    r.commit.clone()
+                } else {
+                    r.commit.chars().take(10).collect()
+                },
+                clip_chars(r.author.as_deref().unwrap_or("-"), 20),
+                clip_chars(r.text.as_deref().unwrap_or("(staging variant file)"), 60),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.write_all(
+            table(
+                &["AGE", "OVER", "KIND", "WHERE", "COMMIT", "AUTHOR", "TEXT"],
+                &rows,
+            )
+            .as_bytes(),
+        )?;
+    }
+    for e in expired {
+        let target = match e.line {
+            Some(line) => format!("{}:{line}", e.path),
+            None => e.path.clone(),
+        };
+        writeln!(
+            out,
+            "expired ignore entry {}: {target} until {} ({} days ago): {}",
+            e.entry, e.until, e.expired_days, e.reason
+        )?;
+    }
+    let mut line = format!("{} staging-only change(s)", summary.count);
+    if let (Some(median), Some(oldest)) = (summary.median_age_days, summary.oldest_age_days) {
+        let _ = write!(line, "; median age {median} days, oldest {oldest} days");
+    }
+    if let Some(max) = summary.max_age_days {
+        let _ = write!(line, "; {} older than {max} days", summary.over);
+    }
+    if summary.ignored > 0 {
+        let _ = write!(line, "; {} ignored", summary.ignored);
+    }
+    if summary.expired_ignores > 0 {
+        let _ = write!(
+            line,
+            "; {} expired ignore entr(y/ies)",
+            summary.expired_ignores
+        );
+    }
+    writeln!(out, "{line} (as of {})", summary.now)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_judge() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[5, 1, 3]), Some(3));
+        assert_eq!(median(&[4, 1, 3, 10]), Some(3));
+        let now = stg_core::timestamp::parse("2026-01-10T00:00:00Z").unwrap();
+        let judge = Judge {
+            now,
+            max_age: Some(Duration::from_secs(5 * 86_400)),
+        };
+        let five = stg_core::timestamp::parse("2026-01-05T00:00:00Z").unwrap();
+        let older = stg_core::timestamp::parse("2026-01-04T23:59:59Z").unwrap();
+        let future = stg_core::timestamp::parse("2026-02-01T00:00:00Z").unwrap();
+        assert_eq!(judge.judge(five), (5, false));
+        assert_eq!(judge.judge(older), (5, true));
+        assert_eq!(judge.judge(future), (0, false));
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+}

@@ -205,9 +205,9 @@ fn write_text(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Resu
     }
     writeln!(
         out,
-        "\n{}: {} checks, {} ok, {} breach, {} inconclusive, {} down{} ({} ms)",
+        "\n{}: {}, {} ok, {} breach, {} inconclusive, {} down{} ({} ms)",
         summary.status,
-        summary.checks,
+        checks_phrase(summary.checks),
         summary.ok,
         summary.breach,
         summary.inconclusive,
@@ -221,6 +221,14 @@ fn write_text(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Resu
     )?;
     out.flush()?;
     Ok(())
+}
+
+fn checks_phrase(n: usize) -> String {
+    if n == 1 {
+        "1 check".to_owned()
+    } else {
+        format!("{n} checks")
+    }
 }
 
 /// `STG-PROBE CRITICAL - 1 breach (blocked db.example.org:5432 open), ... | perfdata`.
@@ -238,9 +246,9 @@ fn write_nagios(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Re
     }
     let shown = 5;
     let mut text = format!(
-        "STG-PROBE {} - {} checks: {} ok, {} breach, {} inconclusive, {} down",
+        "STG-PROBE {} - {}: {} ok, {} breach, {} inconclusive, {} down",
         summary.status,
-        summary.checks,
+        checks_phrase(summary.checks),
         summary.ok,
         summary.breach,
         summary.inconclusive,

@@ -255,7 +255,7 @@ fn text_format_is_a_table_with_a_verdict() {
         row[..4],
         ["OK", "blocked", &format!("127.0.0.1:{closed}"), "refused"]
     );
-    assert!(text.contains("OK: 1 checks, 1 ok, 0 breach"), "{text}");
+    assert!(text.contains("OK: 1 check, 1 ok, 0 breach"), "{text}");
 }
 
 #[test]

@@ -123,7 +123,7 @@ pub struct Change {
     /// Overwrite or remove a block that was edited by hand
     #[arg(long)]
     pub force: bool,
-    /// Keep this many backups (hosts.stg-bak.UTCSTAMP) of the file, deleting older ones
+    /// Keep this many backups (FILE.stg-bak.YYYYMMDDTHHMMSSZ) of the file, deleting older ones
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_backups: u32,
 }

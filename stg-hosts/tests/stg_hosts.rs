@@ -228,6 +228,12 @@ impl Drop for Mount {
 #[test]
 fn apply_then_remove_gives_back_the_original_bytes_for_every_corpus_file() {
     let dir = tempfile::tempdir().unwrap();
+    let inventories = tempfile::tempdir().unwrap();
+    let second = write_inventory(
+        inventories.path(),
+        "second",
+        &[("other", names("other-", 12), "10.2.0.7")],
+    );
     for name in CORPUS {
         let original = fs::read(fixtures().join("hosts").join(name)).unwrap();
         let file = dir.path().join(name);
@@ -261,6 +267,15 @@ fn apply_then_remove_gives_back_the_original_bytes_for_every_corpus_file() {
         assert_eq!(removed["changed"], true);
         assert_eq!(removed["block"], "fedora-stg");
         assert_eq!(fs::read(&file).unwrap(), original, "{name}: round trip");
+
+        // Two blocks, taken out in the order they went in.
+        apply(&fedora_inventory(), &file, &[]).ok();
+        apply(&second, &file, &[]).ok();
+        assert_eq!(check(&fedora_inventory(), &file).code, 0, "{name}");
+        assert_eq!(check(&second, &file).code, 0, "{name}");
+        remove(&file, &["--name", "fedora-stg"]).ok();
+        remove(&file, &["--name", "second"]).ok();
+        assert_eq!(fs::read(&file).unwrap(), original, "{name}: two blocks");
     }
 }
 

@@ -684,3 +684,50 @@ fn namespace_a_thousand_dropped_endpoints_all_time_out() {
     assert_eq!(summary["ok"], 1000);
     assert_eq!(summary["deadline_reached"], false);
 }
+
+#[test]
+fn stdin_cannot_be_both_inventory_and_targets() {
+    let out = run_with_input(
+        {
+            let mut cmd = stg("stg-probe");
+            cmd.args(["--inventory", "-", "--targets", "-"]);
+            cmd
+        },
+        "",
+    );
+    assert_unknown(&out, "cannot both read stdin");
+}
+
+#[test]
+fn inventory_on_stdin_and_allow_list_applies_to_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = staging.local_addr().unwrap().port();
+    let production = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let inventory = loopback_inventory(
+        port,
+        r#"{"host": "127.0.0.1", "reason": "log host, every port"}"#,
+    );
+    let targets = write_file(
+        &dir,
+        "targets.jsonl",
+        &format!("{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{port}}}\n"),
+    );
+    let mut cmd = stg("stg-probe");
+    cmd.args(["--inventory", "-", "--targets", &targets]);
+    let out = run_with_input(cmd, &inventory);
+    // localhost:port from the inventory is open (a breach); 127.0.0.1:port from the targets
+    // file is the allow-listed host (all ports), so it is allowed and not connected to.
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let (checks, summary) = records(&out);
+    let target = find(&checks, "blocked", "127.0.0.1", Some(port));
+    assert_eq!(target["outcome"], "allowed");
+    assert_eq!(target["reason"], "log host, every port");
+    assert_eq!(target["source"], format!("{targets}:1"));
+    assert_eq!(
+        find(&checks, "blocked", "localhost", Some(port))["outcome"],
+        "open"
+    );
+    assert_eq!(summary["breach"], 1);
+    drop((staging, production));
+}

@@ -627,6 +627,60 @@ fn full_disk_is_an_io_error_and_the_file_is_intact() {
 }
 
 #[test]
+fn full_disk_under_a_bind_mounted_file_writes_the_original_back() {
+    // The in-place path (rename refused with EBUSY) on a full disk: the write overwrites the
+    // start of the file before it fails, so the original must be written back.
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(
+        dir.path(),
+        "big",
+        &[("many", names("full-disk-host-", 120), "10.2.0.9")],
+    );
+    // The original starts with an older version of the block, so the new bytes differ from
+    // the first line on (a block appended at the end would leave the start unchanged).
+    let old_inv = dir.path().join("old");
+    fs::create_dir(&old_inv).unwrap();
+    let old_inv = write_inventory(&old_inv, "big", &[("many", names("old-", 2), "10.2.0.9")]);
+    let seed = dir.path().join("seed");
+    fs::write(&seed, b"").unwrap();
+    apply(&old_inv, &seed, &[]).ok();
+    let mut original = fs::read(&seed).unwrap();
+    original.extend(fs::read(fixtures().join("hosts/fedora-default")).unwrap());
+    fs::remove_file(&seed).unwrap();
+    for backup in backups(dir.path()) {
+        fs::remove_file(dir.path().join(backup)).unwrap();
+    }
+    let at = dir.path().join("tmpfs");
+    let _tmpfs = Mount::tmpfs(&at, "64k");
+    let source = at.join("hosts.source");
+    fs::write(&source, &original).unwrap();
+    fill(&at, 0);
+    let file = dir.path().join("hosts");
+    fs::write(&file, b"").unwrap();
+    let _bind = Mount::bind(&source, &file);
+
+    let run = apply(&inv, &file, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("in place"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("the original contents were written back"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read(&file).unwrap(), original);
+    assert!(
+        backups(dir.path()).is_empty(),
+        "backup removed: the original is intact"
+    );
+}
+
+#[test]
 fn two_applies_at_once_with_different_inventories_both_survive() {
     // Four inventories at once, several rounds: every block must be there afterwards and
     // removing them all must give back the original bytes.

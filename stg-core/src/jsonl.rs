@@ -150,6 +150,8 @@ mod tests {
         let out = String::from_utf8(w.into_inner()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);
+        // Keys keep their declared order, so a person reading the stream sees the type first.
+        assert!(lines[0].starts_with("{\"type\":\"check\""), "{}", lines[0]);
         let last: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(last["type"], "summary");
     }

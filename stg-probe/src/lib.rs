@@ -61,8 +61,9 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = stg_core::duration::clap_parser)]
     pub timeout: Duration,
 
-    /// Most name resolutions or connections in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    /// Most name resolutions or connections in flight at once (the open-files limit is
+    /// raised to fit, up to its hard limit).
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub concurrency: u32,
 
     /// Overall time limit; checks unfinished then are reported as `deadline` (inconclusive).
@@ -159,6 +160,7 @@ impl Config {
         } else {
             Format::Json
         });
+        let concurrency = fit_open_files(concurrency);
         Ok(Config {
             checks,
             ranges: inventory.as_ref().map(plan::ranges).unwrap_or_default(),
@@ -170,6 +172,29 @@ impl Config {
             },
         })
     }
+}
+
+/// Raises the soft open-files limit so `concurrency` sockets fit (plus room for stdio and
+/// the resolver), up to the hard limit; returns the concurrency that fits. A common soft
+/// limit of 1024 would otherwise turn a wide probe into "too many open files".
+fn fit_open_files(concurrency: u32) -> u32 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const SPARE: u64 = 64;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return concurrency;
+    };
+    let wanted = u64::from(concurrency) + SPARE;
+    let soft =
+        if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard).is_ok() {
+            wanted.min(hard)
+        } else {
+            soft
+        };
+    let fits = u32::try_from(soft.saturating_sub(SPARE).max(1)).unwrap_or(u32::MAX);
+    if fits < concurrency {
+        eprintln!("stg-probe: warning: open-files limit {soft} allows only {fits} connections at once (asked for {concurrency})");
+    }
+    concurrency.min(fits)
 }
 
 /// Runs the tool; returns the Nagios exit status of a completed run.

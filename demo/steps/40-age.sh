@@ -61,7 +61,7 @@ step "stg-age databases: when was each staging database last synced from product
 age_rc=0
 run stg-age databases -h 127.0.0.1 -p "$STG_PORT" -U postgres --max-age 30d --format text || age_rc=$?
 if [ "$(stg_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'fas2'")" = 1 ]; then
-  say "exit status $age_rc; fas2 was restored by stg-restore a moment ago, so it is 0 days old"
+  say "exit status $age_rc; fas2 shows the age of its last sync (unknown if it carries no stg provenance)"
 else
   say "exit status $age_rc; no database here was restored by stg-restore, so every one is 'unknown'"
 fi

@@ -14,7 +14,9 @@ pub mod ignore_file;
 pub mod report;
 pub mod scan;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -275,7 +277,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match &config.mode {
+    let code = match &config.mode {
         Mode::Repo(repo) => {
             let found = scan::scan(&repo.scan)?;
             report::write_repo_report(
@@ -285,8 +287,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 &repo.scan.ignore,
                 &repo.ignore_source,
                 &config.judge,
-            )
+            )?
         }
-        Mode::Databases(conn) => databases::run(conn, config.format, &config.judge, &mut out),
-    }
+        Mode::Databases(conn) => databases::run(conn, config.format, &config.judge, &mut out)?,
+    };
+    // A BufWriter flushes on drop but swallows the error there; a full disk is a failure.
+    out.flush().context("while writing the report")?;
+    Ok(code)
 }

@@ -69,24 +69,23 @@ fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
     args.iter().map(|a| OsStr::new(*a)).collect()
 }
 
-/// The top level of the work tree containing `dir`, or `None` when `dir` is not inside a
-/// git work tree (a bare repository counts as not).
-pub fn toplevel(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+/// The top level of the work tree containing `dir`, or `Err(git's message)` when `dir` is
+/// not inside a git work tree (a bare repository counts as not; so does a repository git
+/// refuses to use, such as one owned by another user without `safe.directory`).
+pub fn toplevel(dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
     let out = Command::new("git")
         .args(["rev-parse", "--show-toplevel"])
         .current_dir(dir)
         .output()
         .context("could not run git (is it installed and on PATH?)")?;
-    if !out.status.success() {
-        return Ok(None);
+    if !out.status.success() || out.stdout.trim_ascii().is_empty() {
+        return Ok(Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
     }
     let mut bytes = out.stdout;
     while bytes.last() == Some(&b'\n') {
         bytes.pop();
     }
-    Ok(Some(PathBuf::from(OsString::from(OsStr::from_bytes(
-        &bytes,
-    )))))
+    Ok(Ok(PathBuf::from(OsString::from(OsStr::from_bytes(&bytes)))))
 }
 
 /// True when the repository is a shallow clone.

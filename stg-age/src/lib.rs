@@ -211,11 +211,12 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
     if !dir.is_dir() {
         stg_core::bail_usage!("--repo {}: no such directory", dir.display());
     }
-    let Some(top) = git::toplevel(&dir)? else {
-        stg_core::bail_usage!(
-            "--repo {}: not a git repository (or not a work tree); stg-age dates changes with git",
+    let top = match git::toplevel(&dir)? {
+        Ok(top) => top,
+        Err(why) => stg_core::bail_usage!(
+            "--repo {}: not a git repository (or not a work tree); stg-age dates changes with git (git says: {why})",
             dir.display()
-        );
+        ),
     };
     if git::is_shallow(&top)? {
         stg_core::bail_usage!(

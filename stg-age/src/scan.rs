@@ -5,6 +5,7 @@
 //!
 //! Reporting (ages, thresholds, formats) is [`crate::report`]'s job, not this module's.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -151,7 +152,15 @@ struct FileScan {
     binary: bool,
 }
 
-fn scan_file(opts: &ScanOptions, file: &Tracked) -> anyhow::Result<FileScan> {
+/// Above this many variant files, their additions are found in one walk of the history
+/// ([`git::added_many`]) instead of one `git log --follow` each.
+const BATCH_ADDED_ABOVE: usize = 8;
+
+fn scan_file(
+    opts: &ScanOptions,
+    file: &Tracked,
+    added: Option<&HashMap<Vec<u8>, Origin>>,
+) -> anyhow::Result<FileScan> {
     let mut out = FileScan::default();
     let path = &file.path;
     let silenced = |line: Option<usize>, used: &mut Vec<usize>| {
@@ -169,7 +178,10 @@ fn scan_file(opts: &ScanOptions, file: &Tracked) -> anyhow::Result<FileScan> {
                 path: path.clone(),
                 line: None,
                 text: None,
-                origin: git::added(&opts.top, path)?,
+                origin: match added.and_then(|m| m.get(path)) {
+                    Some(origin) => origin.clone(),
+                    None => git::added(&opts.top, path)?,
+                },
             });
         }
     }
@@ -239,6 +251,18 @@ fn scan_file(opts: &ScanOptions, file: &Tracked) -> anyhow::Result<FileScan> {
 /// Scans the tracked files under `opts.dir`.
 pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
     let files = git::ls_files(&opts.dir)?;
+    let variants: Vec<Vec<u8>> = files
+        .iter()
+        .filter(|f| opts.variants.iter().any(|g| g.matches(&f.path)))
+        .filter(|f| opts.ignore.find(&f.path, None, opts.today).is_none())
+        .map(|f| f.path.clone())
+        .collect();
+    let added: Option<HashMap<Vec<u8>, Origin>> = if variants.len() > BATCH_ADDED_ABOVE {
+        let origins = git::added_many(&opts.top, &variants)?;
+        Some(variants.into_iter().zip(origins).collect())
+    } else {
+        None
+    };
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<anyhow::Result<FileScan>>> = Mutex::new(Vec::new());
@@ -250,7 +274,7 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
-                    let result = scan_file(opts, file);
+                    let result = scan_file(opts, file, added.as_ref());
                     if result.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }

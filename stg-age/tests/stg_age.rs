@@ -733,3 +733,63 @@ fn databases_unreachable_server_exits_3() {
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn many_variant_files_are_dated_in_one_history_walk_like_one_by_one() {
+    let repo = Repo::new();
+    for i in 0..12 {
+        repo.write(
+            format!("roles/r{i}/files/app.conf.staging"),
+            format!("setting = {i} and some text\n"),
+        );
+    }
+    repo.write(
+        "keep/old name.staging",
+        "a file that will be renamed twice\n",
+    );
+    repo.commit("variants", "2024-01-01T00:00:00Z");
+    repo.write(
+        OsStr::from_bytes(b"late/n\xe9w.staging"),
+        "a later variant\n",
+    );
+    std::fs::create_dir_all(repo.path().join("moved")).unwrap();
+    repo.git(&["mv", "keep/old name.staging", "moved/mid.staging"]);
+    repo.commit("rename once, add one", "2025-01-01T00:00:00Z");
+    repo.git(&["mv", "moved/mid.staging", "moved/final.staging"]);
+    repo.write(
+        "roles/r0/files/app.conf.staging",
+        "setting = 0 and some text\nmore = 1\n",
+    );
+    repo.commit("rename twice, edit one", "2025-06-01T00:00:00Z");
+    repo.write("staged.staging", "only in the index\n");
+    repo.git(&["add", "staged.staging"]);
+
+    let paths: Vec<Vec<u8>> = stg_age::git::ls_files(repo.path())
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(paths.len(), 15);
+    let batch = stg_age::git::added_many(repo.path(), &paths).unwrap();
+    for (path, origin) in paths.iter().zip(&batch) {
+        let one = stg_age::git::added(repo.path(), path).unwrap();
+        assert_eq!(&one, origin, "{}", String::from_utf8_lossy(path));
+    }
+
+    let run = age(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.summary()["count"], 15);
+    assert_eq!(
+        run.at("moved/final.staging", 0)["introduced_at"],
+        "2024-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        run.at("roles/r0/files/app.conf.staging", 0)["age_days"],
+        731
+    );
+    assert_eq!(
+        run.at("late/n\u{FFFD}w.staging", 0)["introduced_at"],
+        "2025-01-01T00:00:00Z"
+    );
+    assert_eq!(run.at("staged.staging", 0)["commit"], "uncommitted");
+}

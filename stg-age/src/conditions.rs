@@ -7,7 +7,8 @@
 //! that `- env == "staging"` under `when:` is classified as a `when`. It never fails and never
 //! panics on any input (it is fuzzed), and it knows nothing about git, files or ages.
 //!
-//! What is a hit, for variable `env` (configurable) and the value `staging`:
+//! What is a hit, for variable `env` and the value `staging` (both configurable; several
+//! values may be given, e.g. `production` too, for `when: env == 'production'`):
 //! - `env == "staging"`, `env != 'staging'`, `env=="staging"`, `'staging' == env`;
 //! - with filters on the variable: `env | default('') == 'staging'`;
 //! - membership: `env in ['staging', 'dev']`, `env not in ("staging",)`;
@@ -71,7 +72,7 @@ pub struct Matcher {
     when_block: Regex,
 }
 
-/// The value every comparison is against.
+/// The value comparisons are against by default.
 pub const STAGING: &str = "staging";
 
 /// True when `name` is a valid variable name (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -88,13 +89,36 @@ impl Matcher {
     /// A matcher for comparisons of `var` with `"staging"`; `Err` names a variable that is
     /// not an identifier.
     pub fn new(var: &str) -> Result<Matcher, String> {
+        Self::with_values(var, &[STAGING])
+    }
+
+    /// A matcher for comparisons of `var` with any of `values`; `Err` names a variable that
+    /// is not an identifier or a value that is empty or holds a quote, backslash or newline.
+    pub fn with_values(var: &str, values: &[&str]) -> Result<Matcher, String> {
         if !is_identifier(var) {
             return Err(format!(
                 "invalid variable name {var:?}: expected letters, digits and underscores, not starting with a digit"
             ));
         }
+        if values.is_empty() {
+            return Err("no value to compare with".to_owned());
+        }
+        for value in values {
+            if value.is_empty() || value.contains(['\'', '"', '\\', '\n', '\r']) {
+                return Err(format!(
+                    "invalid value {value:?}: expected a non-empty word without quotes, backslashes or newlines"
+                ));
+            }
+        }
         let var = regex::escape(var);
-        let value = regex::escape(STAGING);
+        let value = format!(
+            "(?:{})",
+            values
+                .iter()
+                .map(|v| regex::escape(v))
+                .collect::<Vec<_>>()
+                .join("|")
+        );
         // A quoted value, either quote style, possibly backslash-escaped; the closing quote
         // must be the same as the opening one, so 'staging" is not a value.
         let quoted = format!(r#"(?:\\?'{value}\\?'|\\?"{value}\\?")"#);
@@ -290,6 +314,20 @@ mod tests {
         assert!(Matcher::new("1env").is_err());
         assert!(Matcher::new("env)|(x").is_err());
         assert!(Matcher::new("").is_err());
+    }
+
+    #[test]
+    fn values_are_configurable_and_validated() {
+        let m = Matcher::with_values("env", &["staging", "production"]).unwrap();
+        assert_eq!(
+            m.match_line("when: env == 'production' and x"),
+            Some(Kind::When)
+        );
+        assert_eq!(m.match_line("when: env == 'staging'"), Some(Kind::When));
+        assert_eq!(m.match_line("when: env == 'production-old'"), None);
+        assert!(Matcher::with_values("env", &["a'b"]).is_err());
+        assert!(Matcher::with_values("env", &[""]).is_err());
+        assert!(Matcher::with_values("env", &[]).is_err());
     }
 
     #[test]

@@ -63,13 +63,16 @@ impl Glob {
     }
 }
 
-/// The default staging variant patterns: the SOP's `*.staging` files and the inventory
-/// naming Fedora uses (`group_vars/staging`, `group_vars/*_stg`, `host_vars/*stg*`).
+/// The default staging variant patterns: the SOP's `*.staging` files, per-host files of
+/// staging hosts (`main.cf.mailman01.stg.example.org`), `-stg` variants (`cron-stg`), and
+/// the inventory naming Fedora uses (`group_vars/staging`, `group_vars/*_stg`,
+/// `host_vars/*stg*`).
 pub const DEFAULT_VARIANTS: &[&str] = &[
     "*.staging",
+    "*.stg.*",
+    "*-stg",
     "group_vars/staging",
     "group_vars/*_stg",
-    "group_vars/*-stg",
     "host_vars/*stg*",
 ];
 

@@ -103,8 +103,13 @@ pub struct RepoArgs {
     #[arg(long = "var", value_name = "NAME", default_value = "env")]
     pub var: String,
 
-    /// A staging variant file pattern (repeatable; replaces the defaults: *.staging,
-    /// group_vars/staging, group_vars/*_stg, group_vars/*-stg, host_vars/*stg*).
+    /// A value compared with the variable that marks an environment-only change (repeatable;
+    /// default: staging). Add `--value production` to count `env == 'production'` too.
+    #[arg(long = "value", value_name = "WORD")]
+    pub values: Vec<String>,
+
+    /// A staging variant file pattern (repeatable; replaces the defaults: *.staging, *.stg.*,
+    /// *-stg, group_vars/staging, group_vars/*_stg, host_vars/*stg*).
     #[arg(long = "variant", value_name = "GLOB")]
     pub variants: Vec<String>,
 
@@ -225,8 +230,13 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
             dir.display()
         );
     }
-    let matcher =
-        conditions::Matcher::new(&args.var).map_err(|e| Error::usage(format!("--var: {e}")))?;
+    let values: Vec<&str> = if args.values.is_empty() {
+        vec![conditions::STAGING]
+    } else {
+        args.values.iter().map(String::as_str).collect()
+    };
+    let matcher = conditions::Matcher::with_values(&args.var, &values)
+        .map_err(|e| Error::usage(format!("--var/--value: {e}")))?;
     let patterns: Vec<String> = if args.variants.is_empty() {
         glob::DEFAULT_VARIANTS
             .iter()

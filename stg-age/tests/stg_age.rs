@@ -147,6 +147,12 @@ fn detection_repo() -> (Repo, String, String) {
     repo.write("inventory/group_vars/staging", "env: staging\n");
     repo.write("inventory/host_vars/db01.stg.example.org", "x: 1\n");
     repo.write("inventory/host_vars/db01.example.org", "x: 1\n");
+    repo.write(
+        "roles/base/files/main.cf.mailman01.stg.example.org",
+        "relayhost = x\n",
+    );
+    repo.write("files/reg-server/cron-stg", "0 * * * * sync\n");
+    repo.write("files/reg-server/cron-prod", "0 * * * * sync\n");
     let first = repo.commit("first", "2025-01-01T00:00:00Z");
     repo.write(
         "roles/web/tasks/main.yml",
@@ -176,6 +182,12 @@ fn every_detection_form_is_found_and_dated() {
         ("roles/base/files/resolv.conf.staging", 0, "file"),
         ("inventory/group_vars/staging", 0, "file"),
         ("inventory/host_vars/db01.stg.example.org", 0, "file"),
+        (
+            "roles/base/files/main.cf.mailman01.stg.example.org",
+            0,
+            "file",
+        ),
+        ("files/reg-server/cron-stg", 0, "file"),
     ] {
         let f = run.at(path, line);
         assert_eq!(f["kind"], kind, "{path}:{line}");
@@ -193,8 +205,9 @@ fn every_detection_form_is_found_and_dated() {
     // Near misses: another value, another variable, a comment, a production host file.
     assert!(!run.has(tasks, 21) && !run.has(tasks, 25) && !run.has(tasks, 27));
     assert!(!run.has("inventory/host_vars/db01.example.org", 0));
+    assert!(!run.has("files/reg-server/cron-prod", 0));
     let summary = run.summary();
-    assert_eq!(summary["count"], 14);
+    assert_eq!(summary["count"], 16);
     assert_eq!(summary["median_age_days"], 365);
     assert_eq!(summary["oldest_age_days"], 365);
     assert_eq!(summary["over"], 0);
@@ -208,7 +221,7 @@ fn max_age_marks_older_findings_and_sets_the_exit_status() {
     let (repo, _, _) = detection_repo();
     let run = age(repo.path(), &["--max-age", "100d"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(run.summary()["over"], 13);
+    assert_eq!(run.summary()["over"], 15);
     assert_eq!(run.summary()["max_age_days"], 100);
     assert_eq!(run.at("roles/web/tasks/main.yml", 31)["over"], false);
     assert_eq!(run.at("roles/web/tasks/main.yml", 3)["over"], true);
@@ -234,6 +247,22 @@ fn variable_name_and_variant_patterns_are_configurable() {
     assert!(run.has("a.yml", 2) && !run.has("a.yml", 4));
     assert!(run.has("c.conf.stg", 0) && !run.has("b.conf.staging", 0));
     assert_eq!(run.summary()["count"], 2);
+
+    repo.write(
+        "p.yml",
+        "when: env == 'production' and datacenter != 'iad2'\n",
+    );
+    repo.commit("production only", "2025-07-01T00:00:00Z");
+    let run = age(
+        repo.path(),
+        &["--value", "staging", "--value", "production"],
+    );
+    assert!(run.has("a.yml", 4) && run.has("p.yml", 1));
+    let run = age(repo.path(), &[]);
+    assert!(run.has("a.yml", 4) && !run.has("p.yml", 1));
+    let run = age(repo.path(), &["--value", "stag'ing"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("invalid value"), "{}", run.stderr);
 }
 
 #[test]
@@ -433,7 +462,7 @@ fn ignore_file_silences_entries_in_force_and_reports_expired_ones() {
     assert_eq!(expired[0]["reason"], "the staging group, review yearly");
     assert_eq!(run.summary()["ignored"], 3);
     assert_eq!(run.summary()["expired_ignores"], 1);
-    assert_eq!(run.summary()["count"], 11);
+    assert_eq!(run.summary()["count"], 13);
 
     // A malformed entry is an input error naming the file and line; nothing is reported.
     repo.write(".stg-age-ignore", "a.yml until=2026-02-30 bad day\n");
@@ -569,11 +598,11 @@ fn text_format_is_a_table_oldest_first() {
     assert!(last_row.contains("roles/web/tasks/main.yml:31"), "{text}");
     assert!(last_row.contains(&second[..10]), "{text}");
     assert!(
-        lines.last().unwrap().contains("14 staging-only change(s)"),
+        lines.last().unwrap().contains("16 staging-only change(s)"),
         "{text}"
     );
     assert!(
-        lines.last().unwrap().contains("13 older than 100 days"),
+        lines.last().unwrap().contains("15 older than 100 days"),
         "{text}"
     );
 }

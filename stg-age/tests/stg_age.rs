@@ -822,3 +822,20 @@ fn many_variant_files_are_dated_in_one_history_walk_like_one_by_one() {
     );
     assert_eq!(run.at("staged.staging", 0)["commit"], "uncommitted");
 }
+
+#[test]
+fn json_is_the_default_in_a_pipe() {
+    let repo = Repo::new();
+    repo.write("a.yml", "when: env == 'staging'\n");
+    repo.commit("first", "2025-01-01T00:00:00Z");
+    let out = stg("stg-age")
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["--now", NOW])
+        .output()
+        .unwrap();
+    let run = output(&out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.at("a.yml", 1)["age_days"], 365);
+    assert_eq!(run.summary()["count"], 1);
+}

@@ -108,20 +108,26 @@ pub const NULL: &[u8] = b"\\N";
 /// Decodes one raw field: `None` for NULL (`\N`), otherwise the value's bytes.
 #[must_use]
 pub fn unescape(field: &[u8]) -> Option<Vec<u8>> {
-    if field == NULL {
-        return None;
-    }
     let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        let b = field[i];
-        if b != b'\\' || i + 1 == field.len() {
-            out.push(b);
-            i += 1;
-            continue;
+    unescape_into(field, &mut out).then_some(out)
+}
+
+/// Decodes one raw field, appending the value's bytes to `out`; returns `false` (and
+/// appends nothing) for NULL. Fields without a backslash, the common case, are copied whole.
+pub fn unescape_into(field: &[u8], out: &mut Vec<u8>) -> bool {
+    if field == NULL {
+        return false;
+    }
+    let mut rest = field;
+    while let Some(pos) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..pos]);
+        rest = &rest[pos..];
+        if rest.len() == 1 {
+            out.push(b'\\');
+            return true;
         }
-        let c = field[i + 1];
-        i += 2;
+        let c = rest[1];
+        let mut i = 2;
         match c {
             b'b' => out.push(8),
             b'f' => out.push(12),
@@ -131,48 +137,53 @@ pub fn unescape(field: &[u8]) -> Option<Vec<u8>> {
             b'v' => out.push(11),
             b'0'..=b'7' => {
                 let mut value = u32::from(c - b'0');
-                let mut taken = 0;
-                while taken < 2 && i < field.len() && (b'0'..=b'7').contains(&field[i]) {
-                    value = value * 8 + u32::from(field[i] - b'0');
+                while i < 4 && i < rest.len() && (b'0'..=b'7').contains(&rest[i]) {
+                    value = value * 8 + u32::from(rest[i] - b'0');
                     i += 1;
-                    taken += 1;
                 }
                 out.push((value & 0xff) as u8);
             }
-            b'x' if i < field.len() && field[i].is_ascii_hexdigit() => {
+            b'x' if rest.len() > 2 && rest[2].is_ascii_hexdigit() => {
                 let mut value = 0u32;
-                let mut taken = 0;
-                while taken < 2 && i < field.len() && field[i].is_ascii_hexdigit() {
-                    value = value * 16 + char::from(field[i]).to_digit(16).unwrap_or(0);
+                while i < 4 && i < rest.len() && rest[i].is_ascii_hexdigit() {
+                    value = value * 16 + char::from(rest[i]).to_digit(16).unwrap_or(0);
                     i += 1;
-                    taken += 1;
                 }
                 out.push(value as u8);
             }
             other => out.push(other),
         }
+        rest = &rest[i..];
     }
-    Some(out)
+    out.extend_from_slice(rest);
+    true
 }
 
-/// Encodes a value (or NULL) as a field, appending to `out`, the way `COPY TO` does.
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 8 | 11 | 12)
+}
+
+/// Encodes a value (or NULL) as a field, appending to `out`, the way `COPY TO` does. Runs
+/// of bytes that need no escape are copied whole.
 pub fn escape_into(value: Option<&[u8]>, out: &mut Vec<u8>) {
-    let Some(value) = value else {
+    let Some(mut rest) = value else {
         out.extend_from_slice(NULL);
         return;
     };
-    for &b in value {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            8 => out.extend_from_slice(b"\\b"),
-            12 => out.extend_from_slice(b"\\f"),
-            11 => out.extend_from_slice(b"\\v"),
-            _ => out.push(b),
-        }
+    while let Some(pos) = rest.iter().position(|&b| needs_escape(b)) {
+        out.extend_from_slice(&rest[..pos]);
+        out.extend_from_slice(match rest[pos] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            8 => b"\\b",
+            12 => b"\\f",
+            _ => b"\\v",
+        });
+        rest = &rest[pos + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -237,6 +248,9 @@ mod tests {
     #[test]
     fn unescapes_octal_and_hex() {
         assert_eq!(unescape(b"\\101\\x42\\q").unwrap(), b"ABq");
+        assert_eq!(unescape(b"a\\1234").unwrap(), b"aS4");
+        assert_eq!(unescape(b"\\x4g\\xg").unwrap(), b"\x04gxg");
+        assert_eq!(unescape(b"trailing\\").unwrap(), b"trailing\\");
     }
 
     #[test]

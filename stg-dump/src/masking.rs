@@ -8,6 +8,7 @@
 //! schema ([`crate::schema`]) or reading the rules file ([`crate::rules`]).
 
 use hmac::{Hmac, Mac};
+use memchr::memmem::Finder;
 use sha2::Sha256;
 use stg_core::copy_text;
 
@@ -32,9 +33,19 @@ impl Pseudonymizer {
     /// million distinct values have a probability around 3e-8.
     #[must_use]
     pub fn digest_hex(&self, value: &[u8]) -> String {
+        let mut out = Vec::with_capacity(16);
+        self.digest_hex_into(value, &mut out);
+        String::from_utf8(out).expect("hex is ASCII")
+    }
+
+    /// [`Self::digest_hex`], appended to `out`.
+    pub fn digest_hex_into(&self, value: &[u8], out: &mut Vec<u8>) {
         let mut mac = self.mac.clone();
         mac.update(value);
-        hex::encode(&mac.finalize().into_bytes()[..8])
+        let mut hex = [0u8; 16];
+        hex::encode_to_slice(&mac.finalize().into_bytes()[..8], &mut hex)
+            .expect("16 hex digits for 8 bytes");
+        out.extend_from_slice(&hex);
     }
 }
 
@@ -58,55 +69,91 @@ pub struct TablePlan {
     pub columns: Vec<Option<ColumnPlan>>,
 }
 
-/// Applies a transform to one decoded value.
-fn apply(
-    transform: &Transform,
-    value: Option<Vec<u8>>,
-    keyed: Option<&Pseudonymizer>,
-) -> Option<Vec<u8>> {
-    match transform {
-        Transform::Null => None,
-        Transform::Constant(constant) => {
-            value.and(constant.as_ref().map(|c| c.as_bytes().to_vec()))
-        }
-        Transform::Pseudonym { prefix } => value.map(|v| {
-            let keyed = keyed.expect("key checked before dumping");
-            format!("{prefix}{}", keyed.digest_hex(&v)).into_bytes()
-        }),
-        Transform::Email { domain } => value.map(|v| {
-            let keyed = keyed.expect("key checked before dumping");
-            let local = keyed.digest_hex(&v);
-            let domain = match domain {
-                Some(d) => d.as_bytes().to_vec(),
-                None => v
-                    .iter()
-                    .rposition(|&b| b == b'@')
-                    .map_or_else(|| b"example.invalid".to_vec(), |at| v[at + 1..].to_vec()),
-            };
-            let mut out = format!("u{local}@").into_bytes();
-            out.extend_from_slice(&domain);
-            out
-        }),
-        Transform::Replace { from, to } => {
-            value.map(|v| replace_all(&v, from.as_bytes(), to.as_bytes()))
-        }
-        Transform::Regex {
-            pattern,
-            replacement,
-        } => value.map(|v| pattern.replace_all(&v, replacement.as_bytes()).into_owned()),
-    }
+/// Scratch buffers reused across rows, so the hot loop does not allocate.
+#[derive(Default)]
+pub struct Scratch {
+    value: Vec<u8>,
+    masked: Vec<u8>,
 }
 
-fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
+/// Applies a transform to one raw (escaped) field, appending the raw result to `out`.
+/// Returns the masked value's length in characters when `count_chars` (for length limits).
+fn apply_field(
+    transform: &Transform,
+    field: &[u8],
+    keyed: Option<&Pseudonymizer>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let is_null = field == copy_text::NULL;
+    let masked: Option<&[u8]> = match transform {
+        // These two never look at the value: no decoding needed.
+        Transform::Null => None,
+        Transform::Constant(constant) => {
+            if is_null {
+                None
+            } else {
+                constant.as_ref().map(String::as_bytes)
+            }
+        }
+        _ if is_null => None,
+        _ => {
+            scratch.value.clear();
+            scratch.masked.clear();
+            copy_text::unescape_into(field, &mut scratch.value);
+            let v = &scratch.value;
+            let m = &mut scratch.masked;
+            match transform {
+                Transform::Pseudonym { prefix } => {
+                    m.extend_from_slice(prefix.as_bytes());
+                    keyed
+                        .expect("key checked before dumping")
+                        .digest_hex_into(v, m);
+                }
+                Transform::Email { domain } => {
+                    m.push(b'u');
+                    keyed
+                        .expect("key checked before dumping")
+                        .digest_hex_into(v, m);
+                    m.push(b'@');
+                    match domain {
+                        Some(d) => m.extend_from_slice(d.as_bytes()),
+                        None => match memchr::memrchr(b'@', v) {
+                            Some(at) => m.extend_from_slice(&v[at + 1..]),
+                            None => m.extend_from_slice(b"example.invalid"),
+                        },
+                    }
+                }
+                Transform::Replace { from, to } => replace_all(v, from, to.as_bytes(), m),
+                Transform::Regex {
+                    pattern,
+                    replacement,
+                } => {
+                    m.extend_from_slice(&pattern.replace_all(v, replacement.as_bytes()));
+                }
+                Transform::Null | Transform::Constant(_) => unreachable!("handled above"),
+            }
+            Some(&scratch.masked[..])
+        }
+    };
+    copy_text::escape_into(masked, out);
+    masked.map(|m| {
+        if m.is_ascii() {
+            m.len()
+        } else {
+            String::from_utf8_lossy(m).chars().count()
+        }
+    })
+}
+
+fn replace_all(haystack: &[u8], from: &Finder, to: &[u8], out: &mut Vec<u8>) {
     let mut rest = haystack;
-    while let Some(pos) = rest.windows(from.len()).position(|w| w == from) {
+    while let Some(pos) = from.find(rest) {
         out.extend_from_slice(&rest[..pos]);
         out.extend_from_slice(to);
-        rest = &rest[pos + from.len()..];
+        rest = &rest[pos + from.needle().len()..];
     }
     out.extend_from_slice(rest);
-    out
 }
 
 impl TablePlan {
@@ -123,6 +170,7 @@ impl TablePlan {
         row: &[u8],
         row_no: u64,
         keyed: Option<&Pseudonymizer>,
+        scratch: &mut Scratch,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
         let mut count = 0;
@@ -133,9 +181,8 @@ impl TablePlan {
             count += 1;
             match self.columns.get(i) {
                 Some(Some(plan)) => {
-                    let masked = apply(&plan.transform, copy_text::unescape(field), keyed);
-                    if let (Some(limit), Some(value)) = (plan.max_chars, &masked) {
-                        let chars = String::from_utf8_lossy(value).chars().count();
+                    let chars = apply_field(&plan.transform, field, keyed, scratch, out);
+                    if let (Some(limit), Some(chars)) = (plan.max_chars, chars) {
                         if chars > limit {
                             return Err(format!(
                                 "table {}, row {row_no}: transform {} of column {} gives {chars} characters, \
@@ -146,7 +193,6 @@ impl TablePlan {
                             ));
                         }
                     }
-                    copy_text::escape_into(masked.as_deref(), out);
                 }
                 Some(None) => out.extend_from_slice(field),
                 None => break,
@@ -189,7 +235,8 @@ mod tests {
     fn rewrite(plan: &TablePlan, row: &[u8]) -> Vec<u8> {
         let keyed = Pseudonymizer::new(b"0123456789abcdef0123456789abcdef");
         let mut out = Vec::new();
-        plan.rewrite_row(row, 1, Some(&keyed), &mut out).unwrap();
+        plan.rewrite_row(row, 1, Some(&keyed), &mut Scratch::default(), &mut out)
+            .unwrap();
         out
     }
 
@@ -243,7 +290,7 @@ mod tests {
     fn replace_and_regex_work_on_decoded_values() {
         let p = plan(vec![
             Some(Transform::Replace {
-                from: "@fedoraproject.org".into(),
+                from: Box::new(Finder::new("@fedoraproject.org").into_owned()),
                 to: "@stg.fedoraproject.org".into(),
             }),
             Some(Transform::Regex {
@@ -261,7 +308,9 @@ mod tests {
     fn wrong_field_count_is_an_error() {
         let p = plan(vec![None, Some(Transform::Null)]);
         let mut out = Vec::new();
-        let err = p.rewrite_row(b"1\t2\t3", 7, None, &mut out).unwrap_err();
+        let err = p
+            .rewrite_row(b"1\t2\t3", 7, None, &mut Scratch::default(), &mut out)
+            .unwrap_err();
         assert!(
             err.contains("row 7: 3 fields where the COPY header has 2"),
             "{err}"
@@ -274,7 +323,7 @@ mod tests {
         p.columns[0].as_mut().unwrap().max_chars = Some(3);
         let mut out = Vec::new();
         assert!(p
-            .rewrite_row(b"x", 1, None, &mut out)
+            .rewrite_row(b"x", 1, None, &mut Scratch::default(), &mut out)
             .unwrap_err()
             .contains("limit of 3"));
     }

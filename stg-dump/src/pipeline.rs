@@ -11,7 +11,7 @@ use std::time::Instant;
 use stg_core::copy_text;
 use stg_core::stream::{self, Tally, Trailer};
 
-use crate::masking::{Pseudonymizer, TablePlan};
+use crate::masking::{Pseudonymizer, Scratch, TablePlan};
 use crate::rules::Rules;
 use crate::schema::{self, Schema};
 use crate::xz_sink::XzSink;
@@ -106,6 +106,7 @@ pub fn stream<R: BufRead, W: Write>(
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH + 64 * 1024);
     let mut line: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut row: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut scratch = Scratch::default();
     let mut state = State::Sql;
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
@@ -130,6 +131,7 @@ pub fn stream<R: BufRead, W: Write>(
                             copy_text::strip_newline(&line),
                             block_row,
                             masking.keyed,
+                            &mut scratch,
                             &mut row,
                         )
                         .map_err(|e| anyhow::anyhow!(e))?;

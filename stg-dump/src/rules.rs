@@ -119,7 +119,7 @@ pub enum Transform {
     /// Every occurrence of `from` becomes `to`.
     Replace {
         /// Text to find.
-        from: String,
+        from: Box<memchr::memmem::Finder<'static>>,
         /// Replacement.
         to: String,
     },
@@ -342,6 +342,7 @@ fn parse_rule(index: usize, item: &Value) -> Result<Rule, String> {
                 return Err(format!("{at}: \"from\" must not be empty"));
             }
             let to = required(obj, "to", &at)?;
+            let from = Box::new(memchr::memmem::Finder::new(from.as_bytes()).into_owned());
             (Transform::Replace { from, to }, &["from", "to"])
         }
         "regex" => {

@@ -1,6 +1,5 @@
 //! Tests of the `stg-dump` binary against a real PostgreSQL cluster.
 
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,18 +1,361 @@
-//! `stg-restore`: A stg-dump stream into a fresh staging database: verified, swapped in atomically, the previous copy kept.
+//! `stg-restore`: a stg-dump stream into a fresh staging database, verified, swapped in
+//! atomically, the previous copy kept (man page: `docs/stg-restore.md`).
 //!
-//! Not implemented yet: see the project's issue for this tool.
+//! The flow: parse flags ([`Cli`]) into a validated [`Config`], refuse on a host that is not
+//! staging (before stdin is read or a server is contacted), then run one command:
+//! restore ([`restore`]), `verify` ([`verify`]), `list` ([`list`]) or `rollback`
+//! ([`rollback`]). The stream is read by [`reader`], loaded by psql through [`load`], and
+//! the databases are created, swapped and dropped by [`db`].
 
-use clap::Parser;
+pub mod db;
+pub mod hooks;
+pub mod list;
+pub mod load;
+pub mod reader;
+pub mod report;
+pub mod restore;
+pub mod rollback;
+pub mod signals;
+pub mod sql;
+pub mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stg_core::conn::{Conn, ConnArgs};
+use stg_core::{bail_usage, exit, Error};
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
-pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
+pub const EXIT_CODES: exit::Codes = exit::Codes::STANDARD;
 
-/// A stg-dump stream into a fresh staging database: verified, swapped in atomically, the previous copy kept.
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    Text,
+    /// JSON Lines for programs.
+    Json,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  stg-dump fas2 | ssh db02.stg stg-restore          # target name from the manifest
+  stg-restore --db fas2 --pre-hook 'ssh fas01.stg systemctl stop httpd' \\
+              --post-hook 'ssh fas01.stg systemctl start httpd' < fas2.stg.xz
+  stg-restore verify < fas2.stg.xz                  # integrity only, touches no database
+  stg-restore list fas2                             # current and kept copies, with provenance
+  stg-restore rollback fas2                         # swap the newest kept copy back in
+
+Restore and rollback refuse unless this host is staging: STG_ENVIRONMENT_FILE (default
+/etc/stg/environment) must say `staging`.
+Exit status: 0 ok; 1 `verify` found the stream bad; 2 usage or input error (not a staging
+host, bad flags, a bad stream: truncated, corrupt, checksum or row-count mismatch, missing
+roles); 3 runtime failure (server, psql or SQL error, hook failed, another restore running,
+interrupted by a signal).
+Environment: PGHOST PGPORT PGUSER PGPASSWORD PGPASSFILE, STG_ENVIRONMENT_FILE.
+See docs/stg-restore.md.";
+
+/// Load a stg-dump stream from stdin into a fresh staging database, verify it, and swap it
+/// in for the current one, keeping the previous copy.
+///
+/// The stream is loaded into `<db>__stg_incoming`; only when its checksum and row counts
+/// match the trailer is the current database renamed to `<db>__stg_prev_<UTC stamp>` and
+/// the new one renamed to `<db>`. Any failure drops the incoming database and leaves the
+/// current one untouched.
 #[derive(Parser, Debug)]
-#[command(name = "stg-restore", version, about, long_about = None)]
-pub struct Cli {}
+#[command(
+    name = "stg-restore",
+    version,
+    disable_help_flag = true,
+    args_conflicts_with_subcommands = true,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// A command other than restore.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Restore options (when no command is given).
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+}
+
+/// The commands besides restore.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a stream on stdin (xz data, manifest, checksum, row counts) without any
+    /// database. Exit 1 when it is bad.
+    #[command(disable_help_flag = true)]
+    Verify(VerifyArgs),
+    /// Show the current database and its kept copies, with provenance.
+    #[command(disable_help_flag = true)]
+    List(ListArgs),
+    /// Swap the newest kept copy back in; the current database becomes a kept copy.
+    #[command(disable_help_flag = true)]
+    Rollback(RollbackArgs),
+}
+
+/// Options of `verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Options of `list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The live database's name.
+    #[arg(value_name = "DB")]
+    pub db: String,
+    /// Connection options (libpq style).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Database to connect to for catalog work.
+    #[arg(long, value_name = "DB", default_value = "postgres")]
+    pub maintenance_db: String,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Options of `rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The live database's name.
+    #[arg(value_name = "DB")]
+    pub db: String,
+    /// Connection options (libpq style).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Database to connect to for catalog work.
+    #[arg(long, value_name = "DB", default_value = "postgres")]
+    pub maintenance_db: String,
+    /// Shell command run before the swap; its failure aborts the rollback.
+    #[arg(long, value_name = "COMMAND")]
+    pub pre_hook: Option<String>,
+    /// Shell command run after the swap.
+    #[arg(long, value_name = "COMMAND")]
+    pub post_hook: Option<String>,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Options of a restore.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Target database (default: the database named in the stream's manifest; required
+    /// with --accept-unverified).
+    #[arg(short = 'd', long = "db", value_name = "DB")]
+    pub db: Option<String>,
+    /// Connection options (libpq style).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Database to connect to for CREATE/ALTER/DROP DATABASE.
+    #[arg(long, value_name = "DB", default_value = "postgres")]
+    pub maintenance_db: String,
+    /// Previous copies to keep after the swap (newest first).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub keep: usize,
+    /// Drop the previous copy after a successful swap (same as --keep 0).
+    #[arg(long, conflicts_with = "keep")]
+    pub no_keep: bool,
+    /// Shell command run before the swap (e.g. stop the application); its failure aborts
+    /// the swap and keeps everything as it was.
+    #[arg(long, value_name = "COMMAND")]
+    pub pre_hook: Option<String>,
+    /// Shell command run after the swap (e.g. start the application); also run when the
+    /// swap failed after the pre-hook succeeded.
+    #[arg(long, value_name = "COMMAND")]
+    pub post_hook: Option<String>,
+    /// Run VACUUM ANALYZE on the loaded database before the swap.
+    #[arg(long)]
+    pub analyze: bool,
+    /// Accept a plain `pg_dump [-C] | xz` stream without manifest or trailer: nothing is
+    /// verified, and the report says so.
+    #[arg(long)]
+    pub accept_unverified: bool,
+    /// psql to run (default: `psql` in PATH).
+    #[arg(long, value_name = "PATH")]
+    pub psql: Option<PathBuf>,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// A validated restore.
+#[derive(Debug)]
+pub struct RestoreConfig {
+    /// The maintenance connection (server, user, maintenance database).
+    pub conn: Conn,
+    /// Target database given with `--db` (else the manifest's).
+    pub db: Option<String>,
+    /// Previous copies to keep.
+    pub keep: usize,
+    /// `--pre-hook`.
+    pub pre_hook: Option<String>,
+    /// `--post-hook`.
+    pub post_hook: Option<String>,
+    /// `--analyze`.
+    pub analyze: bool,
+    /// `--accept-unverified`.
+    pub accept_unverified: bool,
+    /// The psql binary.
+    pub psql: PathBuf,
+    /// Report format.
+    pub format: Format,
+}
+
+/// A validated rollback.
+#[derive(Debug)]
+pub struct RollbackConfig {
+    /// The maintenance connection.
+    pub conn: Conn,
+    /// The live database.
+    pub db: String,
+    /// `--pre-hook`.
+    pub pre_hook: Option<String>,
+    /// `--post-hook`.
+    pub post_hook: Option<String>,
+    /// Report format.
+    pub format: Format,
+}
+
+/// A validated list.
+#[derive(Debug)]
+pub struct ListConfig {
+    /// The maintenance connection.
+    pub conn: Conn,
+    /// The live database.
+    pub db: String,
+    /// Report format.
+    pub format: Format,
+}
+
+/// What to run.
+#[derive(Debug)]
+pub enum Config {
+    /// Load a stream and swap it in.
+    Restore(RestoreConfig),
+    /// Check a stream.
+    Verify(Format),
+    /// Show copies.
+    List(ListConfig),
+    /// Swap the newest kept copy back in.
+    Rollback(RollbackConfig),
+}
+
+fn format_or_default(format: Option<Format>) -> Format {
+    format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Text
+    } else {
+        Format::Json
+    })
+}
+
+/// `psql` in PATH.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn check_db_arg(db: &str, maintenance_db: &str) -> anyhow::Result<()> {
+    sql::check_target(db, maintenance_db).map_err(|m| Error::usage(m).into())
+}
+
+impl Config {
+    /// Validates parsed flags.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        match cli.command {
+            Some(Command::Verify(a)) => Ok(Config::Verify(format_or_default(a.format))),
+            Some(Command::List(a)) => {
+                if a.db.is_empty() {
+                    bail_usage!("the database name is empty");
+                }
+                Ok(Config::List(ListConfig {
+                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
+                    db: a.db,
+                    format: format_or_default(a.format),
+                }))
+            }
+            Some(Command::Rollback(a)) => {
+                check_db_arg(&a.db, &a.maintenance_db)?;
+                Ok(Config::Rollback(RollbackConfig {
+                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
+                    db: a.db,
+                    pre_hook: a.pre_hook,
+                    post_hook: a.post_hook,
+                    format: format_or_default(a.format),
+                }))
+            }
+            None => {
+                let a = cli.restore;
+                if let Some(db) = &a.db {
+                    check_db_arg(db, &a.maintenance_db)?;
+                }
+                if a.accept_unverified && a.db.is_none() {
+                    bail_usage!(
+                        "--accept-unverified needs --db: a plain pg_dump stream does not say \
+                         which database it is"
+                    );
+                }
+                let psql = match a.psql {
+                    Some(p) if p.is_file() => p,
+                    Some(p) => bail_usage!("--psql {}: no such file", p.display()),
+                    None => find_in_path("psql").ok_or_else(|| {
+                        Error::usage(
+                            "psql not found in PATH; install the PostgreSQL client \
+                             (Debian: postgresql-client) or give --psql PATH",
+                        )
+                    })?,
+                };
+                Ok(Config::Restore(RestoreConfig {
+                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
+                    db: a.db,
+                    keep: if a.no_keep { 0 } else { a.keep },
+                    pre_hook: a.pre_hook,
+                    post_hook: a.post_hook,
+                    analyze: a.analyze,
+                    accept_unverified: a.accept_unverified,
+                    psql,
+                    format: format_or_default(a.format),
+                }))
+            }
+        }
+    }
+}
 
 /// Runs the tool; returns the exit status of a completed run.
-pub fn run(_cli: Cli) -> anyhow::Result<u8> {
-    Err(stg_core::Error::runtime("stg-restore is not implemented yet").into())
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    // The staging guard comes first: before stdin is read or any server is contacted.
+    match &cli.command {
+        None => stg_core::host::require_staging("restore a database")?,
+        Some(Command::Rollback(a)) => {
+            stg_core::host::require_staging(&format!("roll back database {}", a.db))?;
+        }
+        Some(Command::Verify(_) | Command::List(_)) => {}
+    }
+    match Config::from_cli(cli)? {
+        Config::Restore(config) => restore::run(&config),
+        Config::Verify(format) => verify::run(format),
+        Config::List(config) => list::run(&config),
+        Config::Rollback(config) => rollback::run(&config),
+    }
+}
+
+/// A single-threaded Tokio runtime: the blocking stream reading has its own thread.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime(format!("could not start the async runtime: {e}")).into())
 }

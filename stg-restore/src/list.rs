@@ -1,0 +1,128 @@
+//! `stg-restore list DB`: the live database, its kept copies (newest first) and any
+//! leftover incoming database, each with its provenance. Reads the catalog only; needs no
+//! staging host.
+
+use std::io::Write;
+
+use serde::Serialize;
+use stg_core::provenance::Provenance;
+
+use crate::db::{Kind, Maintenance};
+use crate::{Format, ListConfig};
+
+/// One database in the listing.
+#[derive(Debug, Serialize)]
+pub struct DatabaseRecord {
+    /// Always `database`.
+    pub r#type: &'static str,
+    /// Its name.
+    pub name: String,
+    /// `current`, `previous` or `incoming`.
+    pub kind: Kind,
+    /// For kept copies: when the swap retired it (compact UTC stamp).
+    pub retired_at: Option<String>,
+    /// `pg_database_size` (-1 when this user may not connect to it).
+    pub size_bytes: i64,
+    /// Whether it accepts connections.
+    pub allow_connections: bool,
+    /// What stg-restore recorded when it restored it; `None` when it was not restored by
+    /// stg-restore (or its comment was replaced).
+    pub provenance: Option<Provenance>,
+}
+
+/// The closing summary of `list`.
+#[derive(Debug, Serialize)]
+pub struct ListSummary {
+    /// Always `summary`.
+    pub r#type: &'static str,
+    /// Always `list`.
+    pub command: &'static str,
+    /// The live database's name.
+    pub database: String,
+    /// True when the live database exists.
+    pub current: bool,
+    /// Kept copies.
+    pub previous: usize,
+    /// True when an incoming database exists (a restore running, or one killed).
+    pub incoming: bool,
+}
+
+/// Runs `list`.
+pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
+    let rt = crate::runtime()?;
+    let related = rt.block_on(async {
+        let m = Maintenance::connect(&config.conn).await?;
+        m.related(&config.db).await
+    })?;
+    let records: Vec<DatabaseRecord> = related
+        .into_iter()
+        .map(|d| DatabaseRecord {
+            r#type: "database",
+            provenance: d.comment.as_deref().and_then(Provenance::from_comment),
+            name: d.name,
+            kind: d.kind,
+            retired_at: d.stamp,
+            size_bytes: d.size_bytes,
+            allow_connections: d.allow_connections,
+        })
+        .collect();
+    let summary = ListSummary {
+        r#type: "summary",
+        command: "list",
+        database: config.db.clone(),
+        current: records.iter().any(|r| r.kind == Kind::Current),
+        previous: records.iter().filter(|r| r.kind == Kind::Previous).count(),
+        incoming: records.iter().any(|r| r.kind == Kind::Incoming),
+    };
+    let stdout = std::io::stdout();
+    if config.format == Format::Json {
+        let mut out = stg_core::jsonl::Writer::new(stdout.lock());
+        for record in &records {
+            out.write(record)?;
+        }
+        out.write(&summary)?;
+        out.flush()?;
+        return Ok(stg_core::exit::OK);
+    }
+    let mut out = stdout.lock();
+    if records.is_empty() {
+        writeln!(out, "no database {} and no kept copies", config.db)?;
+    }
+    for r in &records {
+        let kind = match r.kind {
+            Kind::Current => "current",
+            Kind::Previous => "previous",
+            Kind::Incoming => "incoming",
+        };
+        let origin = match &r.provenance {
+            Some(p) => format!(
+                "from {}/{} dumped {} restored {}{}",
+                if p.source_host.is_empty() {
+                    "?"
+                } else {
+                    &p.source_host
+                },
+                if p.source_database.is_empty() {
+                    "?"
+                } else {
+                    &p.source_database
+                },
+                p.dumped_at.as_deref().unwrap_or("?"),
+                p.restored_at,
+                if p.verified { "" } else { " (UNVERIFIED)" }
+            ),
+            None => "no provenance".to_owned(),
+        };
+        let closed = if r.allow_connections {
+            ""
+        } else {
+            "  [not accepting connections]"
+        };
+        writeln!(
+            out,
+            "{kind:<9} {:<40} {:>12} bytes  {origin}{closed}",
+            r.name, r.size_bytes
+        )?;
+    }
+    Ok(stg_core::exit::OK)
+}

@@ -1,0 +1,487 @@
+//! Reading a dump stream: xz-decode, split into lines, hold the manifest, count and hash
+//! every line with [`stg_core::stream::Tally`], find the trailer, and hand the SQL on in
+//! chunks of whole lines.
+//!
+//! Memory is bounded by one line plus one chunk: the stream is never held whole. The
+//! trailer counts only when it is outside a COPY block (inside one, a trailer-looking line
+//! is data); anything after it is an error. For a plain `pg_dump [-C] | xz` stream (only with
+//! `--accept-unverified`) the `CREATE DATABASE` and `\connect` lines of `-C` are dropped and
+//! the database-level statements that name the dumped database are pointed at the incoming
+//! one, so the data lands there and the live database is never touched.
+//!
+//! Not here: anything that talks to a database or to psql (see [`crate::load`]).
+
+use std::io::{BufRead, BufReader, Read};
+
+use stg_core::stream::{self, Manifest, Tally, Trailer};
+
+/// Size of the decoded-side buffer and the target size of a chunk handed to psql.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Longest first line accepted: a manifest is a few KiB; anything longer is not one.
+const MAX_FIRST_LINE: usize = 16 * 1024 * 1024;
+
+/// What is wrong with a stream. Always an input problem: the stream, not the machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StreamError(pub String);
+
+/// How to treat a stream that has no manifest.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Accept a plain `pg_dump` stream (no manifest, no trailer).
+    pub accept_unverified: bool,
+    /// For a plain `pg_dump -C` stream: the database name to put in place of the dumped
+    /// one in database-level statements (the incoming database).
+    pub rename_database_to: Option<String>,
+}
+
+/// The end of a fully read stream.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The manifest, when the stream has one.
+    pub manifest: Option<Manifest>,
+    /// What the trailer states (`None` for a plain stream).
+    pub stated: Option<Trailer>,
+    /// What was counted.
+    pub counted: Trailer,
+    /// Disagreements between stated and counted (empty when they agree or unverified).
+    pub mismatches: Vec<String>,
+    /// Decoded lines read, trailer included.
+    pub lines: u64,
+    /// Compressed bytes read from the input.
+    pub compressed_bytes: u64,
+    /// Things worth telling (lines of a `-C` dump handled, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    /// True when the stream had a manifest and its trailer matched.
+    pub fn verified(&self) -> bool {
+        self.stated.is_some() && self.mismatches.is_empty()
+    }
+}
+
+/// Handling of a plain `pg_dump -C` stream's database-level lines.
+#[derive(Default)]
+struct DashC {
+    /// The dumped database's name as pg_dump wrote it (quoted where needed), learnt from
+    /// its `CREATE DATABASE` line.
+    written_name: Option<String>,
+    skipped_create: u32,
+    skipped_connect: u32,
+    rewritten: u32,
+}
+
+/// A stream being read.
+pub struct Reader<R: Read> {
+    input: BufReader<liblzma::read::XzDecoder<R>>,
+    tally: Tally,
+    line: Vec<u8>,
+    lines: u64,
+    manifest: Option<Manifest>,
+    options: Options,
+    pending_first: Option<Vec<u8>>,
+    stated: Option<Trailer>,
+    dash_c: DashC,
+    ended: bool,
+}
+
+/// Reads the xz-decoded input up to and including the next newline (or to the end).
+fn read_line<R: Read>(
+    input: &mut BufReader<liblzma::read::XzDecoder<R>>,
+    line: &mut Vec<u8>,
+    limit: Option<usize>,
+) -> Result<usize, StreamError> {
+    let result = match limit {
+        Some(limit) => input.by_ref().take(limit as u64).read_until(b'\n', line),
+        None => input.read_until(b'\n', line),
+    };
+    result.map_err(|e| {
+        let decoded = input.get_ref().total_out();
+        if e.kind() == std::io::ErrorKind::UnexpectedEof && input.get_ref().total_in() == 0 {
+            StreamError("the stream is empty (nothing on stdin)".into())
+        } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            StreamError(format!(
+                "the stream is truncated: the xz data ends early, after {decoded} decoded bytes"
+            ))
+        } else if decoded == 0 && input.get_ref().total_in() < 64 {
+            StreamError(format!(
+                "the input is not an xz stream ({e}); stg-restore reads what stg-dump (or `pg_dump | xz`) writes"
+            ))
+        } else {
+            StreamError(format!(
+                "the xz data is corrupt ({e}), after {decoded} decoded bytes"
+            ))
+        }
+    })
+}
+
+/// Reads one SQL identifier as written (bare or double-quoted) from the start of `s`;
+/// returns it as written and the rest.
+fn written_identifier(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let bytes = rest.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                return Some((&s[..i + 2], &s[i + 2..]));
+            }
+            i += 1;
+        }
+        None
+    } else {
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(s.len());
+        (end > 0).then(|| (&s[..end], &s[end..]))
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Starts reading: decodes up to the end of the first line and checks it is a manifest
+    /// (or, with `accept_unverified`, that the stream is plain SQL).
+    pub fn open(input: R, options: Options) -> Result<Self, StreamError> {
+        let mut reader = Reader {
+            input: BufReader::with_capacity(
+                CHUNK,
+                liblzma::read::XzDecoder::new_multi_decoder(input),
+            ),
+            tally: Tally::new(),
+            line: Vec::new(),
+            lines: 0,
+            manifest: None,
+            options,
+            pending_first: None,
+            stated: None,
+            dash_c: DashC::default(),
+            ended: false,
+        };
+        let mut first = Vec::new();
+        let n = read_line(&mut reader.input, &mut first, Some(MAX_FIRST_LINE))?;
+        if n == 0 {
+            return Err(StreamError(
+                "the stream is empty (the xz data decodes to nothing)".into(),
+            ));
+        }
+        if !first.ends_with(b"\n") {
+            return Err(StreamError(format!(
+                "the stream's first line is incomplete or longer than {MAX_FIRST_LINE} bytes: not a dump stream"
+            )));
+        }
+        match stream::parse_manifest_line(&first) {
+            Err(message) => return Err(StreamError(message)),
+            Ok(Some(manifest)) => reader.manifest = Some(manifest),
+            Ok(None) if reader.options.accept_unverified => {}
+            Ok(None) => {
+                return Err(StreamError(
+                    "the stream has no stg-dump manifest (its first line is not \
+                     `-- stg-dump manifest: ...`); a plain `pg_dump | xz` stream is accepted \
+                     only with --accept-unverified, and then nothing is verified"
+                        .into(),
+                ))
+            }
+        }
+        reader.pending_first = Some(first);
+        Ok(reader)
+    }
+
+    /// The manifest, when the stream has one.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// Decoded bytes counted so far (trailer excluded).
+    pub fn bytes(&self) -> u64 {
+        self.tally.bytes()
+    }
+
+    /// Rows counted so far, all tables.
+    pub fn rows(&self) -> u64 {
+        self.tally.tables().values().sum()
+    }
+
+    /// Appends whole SQL lines to `out` until it holds at least `target` bytes or the
+    /// stream ends (so pass a buffer shorter than `target`, normally an empty one). Returns `false` once the stream has ended (`out` may still hold the
+    /// last lines).
+    pub fn fill(&mut self, out: &mut Vec<u8>, target: usize) -> Result<bool, StreamError> {
+        if let Some(first) = self.pending_first.take() {
+            self.lines += 1;
+            self.feed(first, out);
+        }
+        while out.len() < target {
+            if self.ended {
+                return Ok(false);
+            }
+            let mut line = std::mem::take(&mut self.line);
+            line.clear();
+            let n = read_line(&mut self.input, &mut line, None)?;
+            if n == 0 {
+                self.ended = true;
+                if self.manifest.is_some() && self.stated.is_none() {
+                    let inside = if self.tally.in_copy() {
+                        " (it ends inside a COPY block)"
+                    } else {
+                        ""
+                    };
+                    return Err(StreamError(format!(
+                        "the stream is truncated: it ends after {} lines without the \
+                         stg-dump trailer{inside}",
+                        self.lines
+                    )));
+                }
+                self.line = line;
+                return Ok(false);
+            }
+            self.lines += 1;
+            if self.stated.is_some() {
+                return Err(StreamError(format!(
+                    "the stream has data after its trailer (line {})",
+                    self.lines
+                )));
+            }
+            if self.manifest.is_some() && !self.tally.in_copy() {
+                if let Some(trailer) = stream::parse_trailer_line(&line) {
+                    self.stated = Some(trailer.map_err(StreamError)?);
+                    self.line = line;
+                    continue;
+                }
+            }
+            self.feed(line, out);
+        }
+        Ok(!self.ended)
+    }
+
+    /// Counts one line and passes it on (or not: a `-C` dump's database lines).
+    fn feed(&mut self, line: Vec<u8>, out: &mut Vec<u8>) {
+        let outside_copy = !self.tally.in_copy();
+        self.tally.line(&line);
+        if self.manifest.is_none() && outside_copy {
+            if let Some(replacement) = self.dash_c_line(&line) {
+                out.extend_from_slice(&replacement);
+                self.line = line;
+                return;
+            }
+        }
+        out.extend_from_slice(&line);
+        self.line = line;
+    }
+
+    /// For a plain stream: `Some(replacement)` when a `-C` line must not reach psql as is.
+    fn dash_c_line(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(line).ok()?;
+        if let Some(rest) = text.strip_prefix("CREATE DATABASE ") {
+            if let Some((name, _)) = written_identifier(rest) {
+                self.dash_c.written_name = Some(name.to_owned());
+            }
+            self.dash_c.skipped_create += 1;
+            return Some(Vec::new());
+        }
+        if text.starts_with("\\connect ") || text.starts_with("\\c ") {
+            self.dash_c.skipped_connect += 1;
+            return Some(Vec::new());
+        }
+        let name = self.dash_c.written_name.as_deref()?;
+        let target = self.options.rename_database_to.as_deref()?;
+        let is_db_statement = text.starts_with("ALTER DATABASE ")
+            || text.starts_with("COMMENT ON DATABASE ")
+            || text.starts_with("SECURITY LABEL ")
+            || ((text.starts_with("GRANT ") || text.starts_with("REVOKE "))
+                && text.contains(" ON DATABASE "));
+        if !is_db_statement {
+            return None;
+        }
+        let needle = format!("DATABASE {name}");
+        let at = text.find(&needle)?;
+        let after = &text[at + needle.len()..];
+        if !(after.starts_with(' ') || after.starts_with(';')) {
+            return None;
+        }
+        self.dash_c.rewritten += 1;
+        Some(
+            format!(
+                "{}DATABASE {}{after}",
+                &text[..at],
+                crate::sql::ident(target)
+            )
+            .into_bytes(),
+        )
+    }
+
+    /// Ends reading (after [`Reader::fill`] returned `false`): compares the trailer with
+    /// what was counted.
+    pub fn finish(self) -> Outcome {
+        let compressed_bytes = self.input.get_ref().total_in();
+        let counted = self.tally.finish();
+        let mismatches = self
+            .stated
+            .as_ref()
+            .map(|stated| stream::trailer_mismatches(stated, &counted))
+            .unwrap_or_default();
+        let mut warnings = Vec::new();
+        if self.manifest.is_none() {
+            warnings.push(
+                "unverified stream: no stg-dump manifest or trailer, so no checksum or row \
+                 count was checked (--accept-unverified)"
+                    .to_owned(),
+            );
+            let d = &self.dash_c;
+            if d.skipped_create > 0 || d.skipped_connect > 0 {
+                warnings.push(format!(
+                    "pg_dump -C stream: skipped {} CREATE DATABASE and {} \\connect line(s); \
+                     rewrote {} database-level statement(s) to the incoming database",
+                    d.skipped_create, d.skipped_connect, d.rewritten
+                ));
+            }
+        }
+        Outcome {
+            manifest: self.manifest,
+            stated: self.stated,
+            counted,
+            mismatches,
+            lines: self.lines,
+            compressed_bytes,
+            warnings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn sample_manifest() -> String {
+        let m = Manifest {
+            format: stream::FORMAT,
+            database: "fas2".into(),
+            source_host: "db01".into(),
+            dumped_on: "db01".into(),
+            dumped_at: "2026-11-28T01:00:00Z".into(),
+            server_version: "15.18".into(),
+            pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
+            encoding: "UTF8".into(),
+            locale: "C.UTF-8".into(),
+            lc_ctype: "C.UTF-8".into(),
+            locale_provider: "libc".into(),
+            icu_locale: None,
+            owner: "fas2".into(),
+            roles: vec!["fas2".into()],
+            masking: stream::MaskingSummary::default(),
+            tool: "test".into(),
+        };
+        stream::manifest_line(&m)
+    }
+
+    fn with_trailer(body: &str) -> String {
+        let mut tally = Tally::new();
+        for line in body.split_inclusive('\n') {
+            tally.line(line.as_bytes());
+        }
+        format!("{body}{}", stream::trailer_line(&tally.finish()))
+    }
+
+    fn read_all(data: &[u8], options: Options) -> Result<(Vec<u8>, Outcome), StreamError> {
+        let mut reader = Reader::open(data, options)?;
+        let mut out = Vec::new();
+        loop {
+            let mut chunk = Vec::new();
+            let more = reader.fill(&mut chunk, 7)?;
+            out.extend(chunk);
+            if !more {
+                break;
+            }
+        }
+        Ok((out, reader.finish()))
+    }
+
+    #[test]
+    fn verified_stream_passes_sql_on_without_the_trailer() {
+        let body = format!(
+            "{}SET x = 1;\nCOPY public.t (a) FROM stdin;\n1\n-- stg-dump trailer: {{}}\n\\.\n",
+            sample_manifest()
+        );
+        let (out, outcome) =
+            read_all(&xz(with_trailer(&body).as_bytes()), Options::default()).unwrap();
+        assert_eq!(out, body.as_bytes());
+        assert!(outcome.verified(), "{:?}", outcome.mismatches);
+        assert_eq!(outcome.counted.tables["public.t"], 2);
+    }
+
+    #[test]
+    fn concatenated_xz_streams_are_one_stream() {
+        let whole = with_trailer(&format!("{}SELECT 1;\n", sample_manifest()));
+        let (a, b) = whole.split_at(whole.len() / 2);
+        let mut data = xz(a.as_bytes());
+        data.extend(xz(b.as_bytes()));
+        let (_, outcome) = read_all(&data, Options::default()).unwrap();
+        assert!(outcome.verified());
+    }
+
+    #[test]
+    fn missing_trailer_data_after_it_and_mismatch_are_refused() {
+        let body = format!("{}SELECT 1;\n", sample_manifest());
+        let err = read_all(&xz(body.as_bytes()), Options::default()).unwrap_err();
+        assert!(err.0.contains("without the stg-dump trailer"), "{err}");
+
+        let after = format!("{}SELECT 2;\n", with_trailer(&body));
+        let err = read_all(&xz(after.as_bytes()), Options::default()).unwrap_err();
+        assert!(err.0.contains("after its trailer"), "{err}");
+
+        let flipped = with_trailer(&body).replace("SELECT 1", "SELECT 2");
+        let (_, outcome) = read_all(&xz(flipped.as_bytes()), Options::default()).unwrap();
+        assert!(!outcome.verified());
+        assert!(
+            outcome.mismatches[0].contains("SHA-256"),
+            "{:?}",
+            outcome.mismatches
+        );
+    }
+
+    #[test]
+    fn truncated_and_non_xz_input_are_named() {
+        let data = xz(with_trailer(&format!("{}SELECT 1;\n", sample_manifest())).as_bytes());
+        let err = read_all(&data[..data.len() - 9], Options::default()).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
+        let err = read_all(b"SELECT 1;\n", Options::default()).unwrap_err();
+        assert!(err.0.contains("not an xz stream"), "{err}");
+        let err = read_all(b"", Options::default()).unwrap_err();
+        assert!(err.0.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn plain_stream_needs_the_flag_and_dash_c_lines_are_handled() {
+        let plain = "--\nCREATE DATABASE \"my db\" WITH TEMPLATE = template0;\n\
+                     ALTER DATABASE \"my db\" OWNER TO fas2;\n\\connect \"my db\"\n\
+                     ALTER DATABASE \"my db\" SET work_mem TO '8MB';\n\
+                     GRANT CONNECT ON DATABASE \"my db\" TO app;\nSELECT 1;\n";
+        let err = read_all(&xz(plain.as_bytes()), Options::default()).unwrap_err();
+        assert!(err.0.contains("--accept-unverified"), "{err}");
+        let options = Options {
+            accept_unverified: true,
+            rename_database_to: Some("x__stg_incoming".into()),
+        };
+        let (out, outcome) = read_all(&xz(plain.as_bytes()), options).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "--\nALTER DATABASE \"x__stg_incoming\" OWNER TO fas2;\n\
+             ALTER DATABASE \"x__stg_incoming\" SET work_mem TO '8MB';\n\
+             GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;\nSELECT 1;\n"
+        );
+        assert!(!outcome.verified());
+        assert!(outcome
+            .warnings
+            .iter()
+            .any(|w| w.contains("skipped 1 CREATE")));
+    }
+}

@@ -1,0 +1,197 @@
+//! What stg-restore prints on stdout: one JSON Lines summary per command (`--format json`)
+//! or a few lines for people (`--format text`), and progress on stderr when it is a
+//! terminal.
+//!
+//! A failed restore still prints its summary (`"ok": false`, `"failed_step"`, `"error"`)
+//! before the error line on stderr, so a program reading stdout always gets one.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::Format;
+
+/// The verification part of a restore or verify report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    /// True when the stream had a manifest and its trailer matched what was read.
+    pub verified: bool,
+    /// SHA-256 the stream hashed to (of every byte before the trailer).
+    pub sha256: Option<String>,
+    /// SHA-256 the trailer states.
+    pub trailer_sha256: Option<String>,
+    /// Every disagreement, or why nothing could be verified.
+    pub problems: Vec<String>,
+}
+
+/// Where the data came from, from the manifest.
+#[derive(Clone, Debug, Serialize)]
+pub struct Source {
+    /// Production database.
+    pub database: String,
+    /// Production host as stg-dump connected to it.
+    pub host: String,
+    /// When the snapshot was taken.
+    pub dumped_at: String,
+    /// The tool that wrote the stream.
+    pub tool: String,
+}
+
+/// The summary of a restore.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreSummary {
+    /// Always `summary`.
+    pub r#type: &'static str,
+    /// Always `restore`.
+    pub command: &'static str,
+    /// True when the new database is in place.
+    pub ok: bool,
+    /// The step that failed: read, connect, prepare, load, verify, analyze, pre-hook, swap,
+    /// post-hook.
+    pub failed_step: Option<&'static str>,
+    /// The error, when one happened.
+    pub error: Option<String>,
+    /// True when the failure was an input problem (exit 2 rather than 3).
+    #[serde(skip)]
+    pub failed_class_usage: bool,
+    /// The live database.
+    pub database: Option<String>,
+    /// The incoming database's name.
+    pub incoming: Option<String>,
+    /// True when the incoming database was dropped after a failure.
+    pub incoming_dropped: bool,
+    /// The kept copy of the database that was live before (after the swap).
+    pub previous: Option<String>,
+    /// Kept copies dropped after the swap (beyond `--keep`).
+    pub dropped: Vec<String>,
+    /// Sessions on the live database terminated for the swap.
+    pub sessions_terminated: u64,
+    /// Decoded bytes before the trailer.
+    pub bytes: u64,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// Rows per table, as counted in the stream.
+    pub rows: BTreeMap<String, u64>,
+    /// The checksum and row-count check.
+    pub verification: Verification,
+    /// The manifest's source, when there is one.
+    pub source: Option<Source>,
+    /// Milliseconds per phase.
+    pub timings_ms: BTreeMap<&'static str, u64>,
+    /// Things worth knowing that did not stop the restore.
+    pub warnings: Vec<String>,
+}
+
+/// Writes one record as JSON Lines.
+pub fn write_json<T: Serialize>(record: &T) -> anyhow::Result<()> {
+    let mut out = stg_core::jsonl::Writer::new(std::io::stdout().lock());
+    out.write(record)?;
+    out.flush()
+}
+
+/// Prints a restore summary.
+pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        return write_json(summary);
+    }
+    let mut out = std::io::stdout().lock();
+    let db = summary.database.as_deref().unwrap_or("(unknown)");
+    if summary.ok {
+        writeln!(out, "restored {db}")?;
+    } else {
+        writeln!(
+            out,
+            "restore of {db} FAILED at step {}",
+            summary.failed_step.unwrap_or("?")
+        )?;
+        if let Some(error) = &summary.error {
+            writeln!(out, "  error:        {error}")?;
+        }
+        if summary.incoming_dropped {
+            writeln!(
+                out,
+                "  incoming:     {} dropped; {db} untouched",
+                summary.incoming.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    let v = &summary.verification;
+    writeln!(
+        out,
+        "  verified:     {}{}",
+        if v.verified { "yes" } else { "NO" },
+        v.sha256
+            .as_deref()
+            .map(|s| format!(" (sha256 {s})"))
+            .unwrap_or_default()
+    )?;
+    for problem in &v.problems {
+        writeln!(out, "  problem:      {problem}")?;
+    }
+    if let Some(source) = &summary.source {
+        writeln!(
+            out,
+            "  source:       {} on {}, dumped {}",
+            source.database, source.host, source.dumped_at
+        )?;
+    }
+    if let Some(previous) = &summary.previous {
+        writeln!(out, "  previous:     {previous}")?;
+    }
+    for dropped in &summary.dropped {
+        writeln!(out, "  dropped:      {dropped}")?;
+    }
+    let rows: u64 = summary.rows.values().sum();
+    writeln!(
+        out,
+        "  data:         {} bytes ({} compressed), {} tables, {rows} rows",
+        summary.bytes,
+        summary.compressed_bytes,
+        summary.rows.len()
+    )?;
+    let timings: Vec<String> = summary
+        .timings_ms
+        .iter()
+        .map(|(k, v)| format!("{k} {v} ms"))
+        .collect();
+    writeln!(out, "  timings:      {}", timings.join(", "))?;
+    for warning in &summary.warnings {
+        writeln!(out, "  warning:      {warning}")?;
+    }
+    Ok(())
+}
+
+/// Progress lines on stderr, only when stderr is a terminal.
+pub struct ProgressLine {
+    enabled: bool,
+}
+
+impl ProgressLine {
+    /// Progress for this process.
+    pub fn new() -> Self {
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Overwrites the progress line.
+    pub fn show(&self, text: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[2K{text}");
+        }
+    }
+
+    /// Ends the progress line with a message.
+    pub fn done(&self, text: &str) {
+        if self.enabled {
+            eprintln!("\r\x1b[2K{text}");
+        }
+    }
+}
+
+impl Default for ProgressLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,591 @@
+//! The restore: stream -> `<db>__stg_incoming` -> verified -> swapped in for `<db>`.
+//!
+//! Steps, in order, each named in the report when it fails:
+//! `read` (the manifest), `connect`, `prepare` (target name, advisory lock, roles, leftover
+//! incoming database, `CREATE DATABASE`), `load` (psql), `verify` (trailer against what was
+//! read), `analyze`, `pre-hook`, `swap`, `post-hook`, `prune`.
+//! Until `swap` commits, any failure (or SIGINT/SIGTERM/SIGHUP) kills psql, drops the
+//! incoming database and leaves the live one untouched; after it, the new database stays
+//! and the failure is reported. If the swap fails after the pre-hook succeeded, the
+//! post-hook still runs so that what the pre-hook stopped is started again.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use stg_core::provenance::{self, Provenance};
+use stg_core::stream::Manifest;
+use stg_core::{timestamp, Error};
+use tokio::sync::mpsc;
+
+use crate::db::{Kind, Maintenance};
+use crate::hooks::{self, Hook};
+use crate::load::{self, Event, Progress, Psql};
+use crate::reader::{Options, Outcome};
+use crate::report::{self, ProgressLine, RestoreSummary, Source, Verification};
+use crate::signals::{interrupted, Cancel};
+use crate::sql::{self, DbSettings};
+use crate::RestoreConfig;
+
+/// A step of the restore, as named in reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading the stream's first line.
+    Read,
+    /// Connecting to the server.
+    Connect,
+    /// Lock, roles, leftover, create.
+    Prepare,
+    /// psql loading.
+    Load,
+    /// Checking the trailer.
+    Verify,
+    /// VACUUM ANALYZE.
+    Analyze,
+    /// `--pre-hook`.
+    PreHook,
+    /// The renames.
+    Swap,
+    /// `--post-hook`.
+    PostHook,
+    /// Dropping old copies.
+    Prune,
+}
+
+impl Step {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Read => "read",
+            Step::Connect => "connect",
+            Step::Prepare => "prepare",
+            Step::Load => "load",
+            Step::Verify => "verify",
+            Step::Analyze => "analyze",
+            Step::PreHook => "pre-hook",
+            Step::Swap => "swap",
+            Step::PostHook => "post-hook",
+            Step::Prune => "prune",
+        }
+    }
+}
+
+/// Runs a restore; prints the summary; `Err` (with the step named) when it failed.
+pub fn run(config: &RestoreConfig) -> anyhow::Result<u8> {
+    let rt = crate::runtime()?;
+    let summary = rt.block_on(async {
+        let cancel = Cancel::install().context("while installing signal handlers")?;
+        let mut restore = Restore::new(config, cancel);
+        restore.run().await;
+        anyhow::Ok(restore.summary)
+    })?;
+    // The reader thread may still wait on stdin; it ends with the process.
+    rt.shutdown_background();
+    report::print_restore(&summary, config.format)?;
+    if summary.ok {
+        return Ok(stg_core::exit::OK);
+    }
+    let step = summary.failed_step.unwrap_or("?");
+    let error = summary.error.clone().unwrap_or_default();
+    let db = summary
+        .database
+        .clone()
+        .unwrap_or_else(|| "the database".into());
+    let after = if summary.incoming_dropped {
+        format!(
+            "; {} was dropped and {db} is untouched",
+            summary.incoming.clone().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    let message = format!("step {step} failed: {error}{after}");
+    Err(match summary_class(&summary) {
+        stg_core::ErrorClass::Usage => Error::usage(message).into(),
+        stg_core::ErrorClass::Runtime => Error::runtime(message).into(),
+    })
+}
+
+/// Input problems (a bad stream, missing roles, bad names) are exit 2; the rest 3.
+fn summary_class(summary: &RestoreSummary) -> stg_core::ErrorClass {
+    if summary.failed_step.is_some() && summary.failed_class_usage {
+        stg_core::ErrorClass::Usage
+    } else {
+        stg_core::ErrorClass::Runtime
+    }
+}
+
+struct Restore<'a> {
+    config: &'a RestoreConfig,
+    cancel: Cancel,
+    summary: RestoreSummary,
+    step: Step,
+    maintenance: Option<Maintenance>,
+    psql: Option<Psql>,
+    incoming: String,
+    incoming_created: bool,
+    pre_hook_ok: bool,
+    swapped: bool,
+    progress: Arc<Progress>,
+    line: ProgressLine,
+}
+
+impl<'a> Restore<'a> {
+    fn new(config: &'a RestoreConfig, cancel: Cancel) -> Self {
+        Restore {
+            config,
+            cancel,
+            summary: RestoreSummary {
+                r#type: "summary",
+                command: "restore",
+                ..RestoreSummary::default()
+            },
+            step: Step::Read,
+            maintenance: None,
+            psql: None,
+            incoming: String::new(),
+            incoming_created: false,
+            pre_hook_ok: false,
+            swapped: false,
+            progress: Arc::new(Progress::default()),
+            line: ProgressLine::new(),
+        }
+    }
+
+    fn time(&mut self, phase: &'static str, started: Instant) {
+        self.summary
+            .timings_ms
+            .insert(phase, started.elapsed().as_millis() as u64);
+    }
+
+    async fn run(&mut self) {
+        let started = Instant::now();
+        let result = self.steps().await;
+        if let Err(err) = result {
+            self.line.done("");
+            self.summary.failed_step = Some(self.step.name());
+            self.summary.failed_class_usage =
+                stg_core::exit::classify(&err) == stg_core::ErrorClass::Usage;
+            self.summary.error = Some(format!("{err:#}"));
+            self.clean_up().await;
+        } else {
+            self.summary.ok = true;
+        }
+        if let Some(name) = self.cancel.fired() {
+            if self.summary.ok {
+                self.summary.warnings.push(format!(
+                    "{name} arrived during the swap; the swap was finished first"
+                ));
+            }
+        }
+        self.time("total", started);
+    }
+
+    /// After a failure: kill psql, drop the incoming database, restart what the pre-hook
+    /// stopped.
+    async fn clean_up(&mut self) {
+        if let Some(psql) = &mut self.psql {
+            psql.kill().await;
+        }
+        self.psql = None;
+        if self.incoming_created && !self.swapped {
+            if let Some(m) = &self.maintenance {
+                match m.drop_database(&self.incoming).await {
+                    Ok(()) => self.summary.incoming_dropped = true,
+                    Err(err) => self.summary.warnings.push(format!(
+                        "could not drop {}: {err:#}; the next restore of {} drops it",
+                        self.incoming,
+                        self.summary.database.as_deref().unwrap_or("")
+                    )),
+                }
+            }
+        }
+        if self.pre_hook_ok && !self.swapped {
+            if let Some(command) = &self.config.post_hook {
+                let db = self.summary.database.clone().unwrap_or_default();
+                if let Err(err) = hooks::run(Hook::Post, command, &db, &self.incoming, None).await {
+                    self.summary
+                        .warnings
+                        .push(format!("after the failed swap, {err:#}"));
+                }
+            }
+        }
+    }
+
+    async fn steps(&mut self) -> anyhow::Result<()> {
+        // read: the manifest decides the target and how the database is created.
+        self.step = Step::Read;
+        let t = Instant::now();
+        let options = Options {
+            accept_unverified: self.config.accept_unverified,
+            rename_database_to: self.config.db.as_deref().map(sql::incoming_name),
+        };
+        let mut rx = load::spawn_reader(options, Arc::clone(&self.progress));
+        let opened = self.cancel.run(async { Ok(rx.recv().await) }).await?;
+        let manifest = match opened {
+            Some(Event::Opened(Ok(manifest))) => manifest,
+            Some(Event::Opened(Err(err))) => return Err(Error::usage(err.0).into()),
+            _ => anyhow::bail!("internal error: the stream reader stopped unexpectedly"),
+        };
+        let db = match (&self.config.db, &manifest) {
+            (Some(db), _) => db.clone(),
+            (None, Some(m)) => {
+                sql::check_target(&m.database, self.config.conn.dbname.as_str()).map_err(|e| {
+                    Error::usage(format!(
+                        "{e} (from the stream's manifest; use --db to choose another name)"
+                    ))
+                })?;
+                m.database.clone()
+            }
+            (None, None) => unreachable!("--accept-unverified requires --db"),
+        };
+        self.incoming = sql::incoming_name(&db);
+        self.summary.database = Some(db.clone());
+        self.summary.incoming = Some(self.incoming.clone());
+        if let Some(m) = &manifest {
+            self.summary.source = Some(Source {
+                database: m.database.clone(),
+                host: m.source_host.clone(),
+                dumped_at: m.dumped_at.clone(),
+                tool: m.tool.clone(),
+            });
+        }
+        self.time("read_manifest", t);
+
+        // connect
+        self.step = Step::Connect;
+        let t = Instant::now();
+        let conn = self.config.conn.clone();
+        let maintenance = self.cancel.run(Maintenance::connect(&conn)).await?;
+        self.maintenance = Some(maintenance);
+        self.time("connect", t);
+
+        // prepare
+        self.step = Step::Prepare;
+        let t = Instant::now();
+        self.prepare(&db, manifest.as_ref()).await?;
+        self.time("prepare", t);
+
+        // load + verify
+        self.step = Step::Load;
+        let t = Instant::now();
+        let outcome = self.load(&mut rx).await?;
+        self.time("load", t);
+
+        // analyze
+        if self.config.analyze {
+            self.step = Step::Analyze;
+            let t = Instant::now();
+            let conn = self.config.conn.with_dbname(&self.incoming);
+            self.cancel
+                .run(async {
+                    let client = conn.connect().await?;
+                    client
+                        .batch_execute("VACUUM ANALYZE")
+                        .await
+                        .context("while running VACUUM ANALYZE")?;
+                    Ok(())
+                })
+                .await?;
+            self.time("analyze", t);
+        }
+
+        // provenance, on the incoming database so it moves with the rename
+        let provenance = Provenance {
+            stg_provenance: provenance::VERSION,
+            source_host: manifest
+                .as_ref()
+                .map_or_else(String::new, |m| m.source_host.clone()),
+            source_database: manifest
+                .as_ref()
+                .map_or_else(String::new, |m| m.database.clone()),
+            dumped_at: manifest.as_ref().map(|m| m.dumped_at.clone()),
+            restored_at: timestamp::format(timestamp::now()),
+            stream_sha256: outcome.verified().then(|| outcome.counted.sha256.clone()),
+            verified: outcome.verified(),
+            masking: manifest
+                .as_ref()
+                .map(|m| m.masking.clone())
+                .unwrap_or_default(),
+            restored_by: format!("stg-restore {}", env!("CARGO_PKG_VERSION")),
+        };
+        let m = self.maintenance.as_ref().expect("connected");
+        self.cancel
+            .run(m.set_comment(&self.incoming, &provenance.to_comment()))
+            .await?;
+        if let Some(name) = self.cancel.fired() {
+            return Err(interrupted(name));
+        }
+
+        // pre-hook
+        if let Some(command) = &self.config.pre_hook {
+            self.step = Step::PreHook;
+            let t = Instant::now();
+            hooks::run(Hook::Pre, command, &db, &self.incoming, None).await?;
+            self.pre_hook_ok = true;
+            self.time("pre_hook", t);
+            if let Some(name) = self.cancel.fired() {
+                return Err(interrupted(name));
+            }
+        }
+
+        // swap: not interruptible once begun
+        self.step = Step::Swap;
+        let t = Instant::now();
+        let m = self.maintenance.as_mut().expect("connected");
+        let retired = free_previous_name(m, &db).await?;
+        let live_existed = m.exists(&db).await?;
+        let terminated = m.swap(&db, &self.incoming, &retired).await?;
+        self.swapped = true;
+        self.summary.sessions_terminated = terminated;
+        if live_existed {
+            self.summary.previous = Some(retired.clone());
+        }
+        self.time("swap", t);
+        self.line.done(&format!("swapped in {db}"));
+
+        // post-hook
+        if let Some(command) = &self.config.post_hook {
+            self.step = Step::PostHook;
+            let t = Instant::now();
+            let previous = self.summary.previous.clone();
+            hooks::run(
+                Hook::Post,
+                command,
+                &db,
+                &self.incoming,
+                previous.as_deref(),
+            )
+            .await
+            .context("the new database is in place; kept copies were not pruned")?;
+            self.time("post_hook", t);
+        }
+
+        // prune
+        self.step = Step::Prune;
+        let t = Instant::now();
+        self.prune(&db).await?;
+        self.time("prune", t);
+        Ok(())
+    }
+
+    async fn prepare(&mut self, db: &str, manifest: Option<&Manifest>) -> anyhow::Result<()> {
+        let m = self.maintenance.as_ref().expect("connected");
+        if !self.cancel.run(m.try_lock(db)).await? {
+            let holder = m
+                .lock_holder(db)
+                .await
+                .map(|pid| format!(" (server process {pid})"))
+                .unwrap_or_default();
+            return Err(Error::runtime(format!(
+                "another stg-restore of {db} is running{holder}; try again when it has finished"
+            ))
+            .into());
+        }
+        let settings = if let Some(manifest) = manifest {
+            let mut roles = vec![manifest.owner.clone()];
+            for role in &manifest.roles {
+                if !role.eq_ignore_ascii_case("public") && !roles.contains(role) {
+                    roles.push(role.clone());
+                }
+            }
+            let missing = self.cancel.run(m.missing_roles(&roles)).await?;
+            if !missing.is_empty() {
+                return Err(Error::usage(format!(
+                    "the dump needs role(s) that do not exist on this server: {}; create them \
+                     (e.g. CREATE ROLE {} NOLOGIN) and restore again",
+                    missing.join(", "),
+                    sql::ident(&missing[0])
+                ))
+                .into());
+            }
+            DbSettings::from_manifest(manifest)
+        } else {
+            // A plain dump: the live database's settings, else template1's.
+            let live = self.cancel.run(m.settings_of(db)).await?;
+            if let Some(s) = live {
+                s
+            } else {
+                let mut s = self
+                    .cancel
+                    .run(m.settings_of("template1"))
+                    .await?
+                    .context("template1 is missing")?;
+                s.owner = m.current_user().await?;
+                s
+            }
+        };
+        if self.cancel.run(m.exists(&self.incoming)).await? {
+            self.cancel.run(m.drop_database(&self.incoming)).await?;
+            self.summary.warnings.push(format!(
+                "dropped {} left over by an earlier restore that did not finish",
+                self.incoming
+            ));
+        }
+        let create = sql::create_database(&self.incoming, &settings, m.server_version_num)
+            .map_err(Error::usage)?;
+        // From here on, a failure drops the incoming database (an interrupted CREATE
+        // DATABASE still finishes on the server first: the DROP is queued behind it).
+        self.incoming_created = true;
+        self.cancel
+            .run(m.execute(&create))
+            .await
+            .with_context(|| format!("while creating {}", self.incoming))?;
+        Ok(())
+    }
+
+    /// Streams into psql, checks the trailer, then lets psql commit.
+    async fn load(&mut self, rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<Outcome> {
+        let conn = self.config.conn.with_dbname(&self.incoming);
+        self.psql = Some(Psql::spawn(&self.config.psql, &conn)?);
+        let psql = self.psql.as_mut().expect("just set");
+        let cancel = self.cancel.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let outcome = loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                name = cancel.wait() => return Err(interrupted(name)),
+                status = psql.exited() => {
+                    let _ = status;
+                    return Err(explain_psql_failure(psql, rx).await);
+                }
+                _ = tick.tick() => {
+                    self.line.show(&format!(
+                        "loading {}: {} MiB, {} rows",
+                        self.incoming,
+                        self.progress.bytes.load(Ordering::Relaxed) >> 20,
+                        self.progress.rows.load(Ordering::Relaxed)
+                    ));
+                    continue;
+                }
+            };
+            match event {
+                Some(Event::Chunk(chunk)) => {
+                    let written = tokio::select! {
+                        r = psql.write(&chunk) => r,
+                        name = cancel.wait() => return Err(interrupted(name)),
+                    };
+                    if written.is_err() {
+                        return Err(explain_psql_failure(psql, rx).await);
+                    }
+                }
+                Some(Event::End(Ok(outcome))) => break outcome,
+                Some(Event::End(Err(err))) => {
+                    // The stream broke: the step is reading it, an input problem.
+                    return Err(Error::usage(err.0).into());
+                }
+                Some(Event::Opened(_)) | None => {
+                    anyhow::bail!("internal error: the stream reader stopped unexpectedly")
+                }
+            }
+        };
+        self.summary.bytes = outcome.counted.bytes;
+        self.summary.compressed_bytes = outcome.compressed_bytes;
+        self.summary.rows.clone_from(&outcome.counted.tables);
+        self.summary
+            .warnings
+            .extend(outcome.warnings.iter().cloned());
+        self.summary.verification = Verification {
+            verified: outcome.verified(),
+            sha256: Some(outcome.counted.sha256.clone()),
+            trailer_sha256: outcome.stated.as_ref().map(|t| t.sha256.clone()),
+            problems: outcome.mismatches.clone(),
+        };
+        if outcome.stated.is_some() {
+            self.step = Step::Verify;
+            if !outcome.mismatches.is_empty() {
+                return Err(Error::usage(format!(
+                    "the stream does not match its trailer: {}",
+                    outcome.mismatches.join("; ")
+                ))
+                .into());
+            }
+            self.step = Step::Load;
+        } else {
+            self.summary
+                .verification
+                .problems
+                .push("unverified: the stream has no stg-dump manifest or trailer".into());
+        }
+        let psql = self.psql.as_mut().expect("running");
+        let committed = tokio::select! {
+            r = psql.finish() => r,
+            name = cancel.wait() => Err(interrupted(name)),
+        };
+        committed?;
+        self.psql = None;
+        self.line.done(&format!(
+            "loaded {}: {} bytes, {} rows",
+            self.incoming,
+            outcome.counted.bytes,
+            outcome.counted.tables.values().sum::<u64>()
+        ));
+        Ok(outcome)
+    }
+
+    /// Drops kept copies beyond `--keep`; a copy in use is left, with a warning.
+    async fn prune(&mut self, db: &str) -> anyhow::Result<()> {
+        let m = self.maintenance.as_ref().expect("connected");
+        let previous: Vec<String> = m
+            .related(db)
+            .await?
+            .into_iter()
+            .filter(|d| d.kind == Kind::Previous)
+            .map(|d| d.name)
+            .collect();
+        for name in previous.iter().skip(self.config.keep) {
+            match m.drop_if_unused(name).await {
+                Ok(()) => self.summary.dropped.push(name.clone()),
+                Err(err) => self.summary.warnings.push(format!(
+                    "kept {name} beyond --keep {}: {err:#}",
+                    self.config.keep
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// psql stopped early. A damaged stream (corrupt xz decodes to garbage before the xz check
+/// notices; a changed byte can be bad SQL) is the likelier cause then, so the rest of the
+/// stream is read for a few seconds: if it is bad, that is the error reported (exit 2),
+/// with psql's message as the consequence.
+async fn explain_psql_failure(psql: &mut Psql, rx: &mut mpsc::Receiver<Event>) -> anyhow::Error {
+    let psql_error = psql.failure().await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Some(Event::Chunk(_)) => {}
+                Some(Event::End(Err(err))) => return Some(err.0),
+                Some(Event::End(Ok(outcome))) if !outcome.mismatches.is_empty() => {
+                    return Some(format!(
+                        "the stream does not match its trailer: {}",
+                        outcome.mismatches.join("; ")
+                    ))
+                }
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    match rest {
+        Ok(Some(stream_error)) => Error::usage(format!(
+            "{stream_error} (psql had stopped on the damaged data: {psql_error:#})"
+        ))
+        .into(),
+        _ => psql_error,
+    }
+}
+
+/// `<db>__stg_prev_<now>`, waiting a second when a copy of this second exists already.
+pub async fn free_previous_name(m: &Maintenance, db: &str) -> anyhow::Result<String> {
+    for _ in 0..5 {
+        let name = sql::previous_name(db, &timestamp::compact(timestamp::now()));
+        if !m.exists(&name).await? {
+            return Ok(name);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("could not find a free name for the kept copy of {db}")
+}

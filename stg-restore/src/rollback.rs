@@ -1,0 +1,114 @@
+//! `stg-restore rollback DB`: swaps the newest kept copy back in. The live database
+//! becomes a kept copy (stamped now), so a second rollback undoes the first. Same swap,
+//! lock and hooks as a restore; nothing is dropped.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use stg_core::Error;
+
+use crate::db::{Kind, Maintenance};
+use crate::hooks::{self, Hook};
+use crate::report::write_json;
+use crate::restore::free_previous_name;
+use crate::{Format, RollbackConfig};
+
+/// The summary of a rollback.
+#[derive(Debug, Serialize)]
+pub struct RollbackSummary {
+    /// Always `summary`.
+    pub r#type: &'static str,
+    /// Always `rollback`.
+    pub command: &'static str,
+    /// The live database.
+    pub database: String,
+    /// The kept copy that is now live (its name before the swap).
+    pub restored_from: String,
+    /// The name the formerly live database now has (`None` when there was none).
+    pub previous: Option<String>,
+    /// Sessions terminated for the swap.
+    pub sessions_terminated: u64,
+    /// Milliseconds per phase.
+    pub timings_ms: BTreeMap<&'static str, u64>,
+}
+
+/// Runs a rollback.
+pub fn run(config: &RollbackConfig) -> anyhow::Result<u8> {
+    let rt = crate::runtime()?;
+    let summary = rt.block_on(rollback(config))?;
+    if config.format == Format::Json {
+        write_json(&summary)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "rolled back {}: {} is live again",
+            summary.database, summary.restored_from
+        )?;
+        if let Some(previous) = &summary.previous {
+            writeln!(out, "  the database it replaced is kept as {previous}")?;
+        }
+    }
+    Ok(stg_core::exit::OK)
+}
+
+async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
+    let started = Instant::now();
+    let db = &config.db;
+    let mut m = Maintenance::connect(&config.conn).await?;
+    if !m.try_lock(db).await? {
+        return Err(Error::runtime(format!(
+            "a stg-restore of {db} is running; roll back when it has finished"
+        ))
+        .into());
+    }
+    let related = m.related(db).await?;
+    let Some(newest) = related.iter().find(|d| d.kind == Kind::Previous) else {
+        return Err(Error::usage(format!(
+            "there is no kept copy of {db} to roll back to (see `stg-restore list {db}`)"
+        ))
+        .into());
+    };
+    let restored_from = newest.name.clone();
+    let live_exists = related.iter().any(|d| d.kind == Kind::Current);
+    let mut timings = BTreeMap::new();
+    if let Some(command) = &config.pre_hook {
+        let t = Instant::now();
+        hooks::run(Hook::Pre, command, db, &restored_from, None)
+            .await
+            .context("step pre-hook failed; nothing was changed")?;
+        timings.insert("pre_hook", t.elapsed().as_millis() as u64);
+    }
+    let t = Instant::now();
+    let retired = free_previous_name(&m, db).await?;
+    let swapped = m.swap(db, &restored_from, &retired).await;
+    if let Err(err) = swapped {
+        if let Some(command) = &config.post_hook {
+            let _ = hooks::run(Hook::Post, command, db, &restored_from, None).await;
+        }
+        return Err(err.context("step swap failed; the live database is unchanged"));
+    }
+    let terminated = swapped.unwrap_or_default();
+    timings.insert("swap", t.elapsed().as_millis() as u64);
+    let previous = live_exists.then_some(retired);
+    if let Some(command) = &config.post_hook {
+        let t = Instant::now();
+        hooks::run(Hook::Post, command, db, &restored_from, previous.as_deref())
+            .await
+            .context("step post-hook failed after the rollback was done")?;
+        timings.insert("post_hook", t.elapsed().as_millis() as u64);
+    }
+    timings.insert("total", started.elapsed().as_millis() as u64);
+    Ok(RollbackSummary {
+        r#type: "summary",
+        command: "rollback",
+        database: db.clone(),
+        restored_from,
+        previous,
+        sessions_terminated: terminated,
+        timings_ms: timings,
+    })
+}

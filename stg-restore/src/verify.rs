@@ -1,0 +1,119 @@
+//! `stg-restore verify`: reads a stream on stdin and checks everything a restore checks
+//! (xz integrity, manifest, trailer checksum and row counts) without touching any database
+//! or needing a staging host. Exit 0 when the stream is good, 1 when it is not.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::reader::{Options, Reader, CHUNK};
+use crate::report::{write_json, Source, Verification};
+use crate::Format;
+
+/// The summary of `verify`.
+#[derive(Debug, Serialize)]
+pub struct VerifySummary {
+    /// Always `summary`.
+    pub r#type: &'static str,
+    /// Always `verify`.
+    pub command: &'static str,
+    /// The database named in the manifest.
+    pub database: Option<String>,
+    /// Where the data came from.
+    pub source: Option<Source>,
+    /// Decoded bytes before the trailer.
+    pub bytes: u64,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// Rows per table.
+    pub rows: BTreeMap<String, u64>,
+    /// The result.
+    pub verification: Verification,
+}
+
+/// Runs `verify` on stdin.
+pub fn run(format: Format) -> anyhow::Result<u8> {
+    let mut summary = VerifySummary {
+        r#type: "summary",
+        command: "verify",
+        database: None,
+        source: None,
+        bytes: 0,
+        compressed_bytes: 0,
+        rows: BTreeMap::new(),
+        verification: Verification::default(),
+    };
+    let stdin = std::io::stdin();
+    match Reader::open(stdin.lock(), Options::default()) {
+        Err(err) => summary.verification.problems.push(err.0),
+        Ok(mut reader) => {
+            if let Some(m) = reader.manifest() {
+                summary.database = Some(m.database.clone());
+                summary.source = Some(Source {
+                    database: m.database.clone(),
+                    host: m.source_host.clone(),
+                    dumped_at: m.dumped_at.clone(),
+                    tool: m.tool.clone(),
+                });
+            }
+            let mut sink = Vec::with_capacity(CHUNK * 2);
+            let ended = loop {
+                sink.clear();
+                match reader.fill(&mut sink, CHUNK) {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(()),
+                    Err(err) => break Err(err),
+                }
+            };
+            summary.bytes = reader.bytes();
+            if let Err(err) = ended {
+                summary.verification.problems.push(err.0);
+            } else {
+                let outcome = reader.finish();
+                summary.compressed_bytes = outcome.compressed_bytes;
+                summary.rows.clone_from(&outcome.counted.tables);
+                summary.verification = Verification {
+                    verified: outcome.verified(),
+                    sha256: Some(outcome.counted.sha256.clone()),
+                    trailer_sha256: outcome.stated.as_ref().map(|t| t.sha256.clone()),
+                    problems: outcome.mismatches,
+                };
+            }
+        }
+    }
+    if format == Format::Json {
+        write_json(&summary)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        let v = &summary.verification;
+        writeln!(
+            out,
+            "{}: {}",
+            if v.verified {
+                "verified"
+            } else {
+                "NOT verified"
+            },
+            summary.database.as_deref().unwrap_or("(no manifest)")
+        )?;
+        if let Some(sha) = &v.sha256 {
+            writeln!(out, "  sha256:  {sha}")?;
+        }
+        writeln!(
+            out,
+            "  data:    {} bytes, {} tables, {} rows",
+            summary.bytes,
+            summary.rows.len(),
+            summary.rows.values().sum::<u64>()
+        )?;
+        for problem in &v.problems {
+            writeln!(out, "  problem: {problem}")?;
+        }
+    }
+    Ok(if summary.verification.verified {
+        stg_core::exit::OK
+    } else {
+        stg_core::exit::FOUND
+    })
+}

@@ -1,0 +1,685 @@
+//! stg-restore against real PostgreSQL clusters: the restore, swap, keep, list and
+//! rollback; every bad input of the issue, each leaving the previous database there,
+//! unchanged and connectable, with no `__stg_incoming` left behind.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use stg_core::provenance::Provenance;
+use support::{
+    assert_code, find, records, retrail, run_with_stdin, stderr, summary, without_trailer, xz,
+    Setup,
+};
+
+/// Waits until `check` holds, for at most 60 s.
+#[track_caller]
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rows in `people` (table_contents splits rows with newlines into several lines).
+fn people_rows(setup: &Setup, db: &str) -> u64 {
+    setup
+        .cluster
+        .sql(db, "SELECT count(*) FROM people")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn comment_of(setup: &Setup, db: &str) -> Provenance {
+    let text = setup.cluster.sql(
+        "postgres",
+        &format!(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{db}'"
+        ),
+    );
+    Provenance::from_comment(text.trim_end()).expect("stg provenance")
+}
+
+#[test]
+fn refuses_on_a_host_that_is_not_staging() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    for contents in [None, Some("production\n"), Some("# staging\n")] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("environment");
+        if let Some(text) = contents {
+            std::fs::write(&file, text).unwrap();
+        }
+        for args in [vec![], vec!["rollback", "fas2"]] {
+            let mut cmd = setup.restore_cmd(&[]);
+            if !args.is_empty() {
+                cmd = setup.cmd(&args);
+            }
+            cmd.env("STG_ENVIRONMENT_FILE", &file);
+            let out = run_with_stdin(cmd, &stream);
+            assert_code(&out, 2);
+            let err = stderr(&out);
+            assert!(err.contains("not marked as staging"), "{err}");
+            assert!(err.contains("staging"), "{err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+    setup.assert_untouched();
+    assert!(setup.stg_databases().is_empty());
+}
+
+#[test]
+fn restore_swaps_keeps_lists_and_rolls_back() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    let stream = setup.stream();
+
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["ok"], true);
+    assert_eq!(s["database"], "fas2");
+    assert_eq!(s["incoming"], "fas2__stg_incoming");
+    assert_eq!(s["verification"]["verified"], true);
+    assert_eq!(
+        s["verification"]["sha256"],
+        s["verification"]["trailer_sha256"]
+    );
+    assert_eq!(
+        s["rows"]["public.people"].as_u64(),
+        Some(people_rows(&setup, "src"))
+    );
+    assert_eq!(s["source"]["host"], "db01.test");
+    for phase in ["connect", "prepare", "load", "swap", "prune", "total"] {
+        assert!(s["timings_ms"][phase].is_u64(), "timing {phase}: {s}");
+    }
+    let first_prev = s["previous"].as_str().expect("previous").to_owned();
+    assert!(first_prev.starts_with("fas2__stg_prev_"), "{first_prev}");
+
+    assert_eq!(c.table_contents("fas2"), setup.source);
+    assert_eq!(c.table_contents(&first_prev), setup.before);
+    assert_eq!(setup.stg_databases(), vec![first_prev.clone()]);
+    let p = comment_of(&setup, "fas2");
+    assert!(p.verified);
+    assert_eq!(p.source_host, "db01.test");
+    assert_eq!(p.source_database, "fas2");
+    assert_eq!(p.dumped_at.as_deref(), Some("2026-11-28T01:00:00Z"));
+    assert_eq!(
+        p.stream_sha256.as_deref(),
+        s["verification"]["sha256"].as_str()
+    );
+    // The owner comes from the manifest.
+    assert_eq!(
+        c.sql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'fas2'"
+        )
+        .trim(),
+        "fas2"
+    );
+
+    // A second restore keeps one copy (the default): the first kept copy is pruned.
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    let second_prev = s["previous"].as_str().unwrap().to_owned();
+    assert_ne!(second_prev, first_prev);
+    assert_eq!(s["dropped"], serde_json::json!([first_prev]));
+    assert_eq!(setup.stg_databases(), vec![second_prev.clone()]);
+
+    // list: current and kept copy, both with provenance.
+    let out = setup
+        .cmd(&["list", "fas2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let recs = records(&out);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs[0]["kind"], "current");
+    assert_eq!(recs[0]["name"], "fas2");
+    assert_eq!(recs[0]["provenance"]["source_host"], "db01.test");
+    assert_eq!(recs[1]["kind"], "previous");
+    assert_eq!(recs[1]["name"], second_prev.as_str());
+    assert!(recs[1]["provenance"]["restored_at"].is_string());
+    assert_eq!(recs[2]["type"], "summary");
+    assert_eq!(recs[2]["previous"], 1);
+    let text = setup
+        .cmd(&["list", "fas2", "--format", "text"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("current") && text.contains(&second_prev),
+        "{text}"
+    );
+
+    // rollback: the kept copy (same data as the first restore) comes back; the current
+    // becomes a kept copy; a second rollback undoes the first.
+    c.script(
+        "fas2",
+        "INSERT INTO sessions VALUES ('marker', 'x', now());",
+    );
+    let marked = c.table_contents("fas2");
+    let out = setup.cmd(&["rollback", "fas2"]).output().unwrap();
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["restored_from"], second_prev.as_str());
+    let retired = s["previous"].as_str().unwrap().to_owned();
+    assert_eq!(c.table_contents("fas2"), setup.source);
+    assert_eq!(c.table_contents(&retired), marked);
+    let out = setup.cmd(&["rollback", "fas2"]).output().unwrap();
+    assert_code(&out, 0);
+    assert_eq!(c.table_contents("fas2"), marked);
+    assert_eq!(setup.stg_databases().len(), 1);
+}
+
+#[test]
+fn rollback_brings_back_the_data_before_the_restore() {
+    let setup = Setup::new();
+    let out = setup.restore(&setup.stream(), &[]);
+    assert_code(&out, 0);
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.before);
+    // Nothing to roll back to in a database without copies.
+    let out = setup.cmd(&["rollback", "src"]).output().unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no kept copy of src"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn first_restore_and_no_keep() {
+    let setup = Setup::new();
+    let out = setup.restore(&setup.stream(), &["--db", "fresh"]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["database"], "fresh");
+    assert!(s["previous"].is_null());
+    assert_eq!(setup.cluster.table_contents("fresh"), setup.source);
+    let out = setup.restore(
+        &setup.stream(),
+        &["--db", "fresh", "--no-keep", "--analyze"],
+    );
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert!(s["timings_ms"]["analyze"].is_u64());
+    assert_eq!(s["dropped"].as_array().unwrap().len(), 1);
+    assert!(
+        setup.stg_databases().is_empty(),
+        "{:?}",
+        setup.stg_databases()
+    );
+    let analyzed = setup.cluster.sql(
+        "fresh",
+        "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = 'people'",
+    );
+    assert_ne!(analyzed.trim(), "0");
+}
+
+#[test]
+fn truncated_streams_change_nothing() {
+    let setup = Setup::new();
+    let plain = setup.plain_stream();
+    let manifest_end = find(&plain, b"\n").unwrap();
+    let copy_at = find(&plain, b"COPY public.people").unwrap();
+    let mid_copy = copy_at + find(&plain[copy_at..], b"\n").unwrap() + 40;
+    let before_trailer = without_trailer(&plain).len();
+    // Content cut, xz stream itself complete.
+    for (what, at) in [
+        ("inside the manifest", manifest_end / 2),
+        ("mid-COPY", mid_copy),
+        ("just before the trailer", before_trailer),
+        ("inside the trailer", before_trailer + 30),
+    ] {
+        let out = setup.restore(&xz(&plain[..at]), &[]);
+        assert_code(&out, 2);
+        let s = summary(&out);
+        assert_eq!(s["ok"], false, "{what}");
+        let err = stderr(&out);
+        if what == "inside the manifest" {
+            assert_eq!(s["failed_step"], "read", "{what}");
+            assert!(err.contains("first line is incomplete"), "{what}: {err}");
+        } else {
+            assert_eq!(s["failed_step"], "load", "{what}");
+            assert!(
+                err.contains("truncated") || err.contains("malformed"),
+                "{what}: {err}"
+            );
+            assert_eq!(s["incoming_dropped"], true, "{what}");
+        }
+        setup.assert_untouched();
+    }
+    // The xz data itself cut.
+    let data = setup.stream();
+    for at in [20, data.len() / 2, data.len() - 1] {
+        let out = setup.restore(&data[..at], &[]);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("truncated"), "cut at {at}: {err}");
+        setup.assert_untouched();
+    }
+    // Nothing at all.
+    let out = setup.restore(b"", &[]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("empty"));
+    setup.assert_untouched();
+}
+
+#[test]
+fn flipped_bytes_are_caught() {
+    let setup = Setup::new();
+    // Enough data that psql is well into the load when the damage arrives.
+    setup.cluster.sql(
+        "src",
+        "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 30000) g",
+    );
+    // One byte in the xz data: the xz decoder refuses it, mid-load.
+    let mut data = setup.stream();
+    let at = data.len() * 2 / 3;
+    data[at] ^= 0x55;
+    let out = setup.restore(&data, &[]);
+    assert_code(&out, 2);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "load", "{s}");
+    assert!(
+        s["error"].as_str().unwrap().contains("xz data is corrupt"),
+        "{s}"
+    );
+    assert_eq!(s["incoming_dropped"], true);
+    setup.assert_untouched();
+
+    // One byte in the SQL, xz recomputed: the checksum catches it.
+    let plain = setup.plain_stream();
+    let mut changed = plain.clone();
+    let at = find(&changed, b"Person Number 7\t").unwrap();
+    changed[at + 7] = b'm';
+    let out = setup.restore(&xz(&changed), &[]);
+    assert_code(&out, 2);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "verify");
+    assert_eq!(s["verification"]["verified"], false);
+    let problems = s["verification"]["problems"].to_string();
+    assert!(problems.contains("SHA-256"), "{problems}");
+    assert!(stderr(&out).contains("does not match its trailer"));
+    setup.assert_untouched();
+
+    // A row dropped (sessions has no foreign keys), trailer kept: row counts disagree too.
+    let copy = find(&plain, b"COPY public.sessions ").unwrap();
+    let start = copy + find(&plain[copy..], b"\n").unwrap() + 1;
+    let end = start + find(&plain[start..], b"\n").unwrap() + 1;
+    let mut dropped = plain[..start].to_vec();
+    dropped.extend_from_slice(&plain[end..]);
+    let out = setup.restore(&xz(&dropped), &[]);
+    assert_code(&out, 2);
+    let problems = summary(&out)["verification"]["problems"].to_string();
+    assert!(
+        problems.contains("table public.sessions: trailer says"),
+        "{problems}"
+    );
+    setup.assert_untouched();
+
+    // verify says the same without touching a database (and without a staging host).
+    let mut cmd =
+        stg_tests::cmd::program(stg_tests::cmd::bin_path("stg-restore").to_str().unwrap());
+    cmd.arg("verify");
+    let out = run_with_stdin(cmd, &xz(&changed));
+    assert_code(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["verification"]["verified"], false);
+    let mut cmd = stg_tests::cmd::stg("stg-restore");
+    cmd.arg("verify");
+    let out = run_with_stdin(cmd, &xz(&plain));
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["verification"]["verified"], true);
+    assert_eq!(s["database"], "fas2");
+    assert_eq!(
+        s["rows"]["public.people"].as_u64(),
+        Some(people_rows(&setup, "src"))
+    );
+}
+
+#[test]
+fn data_after_the_trailer_and_sql_errors_are_refused() {
+    let setup = Setup::new();
+    let mut plain = setup.plain_stream();
+    plain.extend_from_slice(b"DROP TABLE people;\n");
+    let out = setup.restore(&xz(&plain), &[]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("after its trailer"),
+        "{}",
+        stderr(&out)
+    );
+    setup.assert_untouched();
+
+    // Checksum right, SQL wrong: psql's error is reported.
+    let mut body = without_trailer(&setup.plain_stream());
+    body.extend_from_slice(b"SELECT * FROM no_such_table_here;\n");
+    let out = setup.restore(&xz(&retrail(&body)), &[]);
+    assert_code(&out, 3);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "load");
+    assert!(
+        s["error"].as_str().unwrap().contains("no_such_table_here"),
+        "{s}"
+    );
+    setup.assert_untouched();
+}
+
+#[test]
+fn missing_roles_are_named_before_anything_is_created() {
+    let setup = Setup::new();
+    let mut manifest = setup.manifest("src", "fas2");
+    manifest.roles.push("ghost_role".into());
+    manifest.roles.push("other_ghost".into());
+    let stream = xz(&support::with_manifest_and_trailer(
+        &manifest,
+        &setup.pg_dump("src", &[]),
+    ));
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("ghost_role, other_ghost"), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "prepare");
+    assert_eq!(s["incoming_dropped"], false, "nothing was created");
+    setup.assert_untouched();
+}
+
+#[test]
+fn bad_names_and_plain_streams_are_refused() {
+    let setup = Setup::new();
+    let long = "x".repeat(37);
+    let out = setup.restore(&setup.stream(), &["--db", &long]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("at most 36 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = setup.restore(&setup.stream(), &["--db", "fas2__stg_incoming"]);
+    assert_code(&out, 2);
+
+    let plain = xz(&setup.pg_dump("src", &["-C"]));
+    let out = setup.restore(&plain, &[]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--accept-unverified"),
+        "{}",
+        stderr(&out)
+    );
+    let out = setup.restore(&plain, &["--accept-unverified"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("needs --db"), "{}", stderr(&out));
+    setup.assert_untouched();
+}
+
+#[test]
+fn accepts_a_plain_pg_dump_c_stream_when_told() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    c.sql("postgres", "ALTER DATABASE src SET work_mem = '8MB'");
+    let plain = xz(&setup.pg_dump("src", &["-C"]));
+    let out = setup.restore(&plain, &["--db", "fas2", "--accept-unverified"]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["verification"]["verified"], false);
+    let warnings = s["warnings"].to_string();
+    assert!(warnings.contains("unverified"), "{warnings}");
+    assert!(warnings.contains("skipped 1 CREATE DATABASE"), "{warnings}");
+    assert_eq!(c.table_contents("fas2"), setup.source);
+    // The database-level setting landed on the new fas2, not on src or the old fas2.
+    let settings = c.sql(
+        "postgres",
+        "SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1",
+    );
+    assert_eq!(settings.trim(), "fas2\nsrc");
+    assert!(!comment_of(&setup, "fas2").verified);
+    assert_eq!(
+        c.table_contents(s["previous"].as_str().unwrap()),
+        setup.before
+    );
+}
+
+#[test]
+fn a_client_in_a_transaction_is_disconnected_and_reconnects_to_new_data() {
+    let setup = Setup::new();
+    let mut client = setup
+        .cluster
+        .psql_cmd("fas2")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    input
+        .write_all(b"BEGIN;\nSELECT count(*) FROM people;\n")
+        .unwrap();
+    input.flush().unwrap();
+    wait_for("the client's open transaction", || {
+        setup.cluster.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'fas2' AND state = 'idle in transaction'",
+        ).trim() == "1"
+    });
+
+    let out = setup.restore(&setup.stream(), &[]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert!(s["sessions_terminated"].as_u64().unwrap() >= 1, "{s}");
+    // The old session is gone: its next statement fails and psql stops.
+    let _ = input.write_all(b"SELECT count(*) FROM people;\nCOMMIT;\n");
+    drop(input);
+    let old = client.wait_with_output().unwrap();
+    assert!(!old.status.success(), "the old session survived the swap");
+    // A new connection sees the new data.
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+}
+
+#[test]
+fn a_failing_pre_hook_keeps_everything_and_hooks_run_in_order() {
+    let setup = Setup::new();
+    let log = setup.dir.path().join("hooks.log");
+    let post = format!("echo post >> {}", log.display());
+    let out = setup.restore(
+        &setup.stream(),
+        &[
+            "--pre-hook",
+            "echo pre-failing >&2; exit 7",
+            "--post-hook",
+            &post,
+        ],
+    );
+    assert_code(&out, 3);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "pre-hook");
+    assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
+    assert!(!log.exists(), "the post-hook ran after a failed pre-hook");
+    setup.assert_untouched();
+
+    let pre = format!(
+        "echo \"pre $STG_RESTORE_DATABASE $STG_RESTORE_INCOMING\" >> {}; echo to-stdout",
+        log.display()
+    );
+    let post = format!("echo \"post $STG_RESTORE_PREVIOUS\" >> {}", log.display());
+    let out = setup.restore(&setup.stream(), &["--pre-hook", &pre, "--post-hook", &post]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    // A hook's stdout goes to stderr: stdout stays one JSON summary.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        logged,
+        format!(
+            "pre fas2 fas2__stg_incoming\npost {}\n",
+            s["previous"].as_str().unwrap()
+        )
+    );
+}
+
+#[test]
+fn a_second_concurrent_restore_fails_clearly() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    let mut first = setup
+        .restore_cmd(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = first.stdin.take().unwrap();
+    // Half the stream: the first restore holds the lock and loads, waiting for the rest.
+    input.write_all(&stream[..stream.len() / 2]).unwrap();
+    input.flush().unwrap();
+    wait_for("the first restore's incoming database", || {
+        setup
+            .stg_databases()
+            .contains(&"fas2__stg_incoming".to_owned())
+    });
+
+    let second = setup.restore(&stream, &[]);
+    assert_code(&second, 3);
+    let err = stderr(&second);
+    assert!(
+        err.contains("another stg-restore of fas2 is running"),
+        "{err}"
+    );
+    assert_eq!(summary(&second)["failed_step"], "prepare");
+    // The second did not touch the first's incoming database.
+    assert!(setup
+        .stg_databases()
+        .contains(&"fas2__stg_incoming".to_owned()));
+
+    input.write_all(&stream[stream.len() / 2..]).unwrap();
+    drop(input);
+    let first = first.wait_with_output().unwrap();
+    assert_code(&first, 0);
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+}
+
+#[test]
+fn sigterm_mid_load_drops_the_incoming_database() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    let mut child = setup
+        .restore_cmd(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&stream[..stream.len() / 2]).unwrap();
+    input.flush().unwrap();
+    wait_for("psql loading the incoming database", || {
+        setup.cluster.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stg-restore' AND datname = 'fas2__stg_incoming'",
+        ).trim() == "1"
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(input);
+    assert_code(&out, 3);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "load");
+    assert_eq!(s["incoming_dropped"], true);
+    assert!(
+        stderr(&out).contains("interrupted by SIGTERM"),
+        "{}",
+        stderr(&out)
+    );
+    setup.assert_untouched();
+}
+
+#[test]
+fn a_leftover_incoming_database_is_dropped_and_reported() {
+    let setup = Setup::new();
+    setup.cluster.createdb("fas2__stg_incoming");
+    let out = setup.restore(&setup.stream(), &[]);
+    assert_code(&out, 0);
+    let warnings = summary(&out)["warnings"].to_string();
+    assert!(warnings.contains("left over"), "{warnings}");
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+}
+
+#[test]
+fn psql_killed_mid_load_fails_the_restore() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    let mut child = setup
+        .restore_cmd(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&stream[..stream.len() / 2]).unwrap();
+    input.flush().unwrap();
+    wait_for("psql loading", || {
+        setup.cluster.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stg-restore' AND datname = 'fas2__stg_incoming'",
+        ).trim() == "1"
+    });
+    // Kill psql itself.
+    let pids = setup.psql_processes();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let psql_pid = pids[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(psql_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = input.write_all(&stream[stream.len() / 2..]);
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 3);
+    let s = summary(&out);
+    assert_eq!(s["failed_step"], "load");
+    assert!(s["error"].as_str().unwrap().contains("psql"), "{s}");
+    setup.assert_untouched();
+}
+
+#[test]
+fn help_and_text_output() {
+    let out = stg_tests::cmd::stg("stg-restore")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--accept-unverified",
+        "--keep",
+        "--pre-hook",
+        "verify",
+        "rollback",
+        "Exit status",
+    ] {
+        assert!(help.contains(word), "{word} missing from --help");
+    }
+}

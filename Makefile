@@ -1,18 +1,73 @@
-# stg: build, test, demo, bench, install. `make help` lists the targets and variables.
+# stg: build, test, demo, bench, install, and the fleet targets (sync, hosts, probe, age).
+# `make help` lists the targets and every variable.
 
-CARGO  ?= cargo
-PREFIX ?= /usr/local
-BINDIR ?= $(PREFIX)/bin
-BINS   := stg-dump stg-restore stg-hosts stg-probe stg-age
+CARGO       ?= cargo
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+DOCDIR      ?= $(DATADIR)/doc/stg
+BUILDDIR    ?= target/release
+DISTDIR     ?= .
+BINS        := stg-dump stg-restore stg-hosts stg-probe stg-age
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: all help build test lint demo bench install clean
+# Fleet targets. Empty means "not given" (the tool's own default, or an error naming it).
+TOOLDIR    ?=
+INVENTORY  ?= /etc/stg/inventory.json
+HOSTS_FILE ?= /etc/hosts
+DRY_RUN    ?=
+FORMAT     ?=
+REPO       ?= .
+MAX_AGE    ?= 90d
+DB         ?=
+FROM       ?=
+TO         ?=
+MASK       ?=
+KEY        ?=
+PRE_HOOK   ?=
+POST_HOOK  ?=
+KEEP       ?=
+DUMP_ARGS  ?=
+RESTORE_ARGS ?=
+SSH        ?= ssh -o BatchMode=yes
+
+# `make help` prints these lines (the "#: " prefix), so every variable is documented once.
+#: Install (make install, install-files, uninstall; DESTDIR is prepended to every path):
+#:   PREFIX=/usr/local   BINDIR=$(PREFIX)/bin   DATADIR=$(PREFIX)/share   MANDIR=$(DATADIR)/man
+#:   BASHCOMPDIR=$(DATADIR)/bash-completion/completions   ZSHCOMPDIR=$(DATADIR)/zsh/site-functions
+#:   FISHCOMPDIR=$(DATADIR)/fish/vendor_completions.d     DOCDIR=$(DATADIR)/doc/stg
+#:   DESTDIR=            staging root for packaging (rpmbuild's %{buildroot}, debian/stg)
+#:   BUILDDIR=target/release  where install-files takes the binaries (and stg-docgen) from
+#:   CARGO=cargo         DISTDIR=.  where make dist writes stg-VERSION.tar.gz
+#: Fleet (make sync, hosts, probe, age):
+#:   TOOLDIR=            directory of the stg binaries for hosts/probe/age (empty: PATH)
+#:   INVENTORY=/etc/stg/inventory.json   the inventory (docs/inventory.md)
+#:   HOSTS_FILE=/etc/hosts   hosts file that make hosts changes; DRY_RUN=1 shows the diff only
+#:   FORMAT=             text or json (empty: text on a terminal, json otherwise)
+#:   REPO=.  MAX_AGE=90d     the Ansible checkout make age scans, and its threshold
+#:   DB= FROM= TO=       make sync: database, production host (runs stg-dump), staging host
+#:                       (runs stg-restore); all three required
+#:   MASK= KEY=          masking rules and key file, paths on FROM (stg-dump --mask, --key-file)
+#:   PRE_HOOK= POST_HOOK=  commands stg-restore runs on TO around the swap (no single quotes)
+#:   KEEP=               previous copies stg-restore keeps (its default: 1)
+#:   DUMP_ARGS= RESTORE_ARGS=  more flags for stg-dump / stg-restore (e.g. -h HOST -p PORT)
+#:   SSH="ssh -o BatchMode=yes"  the remote shell: SSH HOST COMMAND...
+
+tool = $(if $(TOOLDIR),$(TOOLDIR)/)$(1)
+
+.PHONY: all help build test lint demo bench install install-files uninstall dist clean fuzz \
+	sync hosts probe age
 
 all: build
 
 help: ## This list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 	@echo
-	@echo "Variables: PREFIX=$(PREFIX) (install prefix), CARGO=$(CARGO)"
+	@sed -n 's/^#: \{0,1\}//p' $(MAKEFILE_LIST)
 
 build: ## Release binaries in target/release
 	$(CARGO) build --release --workspace --bins
@@ -34,9 +89,70 @@ bench: ## Benchmarks against the SOP procedure and peers; writes docs/benchmarks
 	$(CARGO) build --release --workspace --bins
 	bash bench/run.sh target/release
 
-install: build ## Install the binaries into $(BINDIR)
-	install -d $(DESTDIR)$(BINDIR)
-	for b in $(BINS); do install -m 0755 target/release/$$b $(DESTDIR)$(BINDIR)/$$b; done
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := copy_text copy_rewrite stream hosts_block inventory jsonl conditions
+
+fuzz: ## Every fuzz target for FUZZ_SECONDS (60) s each; not part of test (docs/security.md)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none
+	failed=; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  seeds=; [ -d fuzz/seeds/$$t ] && seeds=fuzz/seeds/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none $$t fuzz/corpus/$$t $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+	    || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (inputs in fuzz/artifacts/)"; exit 1; fi
+
+install: build ## Build, then install binaries, man pages, completions, docs under $(PREFIX)
+	$(MAKE) install-files
+
+install-files: ## Install from $(BUILDDIR) without building (for packaging)
+	rm -rf $(BUILDDIR)/docgen
+	$(BUILDDIR)/stg-docgen --out $(BUILDDIR)/docgen >/dev/null
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(DOCDIR)
+	for b in $(BINS); do install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(BINDIR)/$$b; done
+	install -m 0644 $(BUILDDIR)/docgen/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILDDIR)/docgen/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 $(BUILDDIR)/docgen/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(BUILDDIR)/docgen/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/
+	install -m 0644 README.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall: ## Remove what install put under $(PREFIX)
+	for b in $(BINS); do \
+	  rm -f $(DESTDIR)$(BINDIR)/$$b $(DESTDIR)$(MANDIR)/man1/$$b.1 $(DESTDIR)$(MANDIR)/man1/$$b-*.1 \
+	    $(DESTDIR)$(BASHCOMPDIR)/$$b $(DESTDIR)$(ZSHCOMPDIR)/_$$b $(DESTDIR)$(FISHCOMPDIR)/$$b.fish; \
+	done
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+dist: ## Source tarball $(DISTDIR)/stg-VERSION.tar.gz of the committed HEAD (git archive)
+	git archive --format=tar.gz --prefix=stg-$(VERSION)/ -o $(DISTDIR)/stg-$(VERSION).tar.gz HEAD
+	@echo $(DISTDIR)/stg-$(VERSION).tar.gz
+
+# The ssh pipeline of the staging SOP, nothing written to disk on either side. bash for
+# pipefail: a failed dump must fail the sync, not just the restore's end of the pipe.
+sync: SHELL := /bin/bash
+sync: .SHELLFLAGS := -eu -o pipefail -c
+sync: ## Copy database DB from FROM into staging host TO: ssh FROM stg-dump | ssh TO stg-restore
+	@if [ -z "$(DB)" ] || [ -z "$(FROM)" ] || [ -z "$(TO)" ]; then \
+	  echo "make sync: DB=, FROM= and TO= are required, e.g. make sync DB=fas2 FROM=db01 TO=db02.stg (make help)" >&2; \
+	  exit 2; fi
+	$(SSH) $(FROM) stg-dump $(if $(MASK),--mask $(MASK)) $(if $(KEY),--key-file $(KEY)) $(DUMP_ARGS) $(DB) \
+	  | $(SSH) $(TO) stg-restore --db $(DB) $(if $(KEEP),--keep $(KEEP)) \
+	    $(if $(PRE_HOOK),--pre-hook "'$(PRE_HOOK)'") $(if $(POST_HOOK),--post-hook "'$(POST_HOOK)'") \
+	    $(if $(FORMAT),--format $(FORMAT)) $(RESTORE_ARGS)
+
+hosts: ## stg-hosts apply INVENTORY to HOSTS_FILE (DRY_RUN=1: show the diff only)
+	$(call tool,stg-hosts) apply --inventory $(INVENTORY) --file $(HOSTS_FILE) $(if $(DRY_RUN),--dry-run) \
+	  $(if $(FORMAT),--format $(FORMAT))
+
+probe: ## stg-probe INVENTORY: is staging isolated? (Nagios exit codes)
+	$(call tool,stg-probe) --inventory $(INVENTORY) $(if $(FORMAT),--format $(FORMAT))
+
+age: ## stg-age REPO: staging-only changes older than MAX_AGE (exit 1 if any)
+	$(call tool,stg-age) --repo $(REPO) --max-age $(MAX_AGE) $(if $(FORMAT),--format $(FORMAT))
 
 clean: ## Remove build output
 	$(CARGO) clean

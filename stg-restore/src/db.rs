@@ -248,7 +248,7 @@ impl Maintenance {
             if started.elapsed() > TERMINATE_TIMEOUT {
                 anyhow::bail!(
                     "sessions on {} did not end within {} s of pg_terminate_backend \
-                     (does this user may signal them? superuser or pg_signal_backend is needed)",
+                     (ending other users' sessions needs superuser or pg_signal_backend)",
                     names.join(", "),
                     TERMINATE_TIMEOUT.as_secs()
                 );

@@ -82,10 +82,12 @@ pub fn run(config: &RestoreConfig) -> anyhow::Result<u8> {
     })?;
     // The reader thread may still wait on stdin; it ends with the process.
     rt.shutdown_background();
-    report::print_restore(&summary, config.format)?;
+    let printed = report::print_restore(&summary, config.format);
     if summary.ok {
-        return Ok(stg_core::exit::OK);
+        // A closed stdout after a good restore is still a good restore (exit 0 by policy).
+        return printed.map(|()| stg_core::exit::OK);
     }
+    // A failed restore fails even when its report could not be printed.
     let step = summary.failed_step.unwrap_or("?");
     let error = summary.error.clone().unwrap_or_default();
     let db = summary

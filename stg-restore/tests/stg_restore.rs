@@ -683,3 +683,46 @@ fn help_and_text_output() {
         assert!(help.contains(word), "{word} missing from --help");
     }
 }
+
+#[test]
+fn rollback_with_a_failing_pre_hook_changes_nothing() {
+    let setup = Setup::new();
+    let out = setup.restore(&setup.stream(), &[]);
+    assert_code(&out, 0);
+    let copies = setup.stg_databases();
+    let out = setup
+        .cmd(&["rollback", "fas2", "--pre-hook", "exit 4"])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("pre-hook"), "{}", stderr(&out));
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+    assert_eq!(setup.stg_databases(), copies);
+}
+
+#[test]
+fn plain_dump_into_a_new_database_with_text_report() {
+    let setup = Setup::new();
+    let plain = xz(&setup.pg_dump("src", &[]));
+    let out = setup.restore(
+        &plain,
+        &["--db", "newdb", "--accept-unverified", "--format", "text"],
+    );
+    assert_code(&out, 0);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("restored newdb\n"), "{text}");
+    assert!(text.contains("verified:     NO"), "{text}");
+    assert!(text.contains("warning:      unverified stream"), "{text}");
+    assert_eq!(setup.cluster.table_contents("newdb"), setup.source);
+    // No live database to copy settings from: the connecting user owns it.
+    assert_eq!(
+        setup
+            .cluster
+            .sql(
+                "postgres",
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'newdb'"
+            )
+            .trim(),
+        "postgres"
+    );
+}

@@ -344,6 +344,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Some(Command::Verify(_) | Command::List(_)) => {}
     }
+    if matches!(cli.command, None | Some(Command::Verify(_))) && std::io::stdin().is_terminal() {
+        bail_usage!(
+            "stdin is a terminal; pipe a stream in (stg-dump DB | stg-restore, or stg-restore < DB.stg.xz)"
+        );
+    }
     match Config::from_cli(cli)? {
         Config::Restore(config) => restore::run(&config),
         Config::Verify(format) => verify::run(format),

@@ -1,6 +1,7 @@
 //! Loading: a reader thread decodes stdin ([`crate::reader`]) and hands chunks of whole
 //! SQL lines over a bounded channel; the restore writes them to
-//! `psql -X -q -v ON_ERROR_STOP=1 --single-transaction` connected to the incoming database.
+//! `psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f -` connected to the incoming
+//! database.
 //!
 //! Why `--single-transaction`: psql commits only when its stdin closes, and stg-restore
 //! closes it only after the trailer has been checked, so an unverified load is never
@@ -103,7 +104,16 @@ impl Psql {
         let mut cmd = std::process::Command::new(psql);
         conn.apply_env(&mut cmd);
         cmd.env("PGAPPNAME", "stg-restore")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
+            // The script is stdin given as a file: -1 applies to -f on every psql version.
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-f",
+                "-",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

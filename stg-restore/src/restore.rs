@@ -526,12 +526,20 @@ impl<'a> Restore<'a> {
         Ok(outcome)
     }
 
-    /// Drops kept copies beyond `--keep`; a copy in use is left, with a warning.
+    /// Drops kept copies beyond `--keep`; a copy in use is left, with a warning. Never
+    /// fails: the new database is in place by now.
     async fn prune(&mut self, db: &str) -> anyhow::Result<()> {
         let m = self.maintenance.as_ref().expect("connected");
-        let previous: Vec<String> = m
-            .related(db)
-            .await?
+        let related = match m.related(db).await {
+            Ok(related) => related,
+            Err(err) => {
+                self.summary
+                    .warnings
+                    .push(format!("could not list kept copies to prune: {err:#}"));
+                return Ok(());
+            }
+        };
+        let previous: Vec<String> = related
             .into_iter()
             .filter(|d| d.kind == Kind::Previous)
             .map(|d| d.name)

@@ -19,7 +19,7 @@ pub struct DatabaseRecord {
     pub name: String,
     /// `current`, `previous` or `incoming`.
     pub kind: Kind,
-    /// For kept copies: when the swap retired it (compact UTC stamp).
+    /// For kept copies: when the swap retired it (RFC 3339 UTC, from the name's stamp).
     pub retired_at: Option<String>,
     /// `pg_database_size` (-1 when this user may not connect to it).
     pub size_bytes: i64,
@@ -47,6 +47,25 @@ pub struct ListSummary {
     pub incoming: bool,
 }
 
+/// `20261128T015426Z` -> `2026-11-28T01:54:26Z`; `None` for anything else.
+fn stamp_to_rfc3339(stamp: &str) -> Option<String> {
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    );
+    stg_core::timestamp::parse(&text).ok().map(|_| text)
+}
+
 /// Runs `list`.
 pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
@@ -61,7 +80,7 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
             provenance: d.comment.as_deref().and_then(Provenance::from_comment),
             name: d.name,
             kind: d.kind,
-            retired_at: d.stamp,
+            retired_at: d.stamp.as_deref().and_then(stamp_to_rfc3339),
             size_bytes: d.size_bytes,
             allow_connections: d.allow_connections,
         })
@@ -125,4 +144,19 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
         )?;
     }
     Ok(stg_core::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stamp_to_rfc3339;
+
+    #[test]
+    fn stamps_become_rfc3339() {
+        assert_eq!(
+            stamp_to_rfc3339("20261128T015426Z").as_deref(),
+            Some("2026-11-28T01:54:26Z")
+        );
+        assert_eq!(stamp_to_rfc3339("20261328T015426Z"), None);
+        assert_eq!(stamp_to_rfc3339("yesterday"), None);
+    }
 }

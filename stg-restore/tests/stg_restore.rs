@@ -148,6 +148,12 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
     assert_eq!(recs[1]["kind"], "previous");
     assert_eq!(recs[1]["name"], second_prev.as_str());
     assert!(recs[1]["provenance"]["restored_at"].is_string());
+    let stamp = second_prev.trim_start_matches("fas2__stg_prev_");
+    let retired_at = recs[1]["retired_at"].as_str().unwrap();
+    assert_eq!(
+        stg_core::timestamp::compact(stg_core::timestamp::parse(retired_at).unwrap()),
+        stamp
+    );
     assert_eq!(recs[2]["type"], "summary");
     assert_eq!(recs[2]["previous"], 1);
     let text = setup

@@ -90,8 +90,8 @@ pub enum ReadError {
 }
 
 /// Reads JSON Lines records, skipping blank lines. Each item is `(line number, record)` or
-/// the error of the first bad line; a malformed line is a usage error (exit 2) when it
-/// reaches [`crate::exit::run_main`].
+/// the error of the first bad line; a malformed line (not JSON, not the record, or not
+/// UTF-8) is a usage error (exit 2) when it reaches [`crate::exit::run_main`].
 pub fn read<'a, T: DeserializeOwned + 'a>(
     input: impl BufRead + 'a,
     source_name: &'a str,
@@ -101,11 +101,18 @@ pub fn read<'a, T: DeserializeOwned + 'a>(
         let text = match line {
             Ok(text) => text,
             Err(source) => {
-                return Some(Err(anyhow::Error::from(ReadError::Io {
+                let invalid_text = source.kind() == std::io::ErrorKind::InvalidData;
+                let error = ReadError::Io {
                     source_name: source_name.to_owned(),
                     line: line_no,
                     source,
-                })))
+                };
+                // A line that is not UTF-8 is bad input (exit 2), not a failure to read.
+                return Some(Err(if invalid_text {
+                    crate::exit::Error::usage(error.to_string()).into()
+                } else {
+                    anyhow::Error::from(error)
+                }));
             }
         };
         if text.trim().is_empty() {

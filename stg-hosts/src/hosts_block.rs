@@ -307,8 +307,21 @@ pub fn with_block(bytes: &[u8], name: &str, body: &[String]) -> Result<Vec<u8>, 
             out.extend_from_slice(line);
         }
     } else {
-        let eol = match file.lines.first() {
-            Some(first) if ending(first) == b"\r\n" => "\r\n",
+        // A block ending the file without a newline added the newline before it to the
+        // file's last line; when that was the only line, its ending is the block's doing,
+        // so take the style from the block itself, or removing both blocks in apply order
+        // would lose a lone `\r` at the end of a one-line file.
+        // See: fuzz/fuzz_targets/hosts_block.rs and tests/regression.rs.
+        let style_line = match file.blocks.last() {
+            Some(last)
+                if last.end + 1 == file.lines.len() && ending(file.lines[last.end]).is_empty() =>
+            {
+                file.lines.get(last.begin)
+            }
+            _ => file.lines.first(),
+        };
+        let eol = match style_line {
+            Some(line) if ending(line) == b"\r\n" => "\r\n",
             _ => "\n",
         };
         out.extend_from_slice(bytes);

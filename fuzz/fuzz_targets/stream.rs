@@ -1,0 +1,261 @@
+//! The dump stream (`stg_core::stream`: manifest, trailer, `Tally`) and its xz framing.
+//!
+//! A valid stream is built the way stg-dump builds it (manifest line, SQL and COPY blocks,
+//! a trailer computed by `Tally`), then read by a model of stg-restore's reader that follows
+//! the reading rules of docs/stream.md with the same stg-core functions.
+//!
+//! Properties:
+//! - the whole stream is accepted, with the row counts that were written;
+//! - every truncation (cut at any byte offset before the end) is refused — all offsets for
+//!   small streams, a fuzzer-chosen sample for larger ones. The one exception is a cut of
+//!   only the final newline: every byte of data and the whole trailer are still there, and
+//!   stg-restore accepts it (as serde_json does trailing whitespace);
+//! - flipping any bit before the trailer is refused (checksum);
+//! - the stream compressed with liblzma (`.xz`, CRC64, as stg-dump writes it): every
+//!   truncation of the compressed bytes, and a fuzzer-chosen bit flip, fails to decode or
+//!   decodes to a stream that is refused;
+//! - parsing arbitrary bytes as a manifest or a trailer line never panics, and what parses
+//!   writes back to a line that parses to the same value.
+
+#![no_main]
+
+use std::io::Read;
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use stg_core::copy_text::escape_into;
+use stg_core::stream::{
+    manifest_line, parse_manifest_line, parse_trailer_line, trailer_line, trailer_mismatches,
+    Manifest, MaskingSummary, Tally, FORMAT, TRAILER_PREFIX,
+};
+
+#[derive(Arbitrary, Debug)]
+enum Piece {
+    /// A line of SQL (made safe: never a COPY header or a trailer-looking line).
+    Sql(String),
+    /// A COPY block.
+    Copy {
+        schema: String,
+        table: String,
+        columns: Vec<String>,
+        rows: Vec<Vec<Option<Vec<u8>>>>,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    database: String,
+    pieces: Vec<Piece>,
+    /// Offsets (taken modulo the length) to cut or flip at, for large streams.
+    offsets: Vec<u32>,
+    /// Offset and bit of the flip in the compressed stream.
+    xz_flip: (u32, u8),
+    /// Also run the (slower) xz checks.
+    xz: bool,
+    /// Bytes to parse as a manifest and as a trailer line.
+    junk: Vec<u8>,
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn manifest(database: &str) -> Manifest {
+    Manifest {
+        format: FORMAT,
+        database: database.to_owned(),
+        source_host: "db01".into(),
+        dumped_on: "db01".into(),
+        dumped_at: "2026-11-28T01:00:00Z".into(),
+        server_version: "15.18".into(),
+        pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
+        encoding: "UTF8".into(),
+        locale: "C.UTF-8".into(),
+        lc_ctype: "C.UTF-8".into(),
+        locale_provider: "libc".into(),
+        icu_locale: None,
+        owner: "fas2".into(),
+        roles: vec!["fas2".into()],
+        masking: MaskingSummary::default(),
+        tool: "stg-dump fuzz".into(),
+    }
+}
+
+/// Builds a stream as stg-dump does; returns it and the rows written per table.
+fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
+    let mut lines: Vec<Vec<u8>> = vec![manifest_line(&manifest(&input.database)).into_bytes()];
+    let mut rows_written = std::collections::BTreeMap::new();
+    for piece in &input.pieces {
+        match piece {
+            Piece::Sql(text) => {
+                let text = text.replace(['\n', '\r'], " ");
+                // pg_dump writes neither of these outside COPY data (see docs/security.md
+                // for what a multi-line string literal could do).
+                if text.starts_with("COPY ") || text.starts_with("-- stg-dump") {
+                    continue;
+                }
+                lines.push(format!("{text}\n").into_bytes());
+            }
+            Piece::Copy {
+                schema,
+                table,
+                columns,
+                rows,
+            } => {
+                // A newline inside an identifier would split the header line; see
+                // docs/security.md for what stg-dump does with such a table.
+                let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+                let qualified = format!("{}.{}", quote(&one_line(schema)), quote(&one_line(table)));
+                let cols: Vec<String> = columns.iter().map(|c| quote(&one_line(c))).collect();
+                let header = if cols.is_empty() {
+                    format!("COPY {qualified} FROM stdin;\n")
+                } else {
+                    format!("COPY {qualified} ({}) FROM stdin;\n", cols.join(", "))
+                };
+                lines.push(header.into_bytes());
+                let width = columns.len().max(1);
+                for row in rows {
+                    let mut line = Vec::new();
+                    for i in 0..width {
+                        if i > 0 {
+                            line.push(b'\t');
+                        }
+                        escape_into(row.get(i).and_then(Option::as_deref), &mut line);
+                    }
+                    line.push(b'\n');
+                    lines.push(line);
+                }
+                *rows_written.entry(qualified).or_insert(0) += rows.len() as u64;
+                lines.push(b"\\.\n".to_vec());
+            }
+        }
+    }
+    let mut tally = Tally::new();
+    let mut stream = Vec::new();
+    for line in &lines {
+        tally.line(line);
+        stream.extend_from_slice(line);
+    }
+    stream.extend_from_slice(trailer_line(&tally.finish()).as_bytes());
+    (stream, rows_written)
+}
+
+/// stg-restore's reading rules (docs/stream.md): manifest first; a trailer-prefixed line
+/// outside COPY is the trailer; nothing after it; counted bytes, checksum and rows must
+/// agree with it. Returns the rows per table.
+fn verify(stream: &[u8]) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut lines = stream.split_inclusive(|b| *b == b'\n');
+    let first = lines.next().ok_or("empty stream")?;
+    parse_manifest_line(first)?.ok_or("no manifest")?;
+    let mut tally = Tally::new();
+    tally.line(first);
+    let mut stated = None;
+    for line in lines {
+        if stated.is_some() {
+            return Err("data after the trailer".into());
+        }
+        if !tally.in_copy() {
+            if let Some(trailer) = parse_trailer_line(line) {
+                stated = Some(trailer?);
+                continue;
+            }
+        }
+        tally.line(line);
+    }
+    let stated = stated.ok_or("truncated: no trailer")?;
+    let counted = tally.finish();
+    let problems = trailer_mismatches(&stated, &counted);
+    if problems.is_empty() {
+        Ok(counted.tables)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    liblzma::read::XzEncoder::new(data, 0)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Decodes and verifies; `Err` when either fails.
+fn unxz_verify(compressed: &[u8]) -> Result<(), String> {
+    let mut out = Vec::new();
+    liblzma::read::XzDecoder::new(compressed)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    verify(&out).map(|_| ())
+}
+
+fuzz_target!(|input: Input| {
+    // Arbitrary lines: no panic; what parses round-trips.
+    if let Ok(Some(m)) = parse_manifest_line(&input.junk) {
+        let line = manifest_line(&m);
+        assert_eq!(parse_manifest_line(line.trim_end().as_bytes()), Ok(Some(m)));
+    }
+    if let Some(Ok(t)) = parse_trailer_line(&input.junk) {
+        let line = trailer_line(&t);
+        assert_eq!(parse_trailer_line(line.as_bytes()), Some(Ok(t)));
+    }
+
+    let (stream, rows_written) = build(&input);
+    let rows = verify(&stream).unwrap_or_else(|e| panic!("valid stream refused: {e}"));
+    assert_eq!(rows, rows_written, "row counts");
+
+    let len = stream.len();
+    let trailer_at = stream[..len - 1]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    assert!(stream[trailer_at..].starts_with(TRAILER_PREFIX.as_bytes()));
+    let cuts: Vec<usize> = if len <= 2048 {
+        (0..len).collect()
+    } else {
+        input.offsets.iter().map(|o| *o as usize % len).collect()
+    };
+    for &cut in &cuts {
+        if cut == len - 1 {
+            // Only the final newline is gone: everything else is there (see the module doc).
+            assert!(verify(&stream[..cut]).is_ok());
+            continue;
+        }
+        assert!(
+            verify(&stream[..cut]).is_err(),
+            "truncation at {cut} of {len} accepted"
+        );
+    }
+    for &o in &input.offsets {
+        let at = o as usize % trailer_at;
+        let mut flipped = stream.clone();
+        flipped[at] ^= 1u8 << (o % 8);
+        assert!(verify(&flipped).is_err(), "bit flip at {at} accepted");
+    }
+
+    if input.xz {
+        let compressed = xz(&stream);
+        assert_eq!(unxz_verify(&compressed), Ok(()));
+        let step = (compressed.len() / 64).max(1);
+        for cut in (0..compressed.len())
+            .step_by(step)
+            .chain([compressed.len() - 1])
+        {
+            assert!(
+                unxz_verify(&compressed[..cut]).is_err(),
+                "xz truncated at {cut} of {} accepted",
+                compressed.len()
+            );
+        }
+        let (offset, bit) = input.xz_flip;
+        let at = offset as usize % compressed.len();
+        let mut flipped = compressed.clone();
+        flipped[at] ^= 1 << (bit % 8);
+        assert!(
+            unxz_verify(&flipped).is_err(),
+            "xz bit flip at {at} of {} accepted",
+            compressed.len()
+        );
+    }
+});

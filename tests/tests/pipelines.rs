@@ -1,9 +1,154 @@
 //! Cross-tool pipelines: the tools composed the way the README shows them.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 
-use stg_tests::{cmd, netns::Netns};
+use stg_tests::{cmd, netns::Netns, pg, sshd::Sshd};
+
+const KEY: &str = "pipeline-key-0123456789abcdef";
+
+fn workspace_file(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// The design card's pipeline: `stg-dump fas2 | ssh db02.stg stg-restore`, with a real sshd
+/// and ssh client on loopback between two real clusters. The masked copy replaces an older
+/// one, which is kept; `list` and `stg-age databases` read the provenance.
+#[test]
+fn dump_piped_over_ssh_into_restore_replaces_staging_and_keeps_the_old_copy() {
+    let prod = pg::Cluster::start();
+    prod.createdb("fas2");
+    prod.script(
+        "fas2",
+        &std::fs::read_to_string(workspace_file("tests/fixtures/fas2.sql")).unwrap(),
+    );
+    let stg = pg::Cluster::start();
+    stg.sql("postgres", "CREATE ROLE fas2 LOGIN");
+    stg.createdb("fas2");
+    stg.sql("fas2", "CREATE TABLE stale_staging_work (note text); INSERT INTO stale_staging_work VALUES ('keep me')");
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("environment");
+    std::fs::write(&env_file, "staging\n").unwrap();
+
+    let remote = format!(
+        "STG_ENVIRONMENT_FILE={} {} -h 127.0.0.1 -p {} -U postgres --format json",
+        env_file.display(),
+        cmd::bin_path("stg-restore").display(),
+        stg.port()
+    );
+    let mut dump = cmd::stg("stg-dump")
+        .args(prod.conn_args())
+        .arg("--mask")
+        .arg(workspace_file("stg-dump/tests/fixtures/fas2-rules.json"))
+        .arg("fas2")
+        .env("STG_MASK_KEY", KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ssh = sshd
+        .ssh(&remote)
+        .stdin(dump.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let restored = ssh.wait_with_output().unwrap();
+    let dumped = dump.wait_with_output().unwrap();
+    assert!(
+        dumped.status.success(),
+        "stg-dump: {}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    assert!(
+        restored.status.success(),
+        "ssh stg-restore: {}\n{}",
+        String::from_utf8_lossy(&restored.stderr),
+        sshd.log()
+    );
+    let report = records(&restored.stdout);
+    let summary = report.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{report:#?}");
+
+    // Every table's contents equal the source's, masked columns excepted.
+    for query in [
+        "SELECT id, human_name, created FROM people ORDER BY id",
+        "SELECT id, name, display_name FROM groups ORDER BY id",
+        "SELECT group_id, role, count(*) FROM memberships GROUP BY 1, 2 ORDER BY 1, 2",
+    ] {
+        assert_eq!(prod.sql("fas2", query), stg.sql("fas2", query), "{query}");
+    }
+    assert_eq!(stg.sql("fas2", "SELECT count(*) FROM sessions").trim(), "0");
+    assert_eq!(
+        stg.sql(
+            "fas2",
+            "SELECT count(*) FROM people WHERE username LIKE 'user%' OR password <> 'INVALID'"
+        )
+        .trim(),
+        "0"
+    );
+    assert_eq!(
+        stg.sql(
+            "fas2",
+            "SELECT count(*) FROM memberships m JOIN people p ON p.username = m.person_username"
+        )
+        .trim(),
+        "201"
+    );
+
+    // The previous staging copy is kept, untouched, and listed with the new one's provenance.
+    let kept: Vec<String> = stg
+        .databases()
+        .into_iter()
+        .filter(|d| d.starts_with("fas2__stg_prev_"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", stg.databases());
+    assert_eq!(
+        stg.sql(&kept[0], "SELECT note FROM stale_staging_work")
+            .trim(),
+        "keep me"
+    );
+    assert!(!stg
+        .databases()
+        .iter()
+        .any(|d| d.ends_with("__stg_incoming")));
+    let list = cmd::stg("stg-restore")
+        .args(["list", "fas2", "--format", "json"])
+        .args(stg.conn_args())
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains(&kept[0]), "{listed}");
+    assert!(listed.contains("\"source_database\":\"fas2\""), "{listed}");
+
+    // stg-age reads the same provenance: synced today.
+    let age = cmd::stg("stg-age")
+        .arg("databases")
+        .args(stg.conn_args())
+        .args(["--format", "json", "--max-age", "1d"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        age.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&age.stderr)
+    );
+    let fas2 = records(&age.stdout)
+        .into_iter()
+        .find(|r| r["name"] == "fas2")
+        .expect("fas2 in stg-age databases");
+    assert_eq!(fas2["age_days"], 0, "{fas2}");
+    assert_eq!(fas2["source_database"], "fas2", "{fas2}");
+    assert_eq!(fas2["verified"], true, "{fas2}");
+}
 
 const INVENTORY: &str = r#"{
   "name": "pipeline-stg",

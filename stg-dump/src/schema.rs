@@ -458,6 +458,25 @@ pub async fn check_rules(client: &Client, schema: &Schema, rules: &Rules) -> Vec
             ));
             continue;
         };
+        // pg_dump writes quoted names as they are, so a newline in the schema, table or any
+        // column name splits the COPY header over two lines: the block would not be seen,
+        // and its rows would go out unmasked. See: tests/regression.rs.
+        let names = [rule.table.schema.as_str(), rule.table.table.as_str()];
+        if let Some(name) = names
+            .into_iter()
+            .chain(columns.iter().map(|c| c.name.as_str()))
+            .find(|name| name.contains('\n'))
+        {
+            findings.push(problem(
+                rule.at(),
+                format!(
+                    "table {} has a name with a newline ({name:?}), which splits its COPY header \
+                     so its rows cannot be masked; rename it, or leave its data out with exclude_data",
+                    rule.table
+                ),
+            ));
+            continue;
+        }
         let Some(col) = columns.iter().find(|c| c.name == rule.column) else {
             let hint = similar(&rule.column, columns.iter().map(|c| c.name.as_str()));
             findings.push(problem(

@@ -1,0 +1,43 @@
+# stg-dump | stg-restore: the SOP's "Syncing databases" (sourced by demo/demo.sh).
+# pg_dump | xz, scp, stop httpd, drop database, xzcat | psql, start httpd -- in one verified pipe.
+
+step "stg-dump --check: are the masking rules right for this database?"
+head -c 32 /dev/urandom | base64 > "$work/mask.key"
+export STG_MASK_KEY_FILE="$work/mask.key"
+say "rules: demo/masking.json (pseudonyms for usernames in every table, emails moved to stg, passwords INVALID, sessions dropped)"
+run stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" --check --format text fas2
+
+step "stg-dump: the production database as one masked, compressed, self-verifying stream"
+say "\$ stg-dump -h 127.0.0.1 -p $PROD_PORT -U postgres --mask demo/masking.json fas2 > fas2.stg.xz"
+stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 > "$work/fas2.stg.xz"
+say "$(stat -c %s "$work/fas2.stg.xz") bytes; the manifest is the first line (xzcat fas2.stg.xz | head -1):"
+xzcat "$work/fas2.stg.xz" | head -1 | cut -c1-200 | sed 's/^/   | /'
+say "... and the trailer the last (bytes, SHA-256, rows per table):"
+xzcat "$work/fas2.stg.xz" | tail -1 | cut -c1-200 | sed 's/^/   | /'
+run stg-restore verify --format text < "$work/fas2.stg.xz"
+
+step "stg-restore refuses on a host that is not staging"
+rc=0
+STG_ENVIRONMENT_FILE="$work/prod.environment" run stg-restore -h 127.0.0.1 -p "$PROD_PORT" -U postgres --format text < "$work/fas2.stg.xz" || rc=$?
+say "exit status $rc: production's fas2 was not touched"
+
+step "stg-dump | stg-restore into staging (the hooks stand in for 'systemctl stop/start httpd')"
+export STG_ENVIRONMENT_FILE="$work/stg.environment"
+stg_psql -d postgres -c 'CREATE ROLE fas2 LOGIN'
+stg_psql -d postgres -c 'CREATE DATABASE fas2 OWNER fas2'
+stg_psql -d fas2 -c "CREATE TABLE staging_notes (note text); INSERT INTO staging_notes VALUES ('work done on staging before the sync')"
+say "staging already has a fas2 with someone's work in it; it will be kept, not dropped"
+say "\$ stg-dump ... --mask demo/masking.json fas2 | stg-restore -h 127.0.0.1 -p $STG_PORT -U postgres --pre-hook ... --post-hook ..."
+stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 \
+  | stg-restore -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text \
+      --pre-hook "echo '   [pre-hook] stopping the app'" --post-hook "echo '   [post-hook] starting the app'"
+say "a staging row now: $(stg_psql -d fas2 -c "SELECT username, email, password FROM people WHERE id = 7")"
+say "memberships still join people through the pseudonyms: $(stg_psql -d fas2 -c 'SELECT count(*) FROM memberships m JOIN people p ON p.username = m.person_username') of $(prod_psql -d fas2 -c 'SELECT count(*) FROM memberships')"
+run stg-restore list fas2 -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text
+
+step "stg-restore rollback: the previous copy comes back"
+run stg-restore rollback fas2 -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text
+say "staging_notes is back: $(stg_psql -d fas2 -c 'SELECT note FROM staging_notes')"
+run stg-restore rollback fas2 -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text
+say "and forward again: $(stg_psql -d fas2 -c 'SELECT count(*) FROM people') people"
+unset STG_ENVIRONMENT_FILE STG_MASK_KEY_FILE

@@ -11,6 +11,7 @@ ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 DOCDIR      ?= $(DATADIR)/doc/stg
 BUILDDIR    ?= target/release
+DOCGENDIR   ?= $(BUILDDIR)/docgen
 DISTDIR     ?= .
 BINS        := stg-dump stg-restore stg-hosts stg-probe stg-age
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -42,6 +43,7 @@ SSH        ?= ssh -o BatchMode=yes
 #:   FISHCOMPDIR=$(DATADIR)/fish/vendor_completions.d     DOCDIR=$(DATADIR)/doc/stg
 #:   DESTDIR=            staging root for packaging (rpmbuild's %{buildroot}, debian/stg)
 #:   BUILDDIR=target/release  where install-files takes the binaries (and stg-docgen) from
+#:   DOCGENDIR=$(BUILDDIR)/docgen  where stg-docgen writes the man pages and completions
 #:   CARGO=cargo         DISTDIR=.  where make dist writes stg-VERSION.tar.gz
 #: Fleet (make sync, hosts, probe, age):
 #:   TOOLDIR=            directory of the stg binaries for hosts/probe/age (empty: PATH)
@@ -109,15 +111,15 @@ install: build ## Build, then install binaries, man pages, completions, docs und
 	$(MAKE) install-files
 
 install-files: ## Install from $(BUILDDIR) without building (for packaging)
-	rm -rf $(BUILDDIR)/docgen
-	$(BUILDDIR)/stg-docgen --out $(BUILDDIR)/docgen >/dev/null
+	rm -rf $(DOCGENDIR)
+	$(BUILDDIR)/stg-docgen --out $(DOCGENDIR) >/dev/null
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
 		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(DOCDIR)
 	for b in $(BINS); do install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(BINDIR)/$$b; done
-	install -m 0644 $(BUILDDIR)/docgen/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 $(BUILDDIR)/docgen/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
-	install -m 0644 $(BUILDDIR)/docgen/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
-	install -m 0644 $(BUILDDIR)/docgen/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/
+	install -m 0644 $(DOCGENDIR)/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(DOCGENDIR)/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 $(DOCGENDIR)/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(DOCGENDIR)/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/
 	install -m 0644 README.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 uninstall: ## Remove what install put under $(PREFIX)

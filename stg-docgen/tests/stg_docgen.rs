@@ -234,9 +234,11 @@ fn make_install_files_puts_everything_where_distributions_look() {
         .expect("target dir")
         .to_path_buf();
     let dest = tempfile::tempdir().expect("temp dir");
+    let docgen = tempfile::tempdir().expect("temp dir");
     // Debian's layout: zsh functions in vendor-completions (see contrib/debian-layout.md).
     let vars = vec![
         format!("BUILDDIR={}", builddir.display()),
+        format!("DOCGENDIR={}", docgen.path().join("out").display()),
         format!("DESTDIR={}", dest.path().display()),
         "PREFIX=/usr".to_owned(),
         "ZSHCOMPDIR=/usr/share/zsh/vendor-completions".to_owned(),
@@ -332,4 +334,62 @@ fn an_output_directory_that_cannot_be_created_is_named_in_the_error() {
     let out = stg("stg-docgen").output().expect("run stg-docgen");
     assert_eq!(out.status.code(), Some(2), "missing --out is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
+}
+
+/// `contrib/stg.spec`: rpmbuild's %install (make install-files into the build root) and
+/// its check of %files (every file listed exists, no installed file unpackaged) pass,
+/// short-circuited onto the existing build instead of a fresh `cargo build --release`.
+#[test]
+fn rpm_spec_installs_every_file_it_lists() {
+    let builddir = bin_path("stg-docgen")
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    let top = tempfile::tempdir().expect("temp dir");
+    let version = env!("CARGO_PKG_VERSION");
+    std::fs::create_dir_all(top.path().join("BUILD")).unwrap();
+    std::os::unix::fs::symlink(repo_root(), top.path().join(format!("BUILD/stg-{version}")))
+        .unwrap();
+    let out = program("rpmbuild")
+        .args(["-bi", "--short-circuit", "--nodeps", "--define"])
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("--define")
+        .arg(format!("rust_arches {}", std::env::consts::ARCH))
+        .arg("--define")
+        .arg(format!("stg_builddir {}", builddir.display()))
+        .arg(repo_root().join("contrib/stg.spec"))
+        .output();
+    let Ok(out) = out else {
+        stg_tests::require("rpmbuild (to check contrib/stg.spec)", "rpm");
+    };
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "rpmbuild -bi failed:\n{log}");
+    let buildroot = std::fs::read_dir(top.path().join("BUILDROOT"))
+        .expect("a build root")
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("stg-{version}-")))
+        })
+        .unwrap_or_else(|| panic!("no build root for version {version}:\n{log}"));
+    let usr = buildroot.join("usr");
+    for tool in stg_docgen::TOOLS {
+        for file in [
+            format!("bin/{tool}"),
+            format!("share/man/man1/{tool}.1"),
+            format!("share/bash-completion/completions/{tool}"),
+            format!("share/zsh/site-functions/_{tool}"),
+            format!("share/fish/vendor_completions.d/{tool}.fish"),
+            format!("share/doc/stg/{tool}.md"),
+        ] {
+            assert!(usr.join(&file).is_file(), "/usr/{file} not in the package");
+        }
+    }
+    assert!(usr
+        .join("share/doc/stg/ansible/roles/stg/tasks/main.yml")
+        .is_file());
 }

@@ -393,3 +393,49 @@ fn rpm_spec_installs_every_file_it_lists() {
         .join("share/doc/stg/ansible/roles/stg/tasks/main.yml")
         .is_file());
 }
+
+/// `make dist`: a tarball of the committed tree under `stg-VERSION/`, holding what
+/// `rpmbuild -ta` needs (the spec) and what the build needs (Cargo.lock, every crate).
+#[test]
+fn make_dist_archives_the_committed_tree() {
+    let dist = tempfile::tempdir().expect("temp dir");
+    make(&[
+        "dist".to_owned(),
+        format!("DISTDIR={}", dist.path().display()),
+    ]);
+    let version = env!("CARGO_PKG_VERSION");
+    let tarball = dist.path().join(format!("stg-{version}.tar.gz"));
+    let out = program("tar")
+        .arg("-tzf")
+        .arg(&tarball)
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "{} is not a tar.gz",
+        tarball.display()
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = listing.lines().collect();
+    for path in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "Makefile",
+        "contrib/stg.spec",
+        "stg-docgen/src/lib.rs",
+        "stg-hosts/src/lib.rs",
+    ] {
+        let want = format!("stg-{version}/{path}");
+        assert!(names.contains(&want.as_str()), "{want} not in the tarball");
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(&format!("stg-{version}/"))),
+        "everything under stg-{version}/"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("/target/")),
+        "no build output"
+    );
+}

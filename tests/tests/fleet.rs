@@ -605,3 +605,100 @@ fn make_sync_pipes_dump_into_restore() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("FROM="));
 }
+
+fn make_target(args: &[String], env_file: Option<&Path>) -> (Option<i32>, Vec<Value>, String) {
+    let mut cmd = program("make");
+    cmd.arg("-C")
+        .arg(repo_root())
+        .arg("--no-print-directory")
+        .args(args);
+    if let Some(env_file) = env_file {
+        cmd.env("STG_ENVIRONMENT_FILE", env_file);
+    }
+    let out = cmd.output().expect("run make");
+    let records = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (
+        out.status.code(),
+        records,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `make hosts` and `make age` run the tools with the Makefile's variables (TOOLDIR,
+/// INVENTORY, HOSTS_FILE, DRY_RUN, REPO, MAX_AGE, FORMAT), and fail when the tool does.
+#[test]
+fn make_hosts_and_age_pass_their_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, HOSTS).unwrap();
+    let staging_env = environment_file(dir.path(), "staging\n");
+    let vars = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "hosts".to_owned(),
+            format!("TOOLDIR={}", build_dir().display()),
+            format!(
+                "INVENTORY={}",
+                repo_root()
+                    .join("stg-hosts/tests/fixtures/fedora-stg.json")
+                    .display()
+            ),
+            format!("HOSTS_FILE={}", hosts.display()),
+            "FORMAT=json".to_owned(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let (code, records, stderr) = make_target(&vars(&["DRY_RUN=1"]), None);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(records[0]["type"], "diff");
+    assert_eq!(records.last().unwrap()["dry_run"], true);
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+    let (code, records, stderr) = make_target(&vars(&[]), Some(&staging_env));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(records.last().unwrap()["changed"], true);
+    assert!(std::fs::read_to_string(&hosts)
+        .unwrap()
+        .contains("# BEGIN stg-hosts fedora-stg"));
+
+    let repo = stg_tests::git::Repo::new();
+    repo.write(
+        "roles/base/tasks/main.yml",
+        "- name: staging only\n  when: env == \"staging\"\n  ansible.builtin.debug: msg=hi\n",
+    );
+    repo.commit("staging-only debug", "2020-01-01T00:00:00Z");
+    let age = |max_age: &str| {
+        make_target(
+            &[
+                "age".to_owned(),
+                format!("TOOLDIR={}", build_dir().display()),
+                format!("REPO={}", repo.path().display()),
+                format!("MAX_AGE={max_age}"),
+                "FORMAT=json".to_owned(),
+            ],
+            None,
+        )
+    };
+    let (code, records, stderr) = age("90d");
+    assert_ne!(
+        code,
+        Some(0),
+        "a 2020 change is older than 90 days: {records:#?}"
+    );
+    assert!(
+        stderr.contains("Error 1"),
+        "make reports stg-age's exit 1: {stderr}"
+    );
+    assert_eq!(records.last().unwrap()["type"], "summary", "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.to_string().contains("roles/base/tasks/main.yml")),
+        "{records:#?}"
+    );
+    let (code, _, stderr) = age("100000d");
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -54,8 +54,22 @@ fn ansible_playbook() -> &'static Path {
         if !venv_ok {
             stg_tests::require("python3 with the venv module", "python3-venv");
         }
+        // pip's own settings (index, certificates, proxy) pass through the hermetic
+        // environment: they decide whether PyPI is reachable, not how the test behaves.
+        let pip_env = std::env::vars().filter(|(k, _)| {
+            k.starts_with("PIP_")
+                || matches!(
+                    k.to_ascii_lowercase().as_str(),
+                    "http_proxy"
+                        | "https_proxy"
+                        | "no_proxy"
+                        | "ssl_cert_file"
+                        | "requests_ca_bundle"
+                )
+        });
         let pip = program(venv.join("bin/pip").to_str().expect("utf-8 path"))
             .env("HOME", &venv)
+            .envs(pip_env)
             .args([
                 "install",
                 "--quiet",

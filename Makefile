@@ -45,6 +45,7 @@ SSH        ?= ssh -o BatchMode=yes
 #:   BUILDDIR=target/release  where install-files takes the binaries (and stg-docgen) from
 #:   DOCGENDIR=$(BUILDDIR)/docgen  where stg-docgen writes the man pages and completions
 #:   CARGO=cargo         DISTDIR=.  where make dist writes stg-VERSION.tar.gz
+#:   FUZZ_SECONDS=60     seconds per target for make fuzz
 #: Fleet (make sync, hosts, probe, age):
 #:   TOOLDIR=            directory of the stg binaries for hosts/probe/age (empty: PATH)
 #:   INVENTORY=/etc/stg/inventory.json   the inventory (docs/inventory.md)

@@ -439,3 +439,39 @@ fn make_dist_archives_the_committed_tree() {
         "no build output"
     );
 }
+
+/// `make help` names every target that has a `##` description and documents every
+/// variable the Makefile lets a user set (`VAR ?= ...`).
+#[test]
+fn make_help_documents_every_variable() {
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).expect("Makefile");
+    let out = program("make")
+        .arg("-C")
+        .arg(repo_root())
+        .arg("--no-print-directory")
+        .arg("help")
+        .output()
+        .expect("run make help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let variables: Vec<&str> = makefile
+        .lines()
+        .filter_map(|l| l.split_once("?=").map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty() && !name.contains(' '))
+        .collect();
+    assert!(variables.contains(&"PREFIX") && variables.contains(&"SSH"));
+    for var in variables {
+        assert!(
+            help.contains(&format!("{var}=")),
+            "make help does not document {var}:\n{help}"
+        );
+    }
+    for target in [
+        "install", "sync", "hosts", "probe", "age", "dist", "test", "demo",
+    ] {
+        assert!(
+            help.lines().any(|l| l.starts_with(&format!("{target} "))),
+            "make help does not list {target}:\n{help}"
+        );
+    }
+}

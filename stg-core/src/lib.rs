@@ -16,6 +16,7 @@ pub mod host;
 pub mod inventory;
 pub mod jsonl;
 pub mod provenance;
+pub mod sql_lexer;
 pub mod stream;
 pub mod timestamp;
 

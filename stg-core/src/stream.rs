@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::copy_text;
+use crate::sql_lexer::SqlLexer;
 
 /// The stream format version this code writes and reads.
 pub const FORMAT: u32 = 1;
@@ -148,6 +149,7 @@ pub struct Tally {
     bytes: u64,
     in_copy: Option<String>,
     tables: BTreeMap<String, u64>,
+    lexer: SqlLexer,
 }
 
 impl Tally {
@@ -167,10 +169,16 @@ impl Tally {
             } else {
                 *self.tables.get_mut(table).expect("entry made at header") += 1;
             }
-        } else if line.starts_with(b"COPY ") {
-            if let Some(header) = copy_text::parse_copy_header(line) {
-                self.tables.entry(header.qualified.clone()).or_insert(0);
-                self.in_copy = Some(header.qualified);
+        } else {
+            // Only a header at the top level starts a COPY block, not one inside a function
+            // body or a string literal (see crate::sql_lexer).
+            let at_top = self.lexer.at_top();
+            self.lexer.line(line);
+            if at_top && line.starts_with(b"COPY ") {
+                if let Some(header) = copy_text::parse_copy_header(line) {
+                    self.tables.entry(header.qualified.clone()).or_insert(0);
+                    self.in_copy = Some(header.qualified);
+                }
             }
         }
     }

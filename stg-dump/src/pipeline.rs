@@ -9,6 +9,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use stg_core::copy_text;
+use stg_core::sql_lexer::SqlLexer;
 use stg_core::stream::{self, Tally, Trailer};
 
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
@@ -108,6 +109,7 @@ pub fn stream<R: BufRead, W: Write>(
     let mut row: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut scratch = Scratch::default();
     let mut state = State::Sql;
+    let mut lexer = SqlLexer::new();
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
 
@@ -145,7 +147,12 @@ pub fn stream<R: BufRead, W: Write>(
                 }
             }
             State::Sql => {
-                if line.starts_with(b"COPY ") {
+                // A COPY-looking line inside a function body or a literal is SQL: taking it
+                // for a header would pass the next real COPY block through unmasked.
+                // See: tests/regression.rs.
+                let at_top = lexer.at_top();
+                lexer.line(&line);
+                if at_top && line.starts_with(b"COPY ") {
                     if let Some(header) = copy_text::parse_copy_header(&line) {
                         block_row = 0;
                         state =

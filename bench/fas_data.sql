@@ -3,7 +3,7 @@
 -- Text is a mix of dictionary words, names, random tokens and Unicode, so compression ratios
 -- resemble real data rather than pgbench's blank filler.
 \set ON_ERROR_STOP on
-CREATE ROLE fas2 LOGIN;
+DO $$ BEGIN CREATE ROLE fas2 LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 ALTER DATABASE :"DBNAME" OWNER TO fas2;
 SET ROLE fas2;
 

@@ -5,7 +5,8 @@
 //! the reading rules of docs/stream.md with the same stg-core functions.
 //!
 //! Properties:
-//! - the whole stream is accepted, with the row counts that were written;
+//! - the whole stream is accepted, with the row counts that were written, also when a
+//!   function body holds lines that look like COPY headers;
 //! - every truncation (cut at any byte offset before the end) is refused — all offsets for
 //!   small streams, a fuzzer-chosen sample for larger ones. The one exception is a cut of
 //!   only the final newline: every byte of data and the whole trailer are still there, and
@@ -33,6 +34,9 @@ use stg_core::stream::{
 enum Piece {
     /// A line of SQL (made safe: never a COPY header or a trailer-looking line).
     Sql(String),
+    /// Lines inside a dollar-quoted function body, where anything may look like a COPY
+    /// header (but is not one).
+    Body(Vec<(bool, String)>),
     /// A COPY block.
     Copy {
         schema: String,
@@ -88,13 +92,32 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
     for piece in &input.pieces {
         match piece {
             Piece::Sql(text) => {
-                let text = text.replace(['\n', '\r'], " ");
+                // pg_dump's SQL is well formed: no line leaves a literal, quoted name or
+                // comment open at the top level.
+                let text = text.replace(['\n', '\r', '\'', '"', '$', '*'], " ");
                 // pg_dump writes neither of these outside COPY data (see docs/security.md
                 // for what a multi-line string literal could do).
                 if text.starts_with("COPY ") || text.starts_with("-- stg-dump") {
                     continue;
                 }
                 lines.push(format!("{text}\n").into_bytes());
+            }
+            Piece::Body(body) => {
+                lines.push(b"CREATE FUNCTION f() RETURNS text AS $fz$\n".to_vec());
+                for (looks_like_copy, text) in body {
+                    let text = text.replace(['\n', '\r'], " ").replace('$', "S");
+                    let text = if *looks_like_copy {
+                        format!("COPY public.{} (a) FROM stdin;", quote(&text))
+                    } else {
+                        text
+                    };
+                    // stg-restore takes a trailer-looking line outside COPY for the trailer
+                    // wherever it is (a valid stream is then refused; docs/security.md).
+                    if !text.starts_with("-- stg-dump") {
+                        lines.push(format!("{text}\n").into_bytes());
+                    }
+                }
+                lines.push(b"$fz$ LANGUAGE sql;\n".to_vec());
             }
             Piece::Copy {
                 schema,
@@ -205,11 +228,7 @@ fuzz_target!(|input: Input| {
     assert_eq!(rows, rows_written, "row counts");
 
     let len = stream.len();
-    let trailer_at = stream[..len - 1]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .unwrap()
-        + 1;
+    let trailer_at = stream[..len - 1].iter().rposition(|b| *b == b'\n').unwrap() + 1;
     assert!(stream[trailer_at..].starts_with(TRAILER_PREFIX.as_bytes()));
     let cuts: Vec<usize> = if len <= 2048 {
         (0..len).collect()

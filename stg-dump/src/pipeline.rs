@@ -167,6 +167,13 @@ pub fn stream<R: BufRead, W: Write>(
         matches!(state, State::Sql),
         "pg_dump's output ended inside a COPY block: the dump is incomplete"
     );
+    // Had the lexer lost track (it never should on pg_dump's SQL), COPY headers after that
+    // point would have gone unseen and unmasked: refuse rather than write a trailer.
+    anyhow::ensure!(
+        lexer.at_top(),
+        "pg_dump's output ended inside a string literal, quoted name or comment: stg-dump \
+         could not follow its SQL and refuses the dump rather than risk an unmasked table"
+    );
     if !line.is_empty() && !line.ends_with(b"\n") {
         // Keep the trailer on a line of its own.
         emit(b"\n", &mut tally, &mut batch, sink)?;

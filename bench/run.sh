@@ -109,7 +109,12 @@ if [ "$(id -u)" = 0 ] && command -v nft >/dev/null; then
   ip -n "$netns" link set lo up
   ip -n "$netns" addr add 10.231.99.1/32 dev lo
   ip netns exec "$netns" nft -f - <<'NFT'
-table inet stgbench { chain input { type filter hook input priority 0; ip daddr 10.231.99.1 tcp dport 20000-21999 drop; } }
+table inet stgbench {
+  chain input {
+    type filter hook input priority 0;
+    ip daddr 10.231.99.1 tcp dport 20000-21999 drop
+  }
+}
 NFT
   python3 -c 'import json
 for p in range(20000, 21000): print(json.dumps({"type": "target", "check": "blocked", "host": "10.231.99.1", "port": p}))' > "$work/targets.jsonl"

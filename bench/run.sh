@@ -63,6 +63,7 @@ stg -d postgres -c 'CREATE DATABASE floor OWNER fas2'
 t0=$(now)
 pg_dump -h 127.0.0.1 -p "$PROD" -U postgres fas2 | stg -d floor >/dev/null
 t_floor=$(elapsed "$t0" "$(now)")
+floor_people=$(stg -d floor -c 'SELECT count(*) FROM people')
 stg -d postgres -c 'DROP DATABASE floor'
 
 # 2. The SOP as written: pg_dump -C | xz -c > file; drop; xzcat file | psql.
@@ -131,7 +132,7 @@ for p in range(20000, 20020):
     except OSError: pass
     s.close()'
   t_seq=$(python3 -c "print(f'{($(now) - $t0) * 50:.1f}')")
-  probe_line="| stg-probe, 1,000 dropped endpoints, --timeout 1s ($timeouts timeouts) | ${t_probe} s | sequential loop: ${t_seq} s (20 measured, x50) | $(ratio "$t_probe" "$t_seq") |"
+  probe_line="| stg-probe, 1,000 dropped endpoints, --timeout 1s ($timeouts timeouts) | ${t_probe} s (target: under 2 s) | sequential loop: ${t_seq} s (20 measured, x50) | $(ratio "$t_seq" "$t_probe")x faster |"
 fi
 
 # 6. stg-age on a long history, against `git blame -w -M -C` of each file in turn.
@@ -169,7 +170,7 @@ times on a shared 2-core machine are noise.
 
 | procedure | wall time | ratio to the floor | target |
 |---|---|---|---|
-| floor: \`pg_dump db \| psql\` into a fresh database | ${t_floor} s | 1.00 | |
+| floor: \`pg_dump db \| psql\` into a fresh database ($floor_people people loaded) | ${t_floor} s | 1.00 | |
 | the SOP: \`pg_dump -C \| xz -c > file\`, drop, \`xzcat \| psql\` | ${t_sop} s | $(ratio "$t_sop" "$t_floor") | |
 | \`stg-dump \| stg-restore\`, unmasked | ${t_unmasked} s | $(ratio "$t_unmasked" "$t_floor") | <= 1.5 |
 | \`stg-dump --mask \| stg-restore\` (12 rules, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | |
@@ -177,6 +178,13 @@ times on a shared 2-core machine are noise.
 - stg unmasked vs the SOP: $(ratio "$t_sop" "$t_unmasked")x faster (target: at least 10x).
 - masked vs unmasked: $(ratio "$t_masked" "$t_unmasked") (target: at most 1.15).
 - bytes on the wire: stg-dump (preset 0) $stg_bytes bytes, $(ratio "$stg_bytes" "$sop_bytes")x the SOP's \`xz -6\` file ($sop_bytes bytes; target at most 1.35x); preset 1 would be $(ratio "$p1_bytes" "$sop_bytes")x.
+
+Reading these: stg's work beyond the floor is compressing and decompressing the stream (xz,
+even at preset 0, is the most expensive step per byte), plus hashing and counting it at both
+ends. On two cores that CPU is taken from pg_dump, psql and the two servers, so the unmasked
+ratio to the floor is bounded by xz's speed here; with more cores the encoder's threads
+overlap the load. The masked run moves less data (sessions excluded, audit details replaced
+by a constant), which is why it can be faster than the unmasked one.
 
 ## Peak memory (VmHWM of the stg process itself, not pg_dump or psql)
 

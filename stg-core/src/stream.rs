@@ -189,6 +189,14 @@ impl Tally {
         self.in_copy.is_some()
     }
 
+    /// True when the next line starts at the top level of the SQL: not in a COPY block, a
+    /// string, a quoted name or a comment. Only there can a trailer-looking line be the
+    /// trailer; elsewhere (a function body, say) it is data.
+    #[must_use]
+    pub fn at_top_level(&self) -> bool {
+        self.in_copy.is_none() && self.lexer.at_top()
+    }
+
     /// Bytes fed so far.
     #[must_use]
     pub fn bytes(&self) -> u64 {

@@ -244,7 +244,9 @@ impl<R: Read> Reader<R> {
                     self.lines
                 )));
             }
-            if self.manifest.is_some() && !self.tally.in_copy() {
+            // See: the trailer-lookalike regression test: a line inside a function body or a
+            // string that looks like the trailer is data.
+            if self.manifest.is_some() && self.tally.at_top_level() {
                 if let Some(trailer) = stream::parse_trailer_line(&line) {
                     self.stated = Some(trailer.map_err(StreamError)?);
                     self.line = line;

@@ -11,7 +11,7 @@ step "stg-dump: the production database as one masked, compressed, self-verifyin
 say "\$ stg-dump -h 127.0.0.1 -p $PROD_PORT -U postgres --mask demo/masking.json fas2 > fas2.stg.xz"
 stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 > "$work/fas2.stg.xz"
 say "$(stat -c %s "$work/fas2.stg.xz") bytes; the manifest is the first line (xzcat fas2.stg.xz | head -1):"
-xzcat "$work/fas2.stg.xz" | head -1 | cut -c1-200 | sed 's/^/   | /'
+xzcat "$work/fas2.stg.xz" | sed -n 1p | cut -c1-200 | sed 's/^/   | /'
 say "... and the trailer the last (bytes, SHA-256, rows per table):"
 xzcat "$work/fas2.stg.xz" | tail -1 | cut -c1-200 | sed 's/^/   | /'
 run stg-restore verify --format text < "$work/fas2.stg.xz"

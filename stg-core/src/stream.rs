@@ -87,6 +87,33 @@ pub struct MaskedColumn {
     pub transform: String,
 }
 
+impl Manifest {
+    /// A fixed, plausible manifest for tests and fuzz targets of any crate (database
+    /// `fas2` on `db01`, unmasked); not for real streams.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn example() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            database: "fas2".into(),
+            source_host: "db01".into(),
+            dumped_on: "db01".into(),
+            dumped_at: "2026-11-28T01:00:00Z".into(),
+            server_version: "15.18".into(),
+            pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
+            encoding: "UTF8".into(),
+            locale: "C.UTF-8".into(),
+            lc_ctype: "C.UTF-8".into(),
+            locale_provider: "libc".into(),
+            icu_locale: None,
+            owner: "fas2".into(),
+            roles: vec!["fas2".into()],
+            masking: MaskingSummary::default(),
+            tool: "stg-dump 0.1.0".into(),
+        }
+    }
+}
+
 /// What the stream's last line states.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Trailer {
@@ -263,24 +290,7 @@ mod tests {
     use super::*;
 
     fn sample_manifest() -> Manifest {
-        Manifest {
-            format: FORMAT,
-            database: "fas2".into(),
-            source_host: "db01".into(),
-            dumped_on: "db01".into(),
-            dumped_at: "2026-11-28T01:00:00Z".into(),
-            server_version: "15.18".into(),
-            pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
-            encoding: "UTF8".into(),
-            locale: "C.UTF-8".into(),
-            lc_ctype: "C.UTF-8".into(),
-            locale_provider: "libc".into(),
-            icu_locale: None,
-            owner: "fas2".into(),
-            roles: vec!["fas2".into()],
-            masking: MaskingSummary::default(),
-            tool: "stg-dump 0.1.0".into(),
-        }
+        Manifest::example()
     }
 
     #[test]

@@ -43,6 +43,17 @@ fn run(mut c: Command) -> Output {
     c.stdin(Stdio::null()).output().expect("run stg-dump")
 }
 
+/// Runs a dump that must succeed; returns the decompressed stream and the raw bytes.
+fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let out = run(dump_cmd(cluster, args));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (decompress(&out.stdout), out.stdout)
+}
+
 fn decompress(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     liblzma::read::XzDecoder::new(bytes)
@@ -102,13 +113,7 @@ fn xzcat_into_psql(cluster: &pg::Cluster, dump: &Path, db: &str) {
 #[test]
 fn unmasked_dump_restores_with_plain_xzcat_psql_to_identical_tables() {
     let cluster = cluster_with_fas2();
-    let out = run(dump_cmd(&cluster, &["fas2"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sql = decompress(&out.stdout);
+    let (sql, raw) = dump_ok(&cluster, &["fas2"]);
     let (manifest, trailer) = parse_stream(&sql);
     assert_eq!(manifest.database, "fas2");
     assert_eq!(manifest.owner, "fas2");
@@ -125,7 +130,7 @@ fn unmasked_dump_restores_with_plain_xzcat_psql_to_identical_tables() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fas2.stg.xz");
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, &raw).unwrap();
     xzcat_into_psql(&cluster, &file, "copy");
     assert_eq!(
         cluster.table_contents("fas2"),
@@ -161,16 +166,7 @@ fn contains_field(dump: &[u8], value: &str) -> bool {
 fn masked_dump_contains_no_original_value_and_keeps_the_rest() {
     let cluster = cluster_with_fas2();
     let rules = fixture("fas2-rules.json");
-    let out = run(dump_cmd(
-        &cluster,
-        &["--mask", rules.to_str().unwrap(), "fas2"],
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sql = decompress(&out.stdout);
+    let (sql, raw) = dump_ok(&cluster, &["--mask", rules.to_str().unwrap(), "fas2"]);
     let (manifest, trailer) = parse_stream(&sql);
     assert_eq!(manifest.masking.columns.len(), 8);
     assert_eq!(manifest.masking.excluded_tables, ["public.sessions"]);
@@ -208,7 +204,7 @@ fn masked_dump_contains_no_original_value_and_keeps_the_rest() {
     // Restore by hand: constraints (UNIQUE, foreign keys) must hold with the pseudonyms.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fas2.stg.xz");
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, &raw).unwrap();
     xzcat_into_psql(&cluster, &file, "masked");
     let q = |db: &str, sql: &str| cluster.sql(db, sql);
     // Unmasked columns are byte-identical.
@@ -335,23 +331,14 @@ fn odd_identifiers_and_values_round_trip_byte_for_byte() {
         r#"{"rules": [{"table": "\"My \"\"Odd\"\" Schema\".\"Tåble Name\"", "column": "E-Mail Address", "transform": "email", "keep_domain": true}]}"#,
     )
     .unwrap();
-    let out = run(dump_cmd(
-        &cluster,
-        &["--mask", rules.to_str().unwrap(), "odd"],
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sql = decompress(&out.stdout);
+    let (sql, raw) = dump_ok(&cluster, &["--mask", rules.to_str().unwrap(), "odd"]);
     let (_, trailer) = parse_stream(&sql);
     assert_eq!(
         trailer.tables["\"My \"\"Odd\"\" Schema\".\"Tåble Name\""],
         5
     );
     let file = dir.path().join("odd.xz");
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, &raw).unwrap();
     cluster.sql("postgres", "CREATE ROLE fas2");
     xzcat_into_psql(&cluster, &file, "odd_copy");
     let q = r#"SELECT "Id", "Notes", "Blob" FROM "My ""Odd"" Schema"."Tåble Name" ORDER BY 1"#;

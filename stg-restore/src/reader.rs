@@ -364,25 +364,7 @@ mod tests {
     }
 
     fn sample_manifest() -> String {
-        let m = Manifest {
-            format: stream::FORMAT,
-            database: "fas2".into(),
-            source_host: "db01".into(),
-            dumped_on: "db01".into(),
-            dumped_at: "2026-11-28T01:00:00Z".into(),
-            server_version: "15.18".into(),
-            pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
-            encoding: "UTF8".into(),
-            locale: "C.UTF-8".into(),
-            lc_ctype: "C.UTF-8".into(),
-            locale_provider: "libc".into(),
-            icu_locale: None,
-            owner: "fas2".into(),
-            roles: vec!["fas2".into()],
-            masking: stream::MaskingSummary::default(),
-            tool: "test".into(),
-        };
-        stream::manifest_line(&m)
+        stream::manifest_line(&Manifest::example())
     }
 
     fn with_trailer(body: &str) -> String {

@@ -177,6 +177,29 @@ impl Maintenance {
         }))
     }
 
+    /// Allows connections to `db` again when they are off, as a run killed between the
+    /// swap's `ALLOW_CONNECTIONS false` and its commit leaves them. Call it under the lock:
+    /// true when it had to.
+    pub async fn reopen(&self, db: &str) -> anyhow::Result<bool> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT datallowconn FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .context("while checking whether the database accepts connections")?;
+        if row.is_some_and(|r| !r.get::<_, bool>(0)) {
+            self.execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                ident(db)
+            ))
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// The user this session runs as.
     pub async fn current_user(&self) -> anyhow::Result<String> {
         let row = self

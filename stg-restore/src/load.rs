@@ -1,11 +1,13 @@
 //! Loading: a reader thread decodes stdin ([`crate::reader`]) and hands chunks of whole
 //! SQL lines over a bounded channel; the restore writes them to
-//! `psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f -` connected to the incoming
-//! database.
+//! `psql -X -q -v ON_ERROR_STOP=1 -f -` connected to the incoming database, between a
+//! `BEGIN;` written first and a `COMMIT;` written only after the trailer has been checked.
 //!
-//! Why `--single-transaction`: psql commits only when its stdin closes, and stg-restore
-//! closes it only after the trailer has been checked, so an unverified load is never
-//! committed; and tables created and filled in one transaction skip WAL under
+//! Why an explicit `COMMIT` rather than `psql --single-transaction`: with `-1`, psql commits
+//! when its input ends, and its input also ends when stg-restore is killed (SIGKILL, OOM
+//! killer): a partial, unverified load would be committed. With the `COMMIT` sent by us,
+//! an input that ends early leaves the transaction open, and the server rolls it back when
+//! psql disconnects. Tables created and filled in one transaction still skip WAL under
 //! `wal_level=minimal`. A failed load is dropped with the incoming database either way.
 //!
 //! psql runs in its own process group (a terminal's Ctrl-C reaches stg-restore, which
@@ -96,7 +98,14 @@ pub struct Psql {
     child: Child,
     stdin: Option<ChildStdin>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// `BEGIN;` has been written (by the first write, so that spawning never blocks).
+    begun: bool,
 }
+
+/// Opens the load's transaction; nothing is committed without [`COMMIT`].
+const BEGIN: &[u8] = b"BEGIN;\n";
+/// Written after the trailer matched. The newline first ends a last line without one.
+const COMMIT: &[u8] = b"\nCOMMIT;\n";
 
 impl Psql {
     /// Starts psql on `conn` (the incoming database).
@@ -104,16 +113,9 @@ impl Psql {
         let mut cmd = std::process::Command::new(psql);
         conn.apply_env(&mut cmd);
         cmd.env("PGAPPNAME", "stg-restore")
-            // The script is stdin given as a file: -1 applies to -f on every psql version.
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--single-transaction",
-                "-f",
-                "-",
-            ])
+            // The script is stdin given as a file, so psql reads it as a script (no prompts,
+            // no history) on every version.
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -142,15 +144,20 @@ impl Psql {
             child,
             stdin,
             stderr: Some(stderr),
+            begun: false,
         })
     }
 
     /// Writes SQL; an error when psql has gone (it stopped on an SQL error, or was killed).
     pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        match &mut self.stdin {
-            Some(stdin) => stdin.write_all(chunk).await,
-            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        let Some(stdin) = &mut self.stdin else {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        };
+        if !self.begun {
+            stdin.write_all(BEGIN).await?;
+            self.begun = true;
         }
+        stdin.write_all(chunk).await
     }
 
     /// Waits for psql to exit by itself (it failed); returns the error to report.
@@ -169,11 +176,18 @@ impl Psql {
         self.child.wait().await
     }
 
-    /// Closes psql's input, which commits the load, and waits for it.
+    /// Commits the load (call it only once the stream is verified), closes psql's input
+    /// and waits for it.
     pub async fn finish(&mut self) -> anyhow::Result<()> {
         if let Some(mut stdin) = self.stdin.take() {
-            // A failed flush means psql has gone; its exit status says why.
-            let _ = stdin.shutdown().await;
+            // A failed write means psql has gone; its exit status says why.
+            let begin: &[u8] = if self.begun { b"" } else { BEGIN };
+            let _ = async {
+                stdin.write_all(begin).await?;
+                stdin.write_all(COMMIT).await?;
+                stdin.shutdown().await
+            }
+            .await;
         }
         let status = self.child.wait().await.context("while waiting for psql")?;
         if status.success() {
@@ -183,7 +197,7 @@ impl Psql {
         anyhow::bail!("psql failed ({status}): {stderr}")
     }
 
-    /// Kills psql before its input is closed (so nothing is committed) and reaps it.
+    /// Kills psql before `COMMIT` is written (so nothing is committed) and reaps it.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;

@@ -385,6 +385,9 @@ impl<'a> Restore<'a> {
             ))
             .into());
         }
+        if self.cancel.run(m.reopen(db)).await? {
+            self.summary.warnings.push(reopened_warning(db));
+        }
         let settings = if let Some(manifest) = manifest {
             let mut roles = vec![manifest.owner.clone()];
             for role in &manifest.roles {
@@ -586,6 +589,14 @@ async fn explain_psql_failure(psql: &mut Psql, rx: &mut mpsc::Receiver<Event>) -
         .into(),
         _ => psql_error,
     }
+}
+
+/// The warning when [`Maintenance::reopen`] had to allow connections again.
+pub fn reopened_warning(db: &str) -> String {
+    format!(
+        "{db} did not accept connections (left so by a run killed during its swap); \
+         connections are allowed again"
+    )
 }
 
 /// `<db>__stg_prev_<now>`, waiting a second when a copy of this second exists already.

@@ -13,7 +13,7 @@ use stg_core::Error;
 use crate::db::{Kind, Maintenance};
 use crate::hooks::{self, Hook};
 use crate::report::write_json;
-use crate::restore::free_previous_name;
+use crate::restore::{free_previous_name, reopened_warning};
 use crate::{Format, RollbackConfig};
 
 /// The summary of a rollback.
@@ -33,6 +33,8 @@ pub struct RollbackSummary {
     pub sessions_terminated: u64,
     /// Milliseconds per phase.
     pub timings_ms: BTreeMap<&'static str, u64>,
+    /// What went wrong without failing the rollback.
+    pub warnings: Vec<String>,
 }
 
 /// Runs a rollback.
@@ -51,6 +53,9 @@ pub fn run(config: &RollbackConfig) -> anyhow::Result<u8> {
         if let Some(previous) = &summary.previous {
             writeln!(out, "  the database it replaced is kept as {previous}")?;
         }
+        for warning in &summary.warnings {
+            writeln!(out, "  warning: {warning}")?;
+        }
     }
     Ok(stg_core::exit::OK)
 }
@@ -64,6 +69,10 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
             "a stg-restore of {db} is running; roll back when it has finished"
         ))
         .into());
+    }
+    let mut warnings = Vec::new();
+    if m.reopen(db).await? {
+        warnings.push(reopened_warning(db));
     }
     let related = m.related(db).await?;
     let Some(newest) = related.iter().find(|d| d.kind == Kind::Previous) else {
@@ -110,5 +119,6 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
         previous,
         sessions_terminated: terminated,
         timings_ms: timings,
+        warnings,
     })
 }

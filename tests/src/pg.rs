@@ -23,6 +23,8 @@ pub struct Cluster {
     bindir: PathBuf,
     port: u16,
     run_as: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+    /// The data directory is a tmpfs of its own (see [`Cluster::start_on_tmpfs`]).
+    tmpfs: bool,
 }
 
 fn has_server(dir: &Path) -> bool {
@@ -89,6 +91,22 @@ impl Cluster {
     /// Starts a new cluster; panics with an install hint when PostgreSQL is missing.
     #[must_use]
     pub fn start() -> Cluster {
+        Self::start_inner(None)
+    }
+
+    /// Starts a new cluster whose data directory is a tmpfs of `bytes` (WAL outside it, as
+    /// `initdb -X` puts it), so that a test can fill the disk under the data, resizing it
+    /// with [`Cluster::resize_data_fs`]. Needs root (to mount); unmounted on drop.
+    #[must_use]
+    pub fn start_on_tmpfs(bytes: u64) -> Cluster {
+        assert!(
+            crate::is_root(),
+            "this test mounts a tmpfs and must run as root (CI does)"
+        );
+        Self::start_inner(Some(bytes))
+    }
+
+    fn start_inner(tmpfs: Option<u64>) -> Cluster {
         let Some(bindir) = find_bindir() else {
             crate::require(
                 "the PostgreSQL server (initdb, pg_ctl, postgres)",
@@ -124,9 +142,25 @@ impl Cluster {
             bindir,
             port: 0,
             run_as,
+            tmpfs: false,
         };
-        let out = cluster
-            .server_cmd("initdb")
+        let mut initdb = cluster.server_cmd("initdb");
+        if let Some(bytes) = tmpfs {
+            let data = cluster.data_dir();
+            std::fs::create_dir(&data).expect("create the data directory");
+            let (uid, gid) = run_as.map_or((0, 0), |(u, g)| (u.as_raw(), g.as_raw()));
+            mount(&[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0700,uid={uid},gid={gid}"),
+                "tmpfs",
+                data.to_str().expect("utf-8 path"),
+            ]);
+            cluster.tmpfs = true;
+            initdb.arg("-X").arg(cluster.dir.path().join("wal"));
+        }
+        let out = initdb
             .args([
                 "-D",
                 "data",
@@ -368,6 +402,23 @@ impl Cluster {
         self.reload();
     }
 
+    /// Bytes in use on the data directory's file system.
+    #[must_use]
+    pub fn data_fs_used(&self) -> u64 {
+        let st = nix::sys::statvfs::statvfs(&self.data_dir()).expect("statvfs");
+        (st.blocks() - st.blocks_free()) * st.fragment_size()
+    }
+
+    /// Changes the size of the data directory's tmpfs (see [`Cluster::start_on_tmpfs`]).
+    pub fn resize_data_fs(&self, bytes: u64) {
+        assert!(self.tmpfs, "the cluster was not started on a tmpfs");
+        mount(&[
+            "-o",
+            &format!("remount,size={bytes}"),
+            self.data_dir().to_str().expect("utf-8 path"),
+        ]);
+    }
+
     /// The server log so far, for assertion messages.
     #[must_use]
     pub fn log(&self) -> String {
@@ -396,5 +447,17 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_immediate();
+        if self.tmpfs {
+            let _ = Command::new("umount").arg(self.data_dir()).status();
+        }
     }
+}
+
+/// Runs `mount ARGS`; panics when it fails.
+fn mount(args: &[&str]) {
+    let out = Command::new("mount")
+        .args(args)
+        .output()
+        .unwrap_or_else(|_| crate::require("mount", "mount"));
+    check(&out, &format!("mount {args:?}"));
 }

@@ -11,7 +11,6 @@
 //! Not for the masking itself (stg-dump's tests) or restore semantics (stg-restore's).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,36 +32,14 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Every form a secret could leak in: as is, hex and base64 of its bytes.
 fn forms(secret: &str) -> Vec<String> {
-    let hex = secret.bytes().fold(String::new(), |mut hex, b| {
-        write!(hex, "{b:02x}").expect("write to a String");
-        hex
-    });
+    use base64::Engine as _;
+    let hex = hex::encode(secret);
     vec![
         secret.to_owned(),
-        hex.clone(),
         hex.to_uppercase(),
-        base64(secret.as_bytes()),
+        hex,
+        base64::engine::general_purpose::STANDARD.encode(secret),
     ]
-}
-
-/// Standard base64 with padding (ten lines instead of a dependency).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Fails naming where a secret (in any of its forms) was found.

@@ -198,6 +198,28 @@ fn rollback_brings_back_the_data_before_the_restore() {
         .unwrap();
     assert_code(&out, 0);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.before);
+    assert_eq!(summary(&out)["warnings"], serde_json::json!([]));
+    // A run killed inside its swap leaves the live database refusing connections
+    // (tests/tests/faults.rs kills one there): a rollback allows them again first.
+    setup
+        .cluster
+        .sql("postgres", "ALTER DATABASE fas2 ALLOW_CONNECTIONS false");
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(
+        summary(&out)["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("fas2 did not accept connections"),
+        "{}",
+        summary(&out)
+    );
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+    let previous = summary(&out)["previous"].as_str().unwrap().to_owned();
+    assert_eq!(setup.cluster.table_contents(&previous), setup.before);
     // Nothing to roll back to in a database without copies.
     let out = setup.cmd(&["rollback", "src"]).output().unwrap();
     assert_code(&out, 2);

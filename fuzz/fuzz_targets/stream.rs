@@ -27,7 +27,7 @@ use libfuzzer_sys::fuzz_target;
 use stg_core::copy_text::escape_into;
 use stg_core::stream::{
     manifest_line, parse_manifest_line, parse_trailer_line, trailer_line, trailer_mismatches,
-    Manifest, MaskingSummary, Tally, FORMAT, TRAILER_PREFIX,
+    Manifest, Tally, TRAILER_PREFIX,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -66,22 +66,9 @@ fn quote(ident: &str) -> String {
 
 fn manifest(database: &str) -> Manifest {
     Manifest {
-        format: FORMAT,
         database: database.to_owned(),
-        source_host: "db01".into(),
-        dumped_on: "db01".into(),
-        dumped_at: "2026-11-28T01:00:00Z".into(),
-        server_version: "15.18".into(),
-        pg_dump_version: "pg_dump (PostgreSQL) 15.18".into(),
-        encoding: "UTF8".into(),
-        locale: "C.UTF-8".into(),
-        lc_ctype: "C.UTF-8".into(),
-        locale_provider: "libc".into(),
-        icu_locale: None,
-        owner: "fas2".into(),
-        roles: vec!["fas2".into()],
-        masking: MaskingSummary::default(),
         tool: "stg-dump fuzz".into(),
+        ..Manifest::example()
     }
 }
 

@@ -272,6 +272,24 @@ fn summary(out: &Output) -> serde_json::Value {
     value
 }
 
+/// The run failed with exit 3 at step `load`, its error saying `error`; its summary.
+#[track_caller]
+fn failed_at_load(out: &Output, error: &str) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = summary(out);
+    assert_eq!(failed["failed_step"], "load", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains(error),
+        "{failed}"
+    );
+    failed
+}
+
 fn warnings(summary: &serde_json::Value) -> Vec<String> {
     summary["warnings"]
         .as_array()
@@ -499,18 +517,7 @@ fn staging_server_restarted_mid_load_fails_cleanly_and_the_next_run_recovers() {
     feeder.finish(true);
     wait_exit(&mut child, "stg-restore");
     let out = child.wait_with_output().expect("output");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let failed = summary(&out);
-    assert_eq!(failed["failed_step"], "load", "{failed}");
-    assert!(
-        failed["error"].as_str().unwrap_or("").contains("psql"),
-        "{failed}"
-    );
+    failed_at_load(&out, "psql");
     staging.assert_live_untouched();
 
     let out = staging.restore_all(&[]);
@@ -531,21 +538,7 @@ fn full_disk_under_the_staging_data_fails_the_load_and_gives_the_space_back() {
     staging.cluster.resize_data_fs(used + 14 * MIB);
 
     let out = staging.restore_all(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let failed = summary(&out);
-    assert_eq!(failed["failed_step"], "load", "{failed}");
-    assert!(
-        failed["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("No space left on device"),
-        "{failed}"
-    );
+    let failed = failed_at_load(&out, "No space left on device");
     assert_eq!(failed["incoming_dropped"], true, "{failed}");
     assert!(!staging.exists(INCOMING));
     let now = staging.cluster.data_fs_used();

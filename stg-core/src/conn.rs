@@ -5,6 +5,8 @@
 //! (clap reads them); the password comes only from `PGPASSWORD` or the password file
 //! (`PGPASSFILE`, default `~/.pgpass`), never from a flag, so it never shows in a process
 //! listing. Children get the resolved values through their environment, not their argv.
+//! `--sslmode` (`PGSSLMODE`) and the certificate files of [`crate::tls`] apply to the tools'
+//! own connection and, through the environment, to the children alike.
 //! See: <https://www.postgresql.org/docs/current/libpq-envars.html> and
 //! <https://www.postgresql.org/docs/current/libpq-pgpass.html>.
 
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+
+use crate::tls::{SslMode, TlsFiles};
 
 /// The connection flags every database-facing tool accepts.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -25,6 +29,11 @@ pub struct ConnArgs {
     /// Database user name.
     #[arg(short = 'U', long = "username", env = "PGUSER", value_name = "USER")]
     pub username: Option<String>,
+    /// TLS over TCP, as libpq's sslmode (default prefer). verify-full checks the server's
+    /// certificate against PGSSLROOTCERT (default ~/.postgresql/root.crt, or "system") and its
+    /// host name; a client certificate is sent from PGSSLCERT/PGSSLKEY when present.
+    #[arg(long = "sslmode", env = "PGSSLMODE", value_name = "MODE", value_enum)]
+    pub sslmode: Option<SslMode>,
 }
 
 /// A resolved connection: every field filled in the way libpq would.
@@ -38,6 +47,8 @@ pub struct Conn {
     pub user: String,
     /// Database name.
     pub dbname: String,
+    /// The TLS mode asked for (flag or `PGSSLMODE`); `None` is libpq's default.
+    pub sslmode: Option<SslMode>,
     password: Option<String>,
 }
 
@@ -94,6 +105,7 @@ impl Conn {
             port,
             user,
             dbname,
+            sslmode: args.sslmode,
             password: None,
         };
         conn.password = env_nonempty("PGPASSWORD").or_else(|| conn.pgpass_lookup());
@@ -144,17 +156,48 @@ impl Conn {
     }
 
     /// Connects with `tokio-postgres` and drives the connection on the current runtime.
+    /// TCP connections use TLS as `sslmode` says ([`crate::tls`]); Unix sockets never do.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let (client, connection) = self
-            .pg_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .with_context(|| format!("could not connect to {}", self.describe()))?;
-        tokio::spawn(async move {
-            // Errors of the connection surface on the client's next query.
-            let _ = connection.await;
+        let fail = || format!("could not connect to {}", self.describe());
+        let mut config = self.pg_config();
+        let files = TlsFiles::from_env();
+        let mode = if self.is_socket() {
+            SslMode::Disable
+        } else {
+            crate::tls::effective_mode(self.sslmode, &files).with_context(fail)?
+        };
+        if mode == SslMode::Disable {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            return spawn_connection(&config, tokio_postgres::NoTls)
+                .await
+                .with_context(fail);
+        }
+        config.ssl_mode(if mode.requires_tls() {
+            tokio_postgres::config::SslMode::Require
+        } else {
+            tokio_postgres::config::SslMode::Prefer
         });
-        Ok(client)
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
+            crate::tls::client_config(mode, &files).with_context(fail)?,
+        );
+        spawn_connection(&config, tls)
+            .await
+            .map_err(|e| {
+                let chain = anyhow::Error::new(e);
+                if format!("{chain:#}").contains("peer certificate") {
+                    let roots = files.root.as_ref().map_or_else(
+                        || "the system's store".to_owned(),
+                        |p| format!("\"{}\"", p.display()),
+                    );
+                    chain.context(format!(
+                        "sslmode {}, root certificates from {roots}",
+                        mode.as_str()
+                    ))
+                } else {
+                    chain
+                }
+            })
+            .with_context(fail)
     }
 
     /// Points a `pg_dump`/`psql` child at this connection through its environment (never its
@@ -172,6 +215,9 @@ impl Conn {
             Some(password) => cmd.env("PGPASSWORD", password),
             None => cmd.env_remove("PGPASSWORD"),
         };
+        if let Some(mode) = self.sslmode {
+            cmd.env("PGSSLMODE", mode.as_str());
+        }
     }
 
     fn pgpass_lookup(&self) -> Option<String> {
@@ -187,17 +233,38 @@ impl Conn {
     }
 }
 
-fn pgpass_path() -> Option<PathBuf> {
-    if let Some(path) = env_nonempty("PGPASSFILE") {
-        return Some(PathBuf::from(path));
-    }
-    let home = env_nonempty("HOME").map(PathBuf::from).or_else(|| {
+/// Connects and drives the connection on the current runtime; its errors surface on the
+/// client's next query.
+async fn spawn_connection<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// `$HOME`, or the user's home directory from the password database.
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    env_nonempty("HOME").map(PathBuf::from).or_else(|| {
         nix::unistd::User::from_uid(nix::unistd::getuid())
             .ok()
             .flatten()
             .map(|u| u.dir)
-    })?;
-    Some(home.join(".pgpass"))
+    })
+}
+
+fn pgpass_path() -> Option<PathBuf> {
+    if let Some(path) = env_nonempty("PGPASSFILE") {
+        return Some(PathBuf::from(path));
+    }
+    Some(home_dir()?.join(".pgpass"))
 }
 
 /// Reads the password file, ignoring it (as libpq does, with a warning) when others can
@@ -278,6 +345,7 @@ mod tests {
             port: 5432,
             user: "u".into(),
             dbname: "d".into(),
+            sslmode: None,
             password: Some("hunter2".into()),
         };
         assert!(!format!("{conn:?}").contains("hunter2"));

@@ -19,5 +19,6 @@ pub mod provenance;
 pub mod sql_lexer;
 pub mod stream;
 pub mod timestamp;
+pub mod tls;
 
 pub use exit::{Error, ErrorClass};

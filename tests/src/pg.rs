@@ -392,13 +392,44 @@ impl Cluster {
                 password.replace('\'', "''")
             ),
         );
+        self.prepend_hba(&format!("host all {role} 127.0.0.1/32 scram-sha-256"));
+    }
+
+    /// Turns TLS on with this server certificate chain and key (PEM), logging every
+    /// connection; with `client_ca` (PEM), client certificates signed by it are accepted.
+    /// Calling it again replaces the certificate (the server reloads it).
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, client_ca: Option<&str>) {
+        let mut files = vec![("server.crt", cert_pem), ("server.key", key_pem)];
+        if let Some(ca) = client_ca {
+            files.push(("client-ca.crt", ca));
+        }
+        for (name, text) in &files {
+            let path = self.data_dir().join(name);
+            std::fs::write(&path, text).expect("write a TLS file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod a TLS file");
+            if let Some((uid, gid)) = self.run_as {
+                nix::unistd::chown(&path, Some(uid), Some(gid)).expect("chown a TLS file");
+            }
+        }
+        let mut sql = "ALTER SYSTEM SET ssl = on; ALTER SYSTEM SET log_connections = on; \
+                       ALTER SYSTEM SET ssl_cert_file = 'server.crt'; \
+                       ALTER SYSTEM SET ssl_key_file = 'server.key';"
+            .to_owned();
+        if client_ca.is_some() {
+            sql.push_str(" ALTER SYSTEM SET ssl_ca_file = 'client-ca.crt';");
+        }
+        for statement in sql.split_terminator(';') {
+            self.sql("postgres", statement);
+        }
+        self.reload();
+    }
+
+    /// Prepends lines to `pg_hba.conf` (the first matching line wins) and reloads.
+    pub fn prepend_hba(&self, lines: &str) {
         let hba = self.data_dir().join("pg_hba.conf");
         let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
-        std::fs::write(
-            &hba,
-            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
-        )
-        .expect("write pg_hba.conf");
+        std::fs::write(&hba, format!("{lines}\n{old}")).expect("write pg_hba.conf");
         self.reload();
     }
 

@@ -40,7 +40,8 @@ Examples:
 Exit status: 0 nothing over --max-age; 1 something over it (or an expired .stg-age-ignore entry);
 2 usage or input error (not a git repository, shallow clone, bad duration, bad ignore file);
 3 runtime failure (git failed, database unreachable).
-Environment (databases): PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE.
+Environment (databases): PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE
+PGSSLROOTCERT PGSSLCERT PGSSLKEY.
 See docs/stg-age.md.";
 
 /// How long each staging-only change, and each synced database, has lived.

@@ -55,7 +55,7 @@ pub enum Format {
     name = "stg-dump",
     version,
     disable_help_flag = true,
-    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.xz\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  xzcat fas2.stg.xz | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
+    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.xz\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  xzcat fas2.stg.xz | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
 )]
 pub struct Cli {
     /// Database to dump (default: PGDATABASE, then the user name).

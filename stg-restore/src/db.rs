@@ -77,6 +77,30 @@ impl Maintenance {
         })
     }
 
+    /// Refuses (usage error, exit 2) when the server itself says it is not staging: its
+    /// `stg.environment` setting (a custom setting, `ALTER SYSTEM SET stg.environment =
+    /// 'production'`) is set to anything but `staging`. Unset means unmarked, which is
+    /// allowed: the host's own file is the required check, this one catches a `-h` aimed at
+    /// a production server from a staging host.
+    pub async fn require_staging_server(&self, conn: &Conn, action: &str) -> anyhow::Result<()> {
+        let row = self
+            .client
+            .query_one("SELECT current_setting('stg.environment', true)", &[])
+            .await
+            .context("while reading the server's stg.environment setting")?;
+        let mark: Option<String> = row.get(0);
+        match mark.as_deref().map(str::trim) {
+            None | Some("" | "staging") => Ok(()),
+            Some(other) => Err(stg_core::exit::Error::usage(format!(
+                "refusing to {action}: the server {} is marked stg.environment = {}; \
+                 only a server marked 'staging' or not marked at all is changed",
+                conn.describe(),
+                literal(other)
+            ))
+            .into()),
+        }
+    }
+
     /// Runs one utility statement.
     pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
         self.client

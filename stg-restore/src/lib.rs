@@ -48,12 +48,14 @@ Examples:
   stg-restore rollback fas2                         # swap the newest kept copy back in
 
 Restore and rollback refuse unless this host is staging: STG_ENVIRONMENT_FILE (default
-/etc/stg/environment) must say `staging`.
+/etc/stg/environment) must say `staging`. They also refuse a server whose setting
+stg.environment is set to anything but 'staging' (mark production servers in postgresql.conf).
 Exit status: 0 ok; 1 `verify` found the stream bad; 2 usage or input error (not a staging
-host, bad flags, a bad stream: truncated, corrupt, checksum or row-count mismatch, missing
+host or server, bad flags, a bad stream: truncated, corrupt, checksum or row-count mismatch, missing
 roles); 3 runtime failure (server, psql or SQL error, hook failed, another restore running,
 interrupted by a signal).
-Environment: PGHOST PGPORT PGUSER PGPASSWORD PGPASSFILE, STG_ENVIRONMENT_FILE.
+Environment: PGHOST PGPORT PGUSER PGPASSWORD PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT
+PGSSLKEY, STG_ENVIRONMENT_FILE.
 See docs/stg-restore.md.";
 
 /// Load a stg-dump stream from stdin into a fresh staging database, verify it, and swap it

@@ -260,6 +260,9 @@ impl<'a> Restore<'a> {
         let t = Instant::now();
         let conn = self.config.conn.clone();
         let maintenance = self.cancel.run(Maintenance::connect(&conn)).await?;
+        maintenance
+            .require_staging_server(&conn, &format!("restore into database {db}"))
+            .await?;
         self.maintenance = Some(maintenance);
         self.time("connect", t);
 

@@ -64,6 +64,8 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
     let started = Instant::now();
     let db = &config.db;
     let mut m = Maintenance::connect(&config.conn).await?;
+    m.require_staging_server(&config.conn, &format!("roll back database {db}"))
+        .await?;
     if !m.try_lock(db).await? {
         return Err(Error::runtime(format!(
             "a stg-restore of {db} is running; roll back when it has finished"

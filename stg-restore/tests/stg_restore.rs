@@ -75,6 +75,68 @@ fn refuses_on_a_host_that_is_not_staging() {
     assert!(setup.stg_databases().is_empty());
 }
 
+/// Sets the server's `stg.environment` in `postgresql.conf` (before PostgreSQL 17,
+/// `ALTER SYSTEM` refuses custom settings) and waits until new sessions see it.
+fn mark_server(setup: &Setup, mark: &str) {
+    let c = &setup.cluster;
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.data_dir().join("postgresql.conf"))
+        .unwrap();
+    writeln!(conf, "stg.environment = '{mark}'").unwrap();
+    c.reload();
+    wait_for("the server to reload its settings", || {
+        c.sql(
+            "postgres",
+            "SELECT current_setting('stg.environment', true)",
+        )
+        .trim()
+            == mark
+    });
+}
+
+#[test]
+fn refuses_a_server_marked_as_not_staging() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    let stream = setup.stream();
+    // A first restore, so that a rollback would have a kept copy to bring back.
+    assert_code(&setup.restore(&stream, &[]), 0);
+    let live = c.table_contents("fas2");
+    let databases = setup.stg_databases();
+
+    mark_server(&setup, "production");
+    for args in [vec![], vec!["rollback", "fas2"]] {
+        let cmd = if args.is_empty() {
+            setup.restore_cmd(&[])
+        } else {
+            setup.cmd(&args)
+        };
+        let out = run_with_stdin(cmd, &stream);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("stg.environment = 'production'"), "{err}");
+        assert!(
+            err.contains(&format!("@127.0.0.1:{}/", c.port())),
+            "names the server: {err}"
+        );
+        if !out.stdout.is_empty() {
+            assert_eq!(summary(&out)["ok"], false);
+        }
+    }
+    assert_eq!(c.table_contents("fas2"), live, "the live database changed");
+    assert_eq!(
+        setup.stg_databases(),
+        databases,
+        "databases were created or dropped"
+    );
+
+    // A server marked staging is restored into like an unmarked one.
+    mark_server(&setup, "staging");
+    assert_code(&setup.restore(&stream, &[]), 0);
+    assert_eq!(c.table_contents("fas2"), setup.source);
+}
+
 #[test]
 fn restore_swaps_keeps_lists_and_rolls_back() {
     let setup = Setup::new();

@@ -323,6 +323,28 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
         stderr(&out)
     );
 
+    // A SCRAM password over TLS (the server offers channel binding, SCRAM-SHA-256-PLUS):
+    // both connections authenticate; a wrong password is refused.
+    cluster.sql("postgres", "CREATE ROLE pwuser LOGIN SUPERUSER");
+    cluster.require_password("pwuser", "tls-Pw-4f2a");
+    for (password, ok) in [("tls-Pw-4f2a", true), ("wrong", false)] {
+        let out = dump(
+            &cluster,
+            "pwuser",
+            &[("PGPASSWORD", Path::new(password)), ("PGSSLROOTCERT", &ca)],
+            &["--sslmode", "verify-ca"],
+        );
+        if ok {
+            assert_dumped(&out, "SCRAM over TLS");
+        } else {
+            assert_refused(
+                &out,
+                "wrong password over TLS",
+                &["password authentication failed"],
+            );
+        }
+    }
+
     // Client certificates: sent from PGSSLCERT/PGSSLKEY, by stg-dump and by pg_dump.
     let cert = pki.path("client.crt");
     let key = pki.path("client.key");

@@ -4,7 +4,9 @@
 //! Flags `-h/--host`, `-p/--port`, `-U/--username` fall back to `PGHOST`, `PGPORT`, `PGUSER`
 //! (clap reads them); the password comes only from `PGPASSWORD` or the password file
 //! (`PGPASSFILE`, default `~/.pgpass`), never from a flag, so it never shows in a process
-//! listing. Children get the resolved values through their environment, not their argv.
+//! listing. Children get the resolved values through their environment, not their argv;
+//! a password found in the password file is not copied into their environment at all: they
+//! get `PGPASSFILE` and find the same line.
 //! `--sslmode` (`PGSSLMODE`) and the certificate files of [`crate::tls`] apply to the tools'
 //! own connection and, through the environment, to the children alike.
 //! See: <https://www.postgresql.org/docs/current/libpq-envars.html> and
@@ -50,6 +52,9 @@ pub struct Conn {
     /// The TLS mode asked for (flag or `PGSSLMODE`); `None` is libpq's default.
     pub sslmode: Option<SslMode>,
     password: Option<String>,
+    /// The password file `password` was found in, for this very connection (so a child
+    /// given `PGPASSFILE` finds the same line).
+    password_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -107,8 +112,12 @@ impl Conn {
             dbname,
             sslmode: args.sslmode,
             password: None,
+            password_file: None,
         };
-        conn.password = env_nonempty("PGPASSWORD").or_else(|| conn.pgpass_lookup());
+        match env_nonempty("PGPASSWORD") {
+            Some(password) => conn.password = Some(password),
+            None => conn.use_pgpass(),
+        }
         conn
     }
 
@@ -118,7 +127,12 @@ impl Conn {
         let mut other = self.clone();
         dbname.clone_into(&mut other.dbname);
         if env_nonempty("PGPASSWORD").is_none() {
-            other.password = other.pgpass_lookup().or_else(|| self.password.clone());
+            other.use_pgpass();
+            if other.password.is_none() {
+                // No line for the other database: keep this one's password, handed over in
+                // PGPASSWORD since the file would not give it.
+                other.password.clone_from(&self.password);
+            }
         }
         other
     }
@@ -211,25 +225,31 @@ impl Conn {
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", &self.user)
             .env("PGDATABASE", &self.dbname);
-        match &self.password {
-            Some(password) => cmd.env("PGPASSWORD", password),
-            None => cmd.env_remove("PGPASSWORD"),
+        match (&self.password, &self.password_file) {
+            (Some(_), Some(file)) => cmd.env_remove("PGPASSWORD").env("PGPASSFILE", file),
+            (Some(password), None) => cmd.env("PGPASSWORD", password),
+            (None, _) => cmd.env_remove("PGPASSWORD"),
         };
         if let Some(mode) = self.sslmode {
             cmd.env("PGSSLMODE", mode.as_str());
         }
     }
 
-    fn pgpass_lookup(&self) -> Option<String> {
-        let path = pgpass_path()?;
-        let text = read_private_file(&path)?;
-        // libpq matches socket connections against "localhost".
-        let host = if self.is_socket() {
-            "localhost"
-        } else {
-            &self.host
-        };
-        pgpass_find(&text, host, self.port, &self.dbname, &self.user)
+    /// Sets the password (and the file it came from) from the password file's first line
+    /// matching this connection, or clears both.
+    fn use_pgpass(&mut self) {
+        let found = pgpass_path().and_then(|path| {
+            let text = read_private_file(&path)?;
+            // libpq matches socket connections against "localhost".
+            let host = if self.is_socket() {
+                "localhost"
+            } else {
+                &self.host
+            };
+            let password = pgpass_find(&text, host, self.port, &self.dbname, &self.user)?;
+            Some((password, std::path::absolute(&path).unwrap_or(path)))
+        });
+        (self.password, self.password_file) = found.unzip();
     }
 }
 
@@ -347,6 +367,7 @@ mod tests {
             dbname: "d".into(),
             sslmode: None,
             password: Some("hunter2".into()),
+            password_file: None,
         };
         assert!(!format!("{conn:?}").contains("hunter2"));
         assert!(!conn.describe().contains("hunter2"));

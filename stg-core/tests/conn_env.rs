@@ -68,12 +68,18 @@ fn libpq_environment_flags_and_password_file() {
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut cmd = std::process::Command::new("true");
     resolve(&["-h", "db01", "-U", "fas"], Some("fas2")).apply_env(&mut cmd);
-    let env_password = |cmd: &std::process::Command| {
+    let env_var = |cmd: &std::process::Command, name: &str| {
         cmd.get_envs()
-            .find(|(k, _)| *k == "PGPASSWORD")
+            .find(|(k, _)| *k == name)
             .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
     };
-    assert_eq!(env_password(&cmd).as_deref(), Some("from-pgpass"));
+    let env_password = |cmd: &std::process::Command| env_var(cmd, "PGPASSWORD");
+    // A password from the file stays in the file: the child is pointed at it, not given it.
+    assert_eq!(env_password(&cmd), None);
+    assert_eq!(
+        env_var(&cmd, "PGPASSFILE").as_deref(),
+        Some(pgpass.to_str().unwrap())
+    );
     assert!(
         cmd.get_args().all(|a| a != "from-pgpass"),
         "password on the command line"
@@ -136,6 +142,14 @@ fn libpq_environment_flags_and_password_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let mut psql = std::process::Command::new("true");
+    conn.apply_env(&mut psql);
+    assert_eq!(env_password(&psql), None, "password copied out of the file");
+    // Another database with no line of its own keeps the password it was found with, and
+    // the child, which could not find it in the file, gets it in PGPASSWORD.
+    let mut psql = std::process::Command::new("true");
+    conn.with_dbname("fas2").apply_env(&mut psql);
+    assert_eq!(env_password(&psql).as_deref(), Some("s3cret:with\\colon"));
 
     // And the wrong password is refused with a message that names the connection.
     std::env::set_var("PGPASSWORD", "wrong");

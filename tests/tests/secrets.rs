@@ -194,9 +194,10 @@ fn cmdline(pid: u32) -> String {
 
 /// Waits until `parent` has a live descendant whose program is `name` (e.g. `pg_dump`)
 /// and whose argv contains `marker` (so a short `pg_dump --version` probe does not count),
-/// then checks the argv of `parent` and of every descendant for secrets. Returns that
-/// descendant's pid; panics if `parent` exits first or the deadline passes.
-fn inspect_while_running(parent: &mut Child, name: &str, marker: &str) -> u32 {
+/// then checks the argv of `parent` and of every descendant for secrets, and with `environ`
+/// their environment too (`/proc/<pid>/environ`, readable by the same user and root).
+/// Returns that descendant's pid; panics if `parent` exits first or the deadline passes.
+fn inspect_while_running(parent: &mut Child, name: &str, marker: &str, environ: bool) -> u32 {
     let start = Instant::now();
     let target = loop {
         if let Some(status) = parent.try_wait().unwrap() {
@@ -226,6 +227,11 @@ fn inspect_while_running(parent: &mut Child, name: &str, marker: &str) -> u32 {
     for pid in pids {
         let argv = cmdline(pid);
         assert_no_secret(&format!("the argv of pid {pid} ({argv})"), &argv);
+        if environ {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let env = String::from_utf8_lossy(&env).replace('\0', "\n");
+            assert_no_secret(&format!("the environment of pid {pid} ({argv})"), &env);
+        }
     }
     // Still alive after the inspection: the argv read above was the running program's.
     assert!(
@@ -243,14 +249,14 @@ struct Dumped {
 
 /// Runs `cmd` (a `stg-dump`), inspects its processes while `pg_dump` runs, then drains it
 /// and checks stderr, the manifest and the decompressed stream for secrets.
-fn dump_and_inspect(mut cmd: Command, dir: &Path) -> Dumped {
+fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn stg-dump");
-    inspect_while_running(&mut child, "pg_dump", "--snapshot=");
+    inspect_while_running(&mut child, "pg_dump", "--snapshot=", environ);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -300,7 +306,7 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path) -> Dumped {
 
 /// Runs `cmd` (a `stg-restore`) with `stream` on stdin: writes the first half, inspects its
 /// processes once `psql` runs, writes the rest, and checks the report and stderr.
-fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Output {
+fn restore_and_inspect(mut cmd: Command, stream: &[u8], environ: bool) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -312,7 +318,7 @@ fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Output {
     stdin
         .write_all(head)
         .expect("write the first half of the stream");
-    inspect_while_running(&mut child, "psql", "ON_ERROR_STOP=1");
+    inspect_while_running(&mut child, "psql", "ON_ERROR_STOP=1", environ);
     stdin.write_all(tail).expect("write the rest of the stream");
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -354,11 +360,12 @@ fn passwords_in_pgpassword_and_the_key_stay_out_of_argv_output_and_stream() {
 
     let mut dump = dump_cmd(&prod, &rules, &key);
     dump.env("PGPASSWORD", DUMP_PASSWORD);
-    let dumped = dump_and_inspect(dump, dir.path());
+    // The children's environment holds PGPASSWORD: the caller put it there.
+    let dumped = dump_and_inspect(dump, dir.path(), false);
 
     let mut restore = restore_cmd(&stg, dir.path());
     restore.env("PGPASSWORD", RESTORE_PASSWORD);
-    restore_and_inspect(restore, &dumped.stream);
+    restore_and_inspect(restore, &dumped.stream, false);
     assert_restored(&stg);
     assert_no_secret("the production server log", &prod.log());
     assert_no_secret("the staging server log", &stg.log());
@@ -378,7 +385,8 @@ fn passwords_in_password_files_and_the_key_stay_out_of_argv_output_and_stream() 
     write_pgpass(&pgpass, &prod, "dumper", DUMP_PASSWORD);
     let mut dump = dump_cmd(&prod, &rules, &key);
     dump.env("PGPASSFILE", &pgpass);
-    let dumped = dump_and_inspect(dump, dir.path());
+    // A password from a file is not copied into any environment: children get PGPASSFILE.
+    let dumped = dump_and_inspect(dump, dir.path(), true);
     assert!(dumped.sql.contains("COPY public.customers"));
 
     // stg-restore: ~/.pgpass.
@@ -387,7 +395,7 @@ fn passwords_in_password_files_and_the_key_stay_out_of_argv_output_and_stream() 
     write_pgpass(&home.join(".pgpass"), &stg, "restorer", RESTORE_PASSWORD);
     let mut restore = restore_cmd(&stg, dir.path());
     restore.env("HOME", &home);
-    restore_and_inspect(restore, &dumped.stream);
+    restore_and_inspect(restore, &dumped.stream, true);
     assert_restored(&stg);
 }
 

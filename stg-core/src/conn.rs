@@ -196,21 +196,7 @@ impl Conn {
         );
         spawn_connection(&config, tls)
             .await
-            .map_err(|e| {
-                let chain = anyhow::Error::new(e);
-                if format!("{chain:#}").contains("peer certificate") {
-                    let roots = files.root.as_ref().map_or_else(
-                        || "the system's store".to_owned(),
-                        |p| format!("\"{}\"", p.display()),
-                    );
-                    chain.context(format!(
-                        "sslmode {}, root certificates from {roots}",
-                        mode.as_str()
-                    ))
-                } else {
-                    chain
-                }
-            })
+            .map_err(|e| crate::tls::explain(anyhow::Error::new(e), mode, &files))
             .with_context(fail)
     }
 
@@ -230,26 +216,38 @@ impl Conn {
             (Some(password), None) => cmd.env("PGPASSWORD", password),
             (None, _) => cmd.env_remove("PGPASSWORD"),
         };
-        if let Some(mode) = self.sslmode {
-            cmd.env("PGSSLMODE", mode.as_str());
+        // The mode stg itself uses, also when it is implied (PGSSLROOTCERT=system makes
+        // verify-full the default, which a libpq before 16 would not know).
+        match crate::tls::effective_mode(self.sslmode, &TlsFiles::from_env()) {
+            Ok(mode) if self.sslmode.is_some() || mode != SslMode::Prefer => {
+                cmd.env("PGSSLMODE", mode.as_str());
+            }
+            _ => {}
         }
     }
 
-    /// Sets the password (and the file it came from) from the password file's first line
-    /// matching this connection, or clears both.
+    /// Sets the password from the password file's first line matching this connection, or
+    /// clears it. The file is remembered (for children's `PGPASSFILE`) only where libpq is
+    /// sure to find the same line: a regular file, over TCP. libpq matches a socket directory
+    /// against `localhost` only when it is libpq's compiled-in default, which stg cannot
+    /// know, so socket connections accept either and hand the password over instead.
     fn use_pgpass(&mut self) {
         let found = pgpass_path().and_then(|path| {
-            let text = read_private_file(&path)?;
-            // libpq matches socket connections against "localhost".
-            let host = if self.is_socket() {
-                "localhost"
+            let (text, regular) = read_private_file(&path)?;
+            let hosts: &[&str] = if self.is_socket() {
+                &[&self.host, "localhost"]
             } else {
-                &self.host
+                &[&self.host]
             };
-            let password = pgpass_find(&text, host, self.port, &self.dbname, &self.user)?;
-            Some((password, std::path::absolute(&path).unwrap_or(path)))
+            let password = pgpass_find(&text, hosts, self.port, &self.dbname, &self.user)?;
+            let file =
+                (regular && !self.is_socket()).then(|| std::path::absolute(&path).unwrap_or(path));
+            Some((password, file))
         });
-        (self.password, self.password_file) = found.unzip();
+        (self.password, self.password_file) = match found {
+            Some((password, file)) => (Some(password), file),
+            None => (None, None),
+        };
     }
 }
 
@@ -289,7 +287,9 @@ fn pgpass_path() -> Option<PathBuf> {
 
 /// Reads the password file, ignoring it (as libpq does, with a warning) when others can
 /// read it.
-fn read_private_file(path: &Path) -> Option<String> {
+/// Also says whether it is a regular file (libpq ignores anything else; stg reads a pipe
+/// too, say `PGPASSFILE=<(vault ...)`, and then hands the password to children itself).
+fn read_private_file(path: &Path) -> Option<(String, bool)> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).ok()?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -299,43 +299,74 @@ fn read_private_file(path: &Path) -> Option<String> {
         );
         return None;
     }
-    std::fs::read_to_string(path).ok()
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|text| (text, meta.is_file()))
 }
 
-/// Splits one `.pgpass` line on unescaped colons, undoing `\:` and `\\`.
-fn pgpass_fields(line: &str) -> Vec<String> {
+/// One field of a `.pgpass` line: its text with escapes undone, and whether it was a bare
+/// `*` (an escaped `\*` is a literal star, as in libpq).
+struct PgpassField {
+    text: String,
+    wildcard: bool,
+}
+
+/// Splits one `.pgpass` line on unescaped colons, undoing `\:` and `\\`. As in libpq, the
+/// password (fifth field) ends at the next unescaped colon.
+fn pgpass_fields(line: &str) -> Vec<PgpassField> {
     let mut fields = vec![String::new()];
+    let mut bare = vec![true];
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
                 if let Some(next) = chars.next() {
                     fields.last_mut().expect("non-empty").push(next);
+                    *bare.last_mut().expect("non-empty") = false;
                 }
             }
-            ':' if fields.len() < 5 => fields.push(String::new()),
+            ':' if fields.len() < 5 => {
+                fields.push(String::new());
+                bare.push(true);
+            }
+            ':' => break,
             _ => fields.last_mut().expect("non-empty").push(c),
         }
     }
     fields
+        .into_iter()
+        .zip(bare)
+        .map(|(text, bare)| PgpassField {
+            wildcard: bare && text == "*",
+            text,
+        })
+        .collect()
 }
 
 /// The password of the first `.pgpass` line matching the connection (`*` matches anything).
+/// `hosts` are the names the host may match (a Unix socket directory matches its path and
+/// `localhost`).
 #[must_use]
-pub fn pgpass_find(text: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+pub fn pgpass_find(
+    text: &str,
+    hosts: &[&str],
+    port: u16,
+    dbname: &str,
+    user: &str,
+) -> Option<String> {
     let port = port.to_string();
-    let wanted = [host, port.as_str(), dbname, user];
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
         .map(pgpass_fields)
         .filter(|fields| fields.len() == 5)
         .find(|fields| {
-            fields
-                .iter()
-                .zip(wanted)
-                .all(|(pattern, value)| pattern == "*" || pattern == value)
+            let matches = |field: &PgpassField, value: &str| field.wildcard || field.text == value;
+            hosts.iter().any(|host| matches(&fields[0], host))
+                && matches(&fields[1], &port)
+                && matches(&fields[2], dbname)
+                && matches(&fields[3], user)
         })
-        .map(|fields| fields[4].clone())
+        .map(|fields| fields[4].text.clone())
 }
 
 #[cfg(test)]
@@ -348,13 +379,39 @@ mod tests {
                     db01:5432:fas2:fas:secret1\n\
                     *:*:*:postgres:pa\\:ss\\\\word\n";
         assert_eq!(
-            pgpass_find(text, "db01", 5432, "fas2", "fas").as_deref(),
+            pgpass_find(text, &["db01"], 5432, "fas2", "fas").as_deref(),
             Some("secret1")
         );
-        assert_eq!(pgpass_find(text, "db01", 5433, "fas2", "fas"), None);
+        assert_eq!(pgpass_find(text, &["db01"], 5433, "fas2", "fas"), None);
         assert_eq!(
-            pgpass_find(text, "other", 1, "x", "postgres").as_deref(),
+            pgpass_find(text, &["other"], 1, "x", "postgres").as_deref(),
             Some("pa:ss\\word")
+        );
+    }
+
+    #[test]
+    fn pgpass_reads_as_libpq_does() {
+        // The password ends at an unescaped colon; an escaped star is a literal star.
+        let text = "h:1:d:u:before:after\n\\*:2:d:u:star\n";
+        assert_eq!(
+            pgpass_find(text, &["h"], 1, "d", "u").as_deref(),
+            Some("before")
+        );
+        assert_eq!(pgpass_find(text, &["other"], 2, "d", "u"), None);
+        assert_eq!(
+            pgpass_find(text, &["*"], 2, "d", "u").as_deref(),
+            Some("star")
+        );
+        // A socket directory matches its path or localhost.
+        let text = "/run/pg:5432:*:u:by-path\nlocalhost:5433:*:u:by-name\n";
+        let hosts = ["/run/pg", "localhost"];
+        assert_eq!(
+            pgpass_find(text, &hosts, 5432, "d", "u").as_deref(),
+            Some("by-path")
+        );
+        assert_eq!(
+            pgpass_find(text, &hosts, 5433, "d", "u").as_deref(),
+            Some("by-name")
         );
     }
 

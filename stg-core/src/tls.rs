@@ -14,10 +14,20 @@
 //! weaker mode an error. A client certificate is sent when `PGSSLCERT` (default
 //! `~/.postgresql/postgresql.crt`) exists, with the key in `PGSSLKEY` (default
 //! `~/.postgresql/postgresql.key`), which must not be readable by group or others. Unix
-//! sockets never use TLS. Differences from libpq: `allow` behaves as `prefer` (tries TLS
-//! first), a failed handshake in `prefer` is not retried without TLS, and certificate
-//! revocation lists (`PGSSLCRL`) are not read. See
-//! <https://www.postgresql.org/docs/current/libpq-ssl.html>.
+//! sockets never use TLS. Differences from libpq (which uses OpenSSL):
+//! - `allow` behaves as `prefer` (tries TLS first), and a failed handshake in `prefer` is
+//!   not retried without TLS;
+//! - in `prefer` and `allow` the certificate is not checked even when a root file exists
+//!   (libpq checks the chain then);
+//! - certificate revocation lists (`PGSSLCRL`) are not read;
+//! - certificates are checked by webpki, which is stricter than OpenSSL: the host name must
+//!   be in the subjectAltName (no fallback to the CN), a certificate marked as a CA
+//!   (`CA:TRUE`, as a self-signed server certificate often is) is refused as a server
+//!   certificate in `verify-*` modes and in `require` with a root file, X.509 v1 certificates
+//!   are refused, and RSA keys under 2048 bits are refused in every mode.
+//!
+//! The children (`pg_dump`, `psql`) use libpq's own rules with the same settings.
+//! See <https://www.postgresql.org/docs/current/libpq-ssl.html>.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,12 +127,37 @@ pub fn effective_mode(asked: Option<SslMode>, files: &TlsFiles) -> anyhow::Resul
     match (asked, files.system_roots()) {
         (None, true) => Ok(SslMode::VerifyFull),
         (None, false) => Ok(SslMode::Prefer),
-        (Some(mode), true) if mode != SslMode::VerifyFull && mode != SslMode::Disable => bail!(
+        (Some(mode), true) if mode != SslMode::VerifyFull => bail!(
             "sslmode \"{}\" is weaker than the system's root certificates (PGSSLROOTCERT=system) allow; use verify-full",
             mode.as_str()
         ),
         (Some(mode), _) => Ok(mode),
     }
+}
+
+/// Adds what was checked, and a hint for the usual causes, to a refused server certificate.
+#[must_use]
+pub fn explain(err: anyhow::Error, mode: SslMode, files: &TlsFiles) -> anyhow::Error {
+    let text = format!("{err:#}");
+    if !text.contains("peer certificate") {
+        return err;
+    }
+    let roots = files.root.as_ref().map_or_else(
+        || "the system's store".to_owned(),
+        |p| format!("\"{}\"", p.display()),
+    );
+    let hint = if text.contains("CaUsedAsEndEntity") {
+        "; the server's certificate is marked as a CA (CA:TRUE, as a self-signed one often is): \
+         give the server a certificate signed by a CA, or use sslmode require without a root file"
+    } else if text.contains("UnknownIssuer") {
+        "; the server's certificate is not signed by any of these roots"
+    } else {
+        ""
+    };
+    err.context(format!(
+        "sslmode {}, root certificates from {roots}{hint}",
+        mode.as_str()
+    ))
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -338,10 +373,7 @@ mod tests {
         assert_eq!(effective_mode(None, &system).unwrap(), SslMode::VerifyFull);
         let err = effective_mode(Some(SslMode::Require), &system).unwrap_err();
         assert!(err.to_string().contains("verify-full"), "{err}");
-        assert_eq!(
-            effective_mode(Some(SslMode::Disable), &system).unwrap(),
-            SslMode::Disable
-        );
+        assert!(effective_mode(Some(SslMode::Disable), &system).is_err());
         let file = files(Some("/etc/stg/root.crt"));
         assert_eq!(effective_mode(None, &file).unwrap(), SslMode::Prefer);
         assert_eq!(

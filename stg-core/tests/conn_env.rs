@@ -84,6 +84,14 @@ fn libpq_environment_flags_and_password_file() {
         cmd.get_args().all(|a| a != "from-pgpass"),
         "password on the command line"
     );
+    // Over a Unix socket the child gets the password itself: libpq matches a socket
+    // directory against "localhost" only when it is its compiled-in default.
+    std::fs::write(&pgpass, "localhost:5432:*:fas:by-socket\n").unwrap();
+    let mut cmd = std::process::Command::new("true");
+    resolve(&["-h", "/run/custom-pg", "-U", "fas"], Some("fas2")).apply_env(&mut cmd);
+    assert_eq!(env_password(&cmd).as_deref(), Some("by-socket"));
+    assert_eq!(env_var(&cmd, "PGPASSFILE"), None);
+    std::fs::write(&pgpass, "db01:5432:*:fas:from-pgpass\n").unwrap();
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut cmd = std::process::Command::new("true");
     resolve(&["-h", "db01", "-U", "fas"], Some("fas2")).apply_env(&mut cmd);

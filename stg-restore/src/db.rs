@@ -78,19 +78,38 @@ impl Maintenance {
     }
 
     /// Refuses (usage error, exit 2) when the server itself says it is not staging: its
-    /// `stg.environment` setting (a custom setting, `ALTER SYSTEM SET stg.environment =
-    /// 'production'`) is set to anything but `staging`. Unset means unmarked, which is
-    /// allowed: the host's own file is the required check, this one catches a `-h` aimed at
-    /// a production server from a staging host.
+    /// `stg.environment` setting (a custom setting, `stg.environment = 'production'` in
+    /// `postgresql.conf`) is set to anything but `staging`. Both the value this session sees
+    /// and, where the role may read them (superuser, `pg_read_all_settings`), the
+    /// configuration files' value are checked, so an `ALTER DATABASE/ROLE ... SET` cannot
+    /// hide the file's mark. Unset means unmarked, which is allowed: the host's own file is
+    /// the required check, this one catches a `-h` aimed at a production server from a
+    /// staging host.
     pub async fn require_staging_server(&self, conn: &Conn, action: &str) -> anyhow::Result<()> {
         let row = self
             .client
             .query_one("SELECT current_setting('stg.environment', true)", &[])
             .await
             .context("while reading the server's stg.environment setting")?;
-        let mark: Option<String> = row.get(0);
-        match mark.as_deref().map(str::trim) {
-            None | Some("" | "staging") => Ok(()),
+        let mut marks: Vec<Option<String>> = vec![row.get(0)];
+        // Readable by privileged roles only; for others the session's value has to do.
+        if let Ok(rows) = self
+            .client
+            .query(
+                "SELECT setting FROM pg_file_settings WHERE name = 'stg.environment' AND applied",
+                &[],
+            )
+            .await
+        {
+            marks.extend(rows.iter().map(|r| r.get::<_, Option<String>>(0)));
+        }
+        let refused = marks
+            .iter()
+            .flatten()
+            .map(|m| m.trim())
+            .find(|m| !m.is_empty() && *m != "staging");
+        match refused {
+            None => Ok(()),
             Some(other) => Err(stg_core::exit::Error::usage(format!(
                 "refusing to {action}: the server {} is marked stg.environment = {}; \
                  only a server marked 'staging' or not marked at all is changed",

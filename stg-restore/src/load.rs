@@ -115,7 +115,7 @@ impl Psql {
         cmd.env("PGAPPNAME", "stg-restore")
             // The script is stdin given as a file, so psql reads it as a script (no prompts,
             // no history) on every version.
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .args(["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

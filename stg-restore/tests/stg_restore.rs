@@ -124,6 +124,18 @@ fn refuses_a_server_marked_as_not_staging() {
             assert_eq!(summary(&out)["ok"], false);
         }
     }
+    // A per-database setting cannot hide the configuration file's mark.
+    c.sql(
+        "postgres",
+        "ALTER DATABASE postgres SET stg.environment = 'staging'",
+    );
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("stg.environment = 'production'"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(c.table_contents("fas2"), live, "the live database changed");
     assert_eq!(
         setup.stg_databases(),

@@ -208,7 +208,7 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
     let no_file = pki.path("absent.crt");
 
     // A server without TLS: require and stronger modes refuse to go on unencrypted.
-    for mode in ["require", "verify-full"] {
+    for mode in ["require", "verify-ca", "verify-full"] {
         let out = verify(&cluster, &ca, mode);
         assert_refused(&out, mode, &["could not connect", "TLS"]);
     }
@@ -303,6 +303,24 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
         &out,
         "verify-full without roots",
         &[&format!("\"{}\" does not exist", no_file.display())],
+    );
+
+    // A self-signed certificate marked as a CA (the CA's own): refused with a hint when
+    // checked, used for encryption alone in require without a root file.
+    cluster.enable_tls(
+        &pki.text("ca.crt"),
+        &pki.text("ca.key"),
+        Some(&pki.text("ca.crt")),
+    );
+    let out = verify(&cluster, &ca, "verify-full");
+    assert_refused(
+        &out,
+        "a CA certificate as server certificate",
+        &["marked as a CA"],
+    );
+    assert_dumped(
+        &verify(&cluster, &no_file, "require"),
+        "require, CA certificate, no root file",
     );
 
     // A certificate for another name: verify-ca accepts it, verify-full does not.

@@ -286,8 +286,7 @@ fn pgpass_path() -> Option<PathBuf> {
 }
 
 /// Reads the password file, ignoring it (as libpq does, with a warning) when others can
-/// read it.
-/// Also says whether it is a regular file (libpq ignores anything else; stg reads a pipe
+/// read it, and says whether it is a regular file (libpq ignores anything else; stg reads a pipe
 /// too, say `PGPASSFILE=<(vault ...)`, and then hands the password to children itself).
 fn read_private_file(path: &Path) -> Option<(String, bool)> {
     use std::os::unix::fs::PermissionsExt;

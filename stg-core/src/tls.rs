@@ -164,6 +164,13 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Every PEM certificate in a file; `what` names the file in the error.
+fn read_certificates(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| anyhow::anyhow!("could not read {what} file \"{}\": {e}", path.display()))
+}
+
 fn read_roots(files: &TlsFiles) -> anyhow::Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     match &files.root {
@@ -182,14 +189,7 @@ fn read_roots(files: &TlsFiles) -> anyhow::Result<RootCertStore> {
             }
         }
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "could not read root certificate file \"{}\": {e}",
-                        path.display()
-                    )
-                })?;
+            let certs = read_certificates(path, "root certificate")?;
             if certs.is_empty() {
                 bail!(
                     "root certificate file \"{}\" holds no PEM certificate",
@@ -263,14 +263,7 @@ pub fn client_config(mode: SslMode, files: &TlsFiles) -> anyhow::Result<ClientCo
         return Ok(builder.with_no_client_auth());
     }
     check_key_permissions(&files.key)?;
-    let chain = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "could not read certificate file \"{}\": {e}",
-                files.cert.display()
-            )
-        })?;
+    let chain = read_certificates(&files.cert, "certificate")?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
         anyhow::anyhow!(
             "could not load private key file \"{}\": {e}",

@@ -412,15 +412,18 @@ impl Cluster {
                 nix::unistd::chown(&path, Some(uid), Some(gid)).expect("chown a TLS file");
             }
         }
-        let mut sql = "ALTER SYSTEM SET ssl = on; ALTER SYSTEM SET log_connections = on; \
-                       ALTER SYSTEM SET ssl_cert_file = 'server.crt'; \
-                       ALTER SYSTEM SET ssl_key_file = 'server.key';"
-            .to_owned();
+        let mut settings = vec![
+            ("ssl", "on"),
+            ("log_connections", "on"),
+            ("ssl_cert_file", "server.crt"),
+            ("ssl_key_file", "server.key"),
+        ];
         if client_ca.is_some() {
-            sql.push_str(" ALTER SYSTEM SET ssl_ca_file = 'client-ca.crt';");
+            settings.push(("ssl_ca_file", "client-ca.crt"));
         }
-        for statement in sql.split_terminator(';') {
-            self.sql("postgres", statement);
+        // ALTER SYSTEM cannot run in a transaction block: one statement each.
+        for (name, value) in settings {
+            self.sql("postgres", &format!("ALTER SYSTEM SET {name} = '{value}'"));
         }
         self.reload();
     }

@@ -172,8 +172,17 @@ impl Conn {
     /// Connects with `tokio-postgres` and drives the connection on the current runtime.
     /// TCP connections use TLS as `sslmode` says ([`crate::tls`]); Unix sockets never do.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        self.connect_as("stg").await
+    }
+
+    /// [`Conn::connect`] with another `application_name` (what `pg_stat_activity` shows).
+    pub async fn connect_as(
+        &self,
+        application_name: &str,
+    ) -> anyhow::Result<tokio_postgres::Client> {
         let fail = || format!("could not connect to {}", self.describe());
         let mut config = self.pg_config();
+        config.application_name(application_name);
         let files = TlsFiles::from_env();
         let mode = if self.is_socket() {
             SslMode::Disable

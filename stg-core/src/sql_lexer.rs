@@ -54,10 +54,30 @@ impl SqlLexer {
 
     /// Reads one line (with its newline, if any).
     pub fn line(&mut self, line: &[u8]) {
+        self.scan(line, |_, _| {});
+    }
+
+    /// Reads one line like [`SqlLexer::line`] and calls `at_top(index, byte)` for every byte
+    /// that the server reads as top-level SQL: not inside a literal, a quoted name, a
+    /// dollar-quoted body or a comment, and not the `--` or `/*` that opens a comment. The
+    /// byte that opens a literal or quoted name is reported (it is part of a statement).
+    /// stg-restore splits statements at the `;` and finds psql meta-commands at the `\`
+    /// reported here.
+    pub fn scan(&mut self, line: &[u8], mut at_top: impl FnMut(usize, u8)) {
         let mut i = 0;
         while i < line.len() {
             i = match &mut self.state {
-                State::Top => self.top(line, i),
+                State::Top => {
+                    let next = self.top(line, i);
+                    let opens_comment = matches!(
+                        (line[i], line.get(i + 1)),
+                        (b'-', Some(b'-')) | (b'/', Some(b'*'))
+                    );
+                    if !opens_comment {
+                        at_top(i, line[i]);
+                    }
+                    next
+                }
                 State::Literal { escapes } => {
                     let escapes = *escapes;
                     match line[i] {

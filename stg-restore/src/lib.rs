@@ -4,17 +4,20 @@
 //! The flow: parse flags ([`Cli`]) into a validated [`Config`], refuse on a host that is not
 //! staging (before stdin is read or a server is contacted), then run one command:
 //! restore ([`restore`]), `verify` ([`verify`]), `list` ([`list`]) or `rollback`
-//! ([`rollback`]). The stream is read by [`reader`], loaded by psql through [`load`], and
+//! ([`rollback`]). The stream is read by [`reader`], checked and split by [`script`] and [`policy`], loaded
+//! through the tool's own connections by [`load`], and
 //! the databases are created, swapped and dropped by [`db`].
 
 pub mod db;
 pub mod hooks;
 pub mod list;
 pub mod load;
+pub mod policy;
 pub mod reader;
 pub mod report;
 pub mod restore;
 pub mod rollback;
+pub mod script;
 pub mod signals;
 pub mod sql;
 pub mod verify;
@@ -25,6 +28,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stg_core::conn::{Conn, ConnArgs};
 use stg_core::{bail_usage, exit, Error};
+
+/// The most `--jobs` accepted (each is a server connection and a backend process).
+pub const MAX_JOBS: usize = 64;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
 pub const EXIT_CODES: exit::Codes = exit::Codes::STANDARD;
@@ -52,7 +58,7 @@ Restore and rollback refuse unless this host is staging: STG_ENVIRONMENT_FILE (d
 stg.environment is set to anything but 'staging' (mark production servers in postgresql.conf).
 Exit status: 0 ok; 1 `verify` found the stream bad; 2 usage or input error (not a staging
 host or server, bad flags, a bad stream: truncated, corrupt, checksum or row-count mismatch, missing
-roles); 3 runtime failure (server, psql or SQL error, hook failed, another restore running,
+roles, a refused statement); 3 runtime failure (server or SQL error, hook failed, another restore running,
 interrupted by a signal).
 Environment: PGHOST PGPORT PGUSER PGPASSWORD PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT
 PGSSLKEY, STG_ENVIRONMENT_FILE.
@@ -184,8 +190,13 @@ pub struct RestoreArgs {
     /// verified, and the report says so.
     #[arg(long)]
     pub accept_unverified: bool,
-    /// psql to run (default: `psql` in PATH).
-    #[arg(long, value_name = "PATH")]
+    /// Connections that load at once: tables in parallel, then indexes and constraints in
+    /// parallel where their tables allow (default: the cores of this host, at least 2).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// No longer used: stg-restore loads through its own connections, never psql. Accepted
+    /// (and ignored, with a warning) so that existing scripts keep working.
+    #[arg(long, value_name = "PATH", hide = true)]
     pub psql: Option<PathBuf>,
     /// Output format (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
@@ -209,8 +220,10 @@ pub struct RestoreConfig {
     pub analyze: bool,
     /// `--accept-unverified`.
     pub accept_unverified: bool,
-    /// The psql binary.
-    pub psql: PathBuf,
+    /// Load connections at once.
+    pub jobs: usize,
+    /// `--psql` was given (ignored; the report says so).
+    pub psql_ignored: bool,
     /// Report format.
     pub format: Format,
 }
@@ -262,14 +275,6 @@ fn format_or_default(format: Option<Format>) -> Format {
     })
 }
 
-/// `psql` in PATH.
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
 fn check_db_arg(db: &str, maintenance_db: &str) -> anyhow::Result<()> {
     sql::check_target(db, maintenance_db).map_err(|m| Error::usage(m).into())
 }
@@ -310,15 +315,13 @@ impl Config {
                          which database it is"
                     );
                 }
-                let psql = match a.psql {
-                    Some(p) if p.is_file() => p,
-                    Some(p) => bail_usage!("--psql {}: no such file", p.display()),
-                    None => find_in_path("psql").ok_or_else(|| {
-                        Error::usage(
-                            "psql not found in PATH; install the PostgreSQL client \
-                             (Debian: postgresql-client) or give --psql PATH",
-                        )
-                    })?,
+                let jobs = match a.jobs {
+                    Some(0) => bail_usage!("--jobs 0: at least one connection loads"),
+                    Some(n) if n > MAX_JOBS => {
+                        bail_usage!("--jobs {n}: at most {MAX_JOBS} connections")
+                    }
+                    Some(n) => n,
+                    None => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
                 };
                 Ok(Config::Restore(RestoreConfig {
                     conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
@@ -328,7 +331,8 @@ impl Config {
                     post_hook: a.post_hook,
                     analyze: a.analyze,
                     accept_unverified: a.accept_unverified,
-                    psql,
+                    jobs,
+                    psql_ignored: a.psql.is_some(),
                     format: format_or_default(a.format),
                 }))
             }

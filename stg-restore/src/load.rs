@@ -1,45 +1,63 @@
-//! Loading: a reader thread decodes stdin ([`crate::reader`]) and hands chunks of whole
-//! SQL lines over a bounded channel; the restore writes them to
-//! `psql -X -q -v ON_ERROR_STOP=1 -f -` connected to the incoming database, between a
-//! `BEGIN;` written first and a `COMMIT;` written only after the trailer has been checked.
+//! Loading: a reader thread decodes stdin, checks and splits it ([`crate::reader`],
+//! [`crate::script`]) and hands [`Item`]s over a bounded channel; the [`Loader`] runs them
+//! through its own `tokio-postgres` connections to the incoming database. No psql: nothing
+//! in a stream is ever read by a program that runs meta-commands.
 //!
-//! Why an explicit `COMMIT` rather than `psql --single-transaction`: with `-1`, psql commits
-//! when its input ends, and its input also ends when stg-restore is killed (SIGKILL, OOM
-//! killer): a partial, unverified load would be committed. With the `COMMIT` sent by us,
-//! an input that ends early leaves the transaction open, and the server rolls it back when
-//! psql disconnects. Tables created and filled in one transaction still skip WAL under
-//! `wal_level=minimal`. A failed load is dropped with the incoming database either way.
+//! How items run, in stream order:
+//! - session settings (`SET`, `set_config`) are recorded and replayed on every connection
+//!   before its next statement, so each statement sees the settings a serial load would;
+//! - other statements run one at a time, after everything before them has finished;
+//! - COPY blocks go to a free connection (`COPY ... FROM STDIN`), one table per
+//!   connection, while the reader goes on; the server's row count (`COPY n`) is compared
+//!   with the rows the stream carried;
+//! - indexes and constraints ([`Class::Parallel`]) run beside other work that touches none
+//!   of their tables; work on a table waits for earlier work on it, so a foreign key waits
+//!   for the primary key it references, as in a serial load;
+//! - pg_dump's `BEGIN; ... COMMIT;` around large-object writes runs on one connection.
 //!
-//! psql runs in its own process group (a terminal's Ctrl-C reaches stg-restore, which
-//! cleans up in order) and is killed and reaped on any failure, so no psql outlives a
-//! failed restore. Its stdout (results of pg_dump's `SELECT set_config(...)`) is discarded;
-//! its stderr is kept (the last 16 KiB) to report the SQL error.
+//! Statements are sent with the extended query protocol, one per message: the server
+//! refuses a message with two statements, so a splitter that disagreed with the server
+//! about where a statement ends could not smuggle a second one past [`crate::policy`].
+//!
+//! Each connection commits as it goes (`synchronous_commit = off`: a crash fails the
+//! restore anyway). What is kept is decided only by the swap after verification: a failed
+//! or killed load leaves an incoming database that is dropped now or by the next run.
+//!
+//! Memory: the reader's channel holds at most [`CHANNEL`] batches of about
+//! [`crate::reader::CHUNK`] bytes, and the COPY in flight at most [`COPY_QUEUE`] chunks of
+//! [`crate::script`]'s 128 KiB; with `--jobs N` there is still one COPY receiving at a time
+//! (the stream is read in order), so the bound does not grow with N.
 
-use std::path::Path;
-use std::process::Stdio;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures_util::SinkExt;
+use serde::Serialize;
 use stg_core::conn::Conn;
 use stg_core::stream::Manifest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin};
+use stg_core::Error;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+use tokio_postgres::Client;
 
+use crate::policy::Class;
 use crate::reader::{Options, Outcome, Reader, StreamError, CHUNK};
+use crate::script::{first_line, Item, Statement};
 
-/// How much of psql's stderr is kept.
-const STDERR_TAIL: usize = 16 * 1024;
+/// Batches of items the reader may be ahead of the loader.
+pub const CHANNEL: usize = 8;
+/// Data chunks queued for the COPY in flight.
+pub const COPY_QUEUE: usize = 4;
 
 /// What the reader thread sends.
 pub enum Event {
     /// The first line was read: the manifest (or `None` for an accepted plain stream).
     Opened(Result<Option<Manifest>, StreamError>),
-    /// Whole SQL lines.
-    Chunk(Vec<u8>),
-    /// The stream ended (or failed).
+    /// Checked items, in stream order.
+    Items(Vec<Item>),
+    /// The stream ended (or failed, or a statement was refused).
     End(Result<Outcome, StreamError>),
 }
 
@@ -55,7 +73,7 @@ pub struct Progress {
 /// Starts the reader thread on stdin. A plain thread, not a Tokio blocking task: when the
 /// restore gives up while the thread waits on stdin, the process exits without it.
 pub fn spawn_reader(options: Options, progress: Arc<Progress>) -> mpsc::Receiver<Event> {
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, rx) = mpsc::channel(CHANNEL);
     std::thread::spawn(move || {
         let mut reader = match Reader::open(std::io::stdin(), options) {
             Ok(reader) => {
@@ -71,153 +89,465 @@ pub fn spawn_reader(options: Options, progress: Arc<Progress>) -> mpsc::Receiver
             }
         };
         loop {
-            let mut chunk = Vec::with_capacity(CHUNK + 4096);
-            let more = match reader.fill(&mut chunk, CHUNK) {
-                Ok(more) => more,
+            let mut items = Vec::new();
+            let filled = reader.fill(&mut items, CHUNK);
+            progress.bytes.store(reader.bytes(), Ordering::Relaxed);
+            progress.rows.store(reader.rows(), Ordering::Relaxed);
+            // Items before an error are sent first: they ran before the refused statement
+            // in a serial load too, and nothing after it runs.
+            if !items.is_empty() && tx.blocking_send(Event::Items(items)).is_err() {
+                return;
+            }
+            match filled {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tx.blocking_send(Event::End(Ok(reader.finish())));
+                    return;
+                }
                 Err(err) => {
                     let _ = tx.blocking_send(Event::End(Err(err)));
                     return;
                 }
-            };
-            progress.bytes.store(reader.bytes(), Ordering::Relaxed);
-            progress.rows.store(reader.rows(), Ordering::Relaxed);
-            if !chunk.is_empty() && tx.blocking_send(Event::Chunk(chunk)).is_err() {
-                return;
-            }
-            if !more {
-                let _ = tx.blocking_send(Event::End(Ok(reader.finish())));
-                return;
             }
         }
     });
     rx
 }
 
-/// A running psql loading the incoming database.
-pub struct Psql {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    /// `BEGIN;` has been written (by the first write, so that spawning never blocks).
-    begun: bool,
+/// Rows of one table: what the stream carried and what the server stored.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TableRows {
+    /// Data lines in the stream's COPY block(s) for the table.
+    pub rows_sent: u64,
+    /// Rows the server reported for those COPYs (`COPY n`).
+    pub rows_stored: u64,
 }
 
-/// Opens the load's transaction; nothing is committed without [`COMMIT`].
-const BEGIN: &[u8] = b"BEGIN;\n";
-/// Written after the trailer matched. The newline first ends a last line without one.
-const COMMIT: &[u8] = b"\nCOMMIT;\n";
+/// One connection to the incoming database.
+struct Worker {
+    client: Client,
+    /// The settings version it has applied.
+    version: u64,
+}
 
-impl Psql {
-    /// Starts psql on `conn` (the incoming database).
-    pub fn spawn(psql: &Path, conn: &Conn) -> anyhow::Result<Psql> {
-        let mut cmd = std::process::Command::new(psql);
-        conn.apply_env(&mut cmd);
-        cmd.env("PGAPPNAME", "stg-restore")
-            // The script is stdin given as a file, so psql reads it as a script (no prompts,
-            // no history) on every version.
-            .args(["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.process_group(0).kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("could not start {}", psql.display()))?;
-        let stdin = child.stdin.take();
-        let mut pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = tokio::spawn(async move {
-            let mut tail = Vec::new();
-            let mut buf = vec![0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
+/// The session settings recorded so far, as statements in stream order.
+#[derive(Default)]
+struct Settings {
+    list: Vec<(String, String)>,
+    version: u64,
+    snapshot: Arc<Vec<String>>,
+}
+
+impl Settings {
+    fn set(&mut self, key: String, sql: String) {
+        match self.list.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = sql,
+            None => self.list.push((key, sql)),
+        }
+        self.version += 1;
+        self.snapshot = Arc::new(self.list.iter().map(|(_, s)| s.clone()).collect());
+    }
+}
+
+impl Worker {
+    /// Replays the settings when they changed since this connection last ran something.
+    async fn sync(&mut self, version: u64, settings: &[String]) -> anyhow::Result<()> {
+        if self.version != version {
+            for sql in settings {
+                self.client
+                    .query_typed(sql, &[])
+                    .await
+                    .with_context(|| format!("while replaying the setting {}", first_line(sql)))?;
             }
-            tail
-        });
-        Ok(Psql {
-            child,
-            stdin,
-            stderr: Some(stderr),
-            begun: false,
-        })
+            self.version = version;
+        }
+        Ok(())
     }
 
-    /// Writes SQL; an error when psql has gone (it stopped on an SQL error, or was killed).
-    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        let Some(stdin) = &mut self.stdin else {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
+    async fn run(&mut self, statement: &Statement) -> anyhow::Result<()> {
+        self.client
+            .query_typed(&statement.sql, &[])
+            .await
+            .map(drop)
+            .map_err(|e| statement_error(statement.line, &statement.sql, &e))
+    }
+}
+
+/// A server error on a statement, naming its line and start.
+fn statement_error(line: u64, sql: &str, err: &tokio_postgres::Error) -> anyhow::Error {
+    let message = err
+        .as_db_error()
+        .map_or_else(|| err.to_string(), |db| db.message().to_owned());
+    Error::runtime(format!(
+        "line {line}: the server refused `{}`: {message}",
+        first_line(sql)
+    ))
+    .into()
+}
+
+/// What a finished job did.
+enum Done {
+    Statement,
+    Copy {
+        table: String,
+        sent: u64,
+        stored: u64,
+        line: u64,
+    },
+}
+
+/// A job's result: its connection back, the tables it held, what it did.
+type JobResult = (Worker, Vec<String>, anyhow::Result<Done>);
+
+/// A message to the COPY in flight.
+enum CopyMsg {
+    Data(Vec<u8>),
+    End(u64),
+}
+
+/// Runs the items of one stream on up to `jobs` connections.
+pub struct Loader {
+    conn: Conn,
+    jobs: usize,
+    opened: usize,
+    idle: Vec<Worker>,
+    running: JoinSet<JobResult>,
+    /// Tables held by running jobs.
+    busy: HashMap<String, usize>,
+    settings: Settings,
+    /// The connection inside a stream's `BEGIN`.
+    in_transaction: Option<Worker>,
+    /// The COPY receiving data.
+    copy: Option<mpsc::Sender<CopyMsg>>,
+    /// Rows per table.
+    pub tables: BTreeMap<String, TableRows>,
+    /// The most connections that ran work at once.
+    pub peak_jobs: usize,
+}
+
+impl Loader {
+    /// Opens the first connection to the incoming database (`conn`).
+    pub async fn connect(conn: Conn, jobs: usize) -> anyhow::Result<Loader> {
+        let mut loader = Loader {
+            conn,
+            jobs: jobs.max(1),
+            opened: 0,
+            idle: Vec::new(),
+            running: JoinSet::new(),
+            busy: HashMap::new(),
+            settings: Settings::default(),
+            in_transaction: None,
+            copy: None,
+            tables: BTreeMap::new(),
+            peak_jobs: 0,
         };
-        if !self.begun {
-            stdin.write_all(BEGIN).await?;
-            self.begun = true;
-        }
-        stdin.write_all(chunk).await
+        let worker = loader.open().await?;
+        loader.idle.push(worker);
+        Ok(loader)
     }
 
-    /// Waits for psql to exit by itself (it failed); returns the error to report.
-    pub async fn failure(&mut self) -> anyhow::Error {
-        self.stdin.take();
-        let status = self.child.wait().await;
-        let stderr = self.stderr_text().await;
-        match status {
-            Ok(status) => anyhow::anyhow!("psql stopped ({status}): {stderr}"),
-            Err(err) => anyhow::anyhow!("psql could not be waited for: {err}"),
-        }
+    async fn open(&mut self) -> anyhow::Result<Worker> {
+        let client = self.conn.connect_as("stg-restore").await?;
+        // Loads commit often; a crash fails the restore anyway, and the swap commits
+        // durably after all of it (WAL is flushed in order).
+        // See: https://www.postgresql.org/docs/current/wal-async-commit.html
+        client
+            .batch_execute("SET synchronous_commit = off; SET standard_conforming_strings = on")
+            .await
+            .context("while setting up a load connection")?;
+        self.opened += 1;
+        Ok(Worker { client, version: 0 })
     }
 
-    /// Waits for psql's exit without closing its input (for a `select!`).
-    pub async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait().await
-    }
-
-    /// Commits the load (call it only once the stream is verified), closes psql's input
-    /// and waits for it.
-    pub async fn finish(&mut self) -> anyhow::Result<()> {
-        if let Some(mut stdin) = self.stdin.take() {
-            // A failed write means psql has gone; its exit status says why.
-            let begin: &[u8] = if self.begun { b"" } else { BEGIN };
-            let _ = async {
-                stdin.write_all(begin).await?;
-                stdin.write_all(COMMIT).await?;
-                stdin.shutdown().await
+    /// A free connection: an idle one, a new one while fewer than `jobs` are open, or the
+    /// next to finish.
+    async fn worker(&mut self) -> anyhow::Result<Worker> {
+        loop {
+            if let Some(w) = self.idle.pop() {
+                return Ok(w);
             }
-            .await;
+            if self.opened < self.jobs {
+                return self.open().await;
+            }
+            self.join_one().await?;
         }
-        let status = self.child.wait().await.context("while waiting for psql")?;
-        if status.success() {
+    }
+
+    /// Waits for one running job; its failure is the load's.
+    async fn join_one(&mut self) -> anyhow::Result<()> {
+        let Some(joined) = self.running.join_next().await else {
             return Ok(());
-        }
-        let stderr = self.stderr_text().await;
-        anyhow::bail!("psql failed ({status}): {stderr}")
-    }
-
-    /// Kills psql before `COMMIT` is written (so nothing is committed) and reaps it.
-    pub async fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        self.stdin.take();
-    }
-
-    /// The end of psql's stderr, trimmed to its last lines.
-    async fn stderr_text(&mut self) -> String {
-        let bytes = match self.stderr.take() {
-            Some(task) => task.await.unwrap_or_default(),
-            None => Vec::new(),
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let start = lines.len().saturating_sub(8);
-        let tail = lines[start..].join(" | ");
-        if tail.is_empty() {
-            "(no message on its stderr)".to_owned()
-        } else {
-            tail
+        let (worker, tables, result) = joined.context("internal error: a load job panicked")?;
+        for table in tables {
+            if let Some(n) = self.busy.get_mut(&table) {
+                *n -= 1;
+                if *n == 0 {
+                    self.busy.remove(&table);
+                }
+            }
+        }
+        match result? {
+            Done::Statement => {}
+            Done::Copy {
+                table,
+                sent,
+                stored,
+                line,
+            } => {
+                if sent != stored {
+                    return Err(Error::usage(format!(
+                        "line {line}: the server stored {stored} rows of {table}, the stream \
+                         carried {sent}"
+                    ))
+                    .into());
+                }
+                let rows = self.tables.entry(table).or_default();
+                rows.rows_sent += sent;
+                rows.rows_stored += stored;
+            }
+        }
+        self.idle.push(worker);
+        Ok(())
+    }
+
+    /// Waits until nothing runs.
+    async fn barrier(&mut self) -> anyhow::Result<()> {
+        while !self.running.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until no running job holds any of `tables`.
+    async fn wait_for_tables(&mut self, tables: &[String]) -> anyhow::Result<()> {
+        while tables.iter().any(|t| self.busy.contains_key(t)) {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    fn spawn(
+        &mut self,
+        tables: &[String],
+        job: impl std::future::Future<Output = JobResult> + Send + 'static,
+    ) {
+        for table in tables {
+            *self.busy.entry(table.clone()).or_default() += 1;
+        }
+        self.running.spawn(job);
+        self.peak_jobs = self.peak_jobs.max(self.running.len());
+    }
+
+    /// Runs one item (or starts it, for parallel work).
+    pub async fn item(&mut self, item: Item) -> anyhow::Result<()> {
+        match item {
+            Item::Statement(statement) => self.statement(statement).await,
+            Item::CopyBegin { line, header } => {
+                if self.in_transaction.is_some() {
+                    return Err(Error::usage(format!(
+                        "line {line}: a COPY block inside the stream's BEGIN ... COMMIT, which \
+                         pg_dump never writes"
+                    ))
+                    .into());
+                }
+                let table = header.qualified.clone();
+                self.wait_for_tables(std::slice::from_ref(&table)).await?;
+                let worker = self.worker().await?;
+                let columns: Vec<String> = header
+                    .columns
+                    .iter()
+                    .map(|c| crate::sql::ident(c))
+                    .collect();
+                let sql = if columns.is_empty() {
+                    format!("COPY {table} FROM STDIN")
+                } else {
+                    format!("COPY {table} ({}) FROM STDIN", columns.join(", "))
+                };
+                let (tx, rx) = mpsc::channel(COPY_QUEUE);
+                self.copy = Some(tx);
+                let version = self.settings.version;
+                let settings = Arc::clone(&self.settings.snapshot);
+                let held = vec![table.clone()];
+                self.spawn(
+                    &held.clone(),
+                    copy_job(worker, held, version, settings, sql, table, line, rx),
+                );
+                Ok(())
+            }
+            Item::CopyData(data) => {
+                let Some(tx) = &self.copy else {
+                    anyhow::bail!("internal error: COPY data outside a COPY block");
+                };
+                if tx.send(CopyMsg::Data(data)).await.is_err() {
+                    // The COPY stopped: its job says why.
+                    self.copy = None;
+                    self.barrier().await?;
+                    anyhow::bail!("internal error: a COPY stopped without an error");
+                }
+                Ok(())
+            }
+            Item::CopyEnd { rows } => {
+                if let Some(tx) = self.copy.take() {
+                    if tx.send(CopyMsg::End(rows)).await.is_err() {
+                        self.barrier().await?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
+
+    async fn statement(&mut self, statement: Statement) -> anyhow::Result<()> {
+        match &statement.class {
+            Class::Setting { key } => {
+                self.settings.set(key.clone(), statement.sql.clone());
+                if let Some(w) = &mut self.in_transaction {
+                    let (version, settings) =
+                        (self.settings.version, Arc::clone(&self.settings.snapshot));
+                    w.sync(version, &settings).await?;
+                }
+                Ok(())
+            }
+            Class::Begin => {
+                if self.in_transaction.is_some() {
+                    return Err(Error::usage(format!(
+                        "line {}: BEGIN inside the stream's BEGIN",
+                        statement.line
+                    ))
+                    .into());
+                }
+                self.barrier().await?;
+                let mut w = self.worker().await?;
+                w.sync(self.settings.version, &Arc::clone(&self.settings.snapshot))
+                    .await?;
+                w.run(&statement).await?;
+                self.in_transaction = Some(w);
+                Ok(())
+            }
+            Class::Commit => {
+                let Some(mut w) = self.in_transaction.take() else {
+                    return Err(Error::usage(format!(
+                        "line {}: COMMIT without the stream's BEGIN",
+                        statement.line
+                    ))
+                    .into());
+                };
+                w.run(&statement).await?;
+                self.idle.push(w);
+                Ok(())
+            }
+            _ if self.in_transaction.is_some() => {
+                let w = self.in_transaction.as_mut().expect("checked");
+                w.run(&statement).await
+            }
+            Class::Parallel { tables } if self.jobs > 1 => {
+                let tables = tables.clone();
+                self.wait_for_tables(&tables).await?;
+                let worker = self.worker().await?;
+                let version = self.settings.version;
+                let settings = Arc::clone(&self.settings.snapshot);
+                self.spawn(
+                    &tables.clone(),
+                    statement_job(worker, tables, version, settings, statement),
+                );
+                Ok(())
+            }
+            Class::Parallel { .. } | Class::Serial => {
+                self.barrier().await?;
+                let mut w = self.worker().await?;
+                let result = async {
+                    w.sync(self.settings.version, &self.settings.snapshot)
+                        .await?;
+                    w.run(&statement).await
+                }
+                .await;
+                self.idle.push(w);
+                result
+            }
+        }
+    }
+
+    /// After the last item: waits for everything, and checks the stream's transaction
+    /// was closed.
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
+        self.copy = None;
+        self.barrier().await?;
+        if self.in_transaction.is_some() {
+            return Err(Error::usage(
+                "the stream ends inside its own BEGIN without COMMIT".to_owned(),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Connections opened so far.
+    pub fn connections(&self) -> usize {
+        self.opened
+    }
+}
+
+async fn statement_job(
+    mut w: Worker,
+    tables: Vec<String>,
+    version: u64,
+    settings: Arc<Vec<String>>,
+    statement: Statement,
+) -> JobResult {
+    let result = async {
+        w.sync(version, &settings).await?;
+        w.run(&statement).await?;
+        Ok(Done::Statement)
+    }
+    .await;
+    (w, tables, result)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_job(
+    mut w: Worker,
+    tables: Vec<String>,
+    version: u64,
+    settings: Arc<Vec<String>>,
+    sql: String,
+    table: String,
+    line: u64,
+    mut rx: mpsc::Receiver<CopyMsg>,
+) -> JobResult {
+    let result = async {
+        w.sync(version, &settings).await?;
+        let sink = w
+            .client
+            .copy_in::<_, bytes::Bytes>(&sql)
+            .await
+            .map_err(|e| statement_error(line, &sql, &e))?;
+        let mut sink = std::pin::pin!(sink);
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                CopyMsg::Data(data) => {
+                    if let Err(e) = sink.send(bytes::Bytes::from(data)).await {
+                        return Err(statement_error(line, &sql, &e));
+                    }
+                }
+                CopyMsg::End(sent) => {
+                    let stored = sink
+                        .as_mut()
+                        .finish()
+                        .await
+                        .map_err(|e| statement_error(line, &sql, &e))?;
+                    return Ok(Done::Copy {
+                        table: table.clone(),
+                        sent,
+                        stored,
+                        line,
+                    });
+                }
+            }
+        }
+        // The loader gave up on this COPY (another failure); the data is not finished.
+        anyhow::bail!("line {line}: the COPY into {table} was abandoned")
+    }
+    .await;
+    (w, tables, result)
 }

@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader, Read};
 
 use stg_core::stream::{self, Manifest, Tally, Trailer};
 
+use crate::script::{Item, Splitter};
+
 /// Size of the decoded-side buffer and the target size of a chunk handed to psql.
 pub const CHUNK: usize = 256 * 1024;
 
@@ -84,6 +86,9 @@ pub struct Reader<R: Read> {
     pending_first: Option<Vec<u8>>,
     stated: Option<Trailer>,
     dash_c: DashC,
+    splitter: Splitter,
+    /// Bytes of items handed out by the current [`Reader::fill`].
+    filled: usize,
     ended: bool,
 }
 
@@ -146,6 +151,7 @@ impl<R: Read> Reader<R> {
     /// Starts reading: decodes up to the end of the first line and checks it is a manifest
     /// (or, with `accept_unverified`, that the stream is plain SQL).
     pub fn open(input: R, options: Options) -> Result<Self, StreamError> {
+        let splitter = Splitter::new(options.rename_database_to.clone());
         let mut reader = Reader {
             input: BufReader::with_capacity(
                 CHUNK,
@@ -159,6 +165,8 @@ impl<R: Read> Reader<R> {
             pending_first: None,
             stated: None,
             dash_c: DashC::default(),
+            splitter,
+            filled: 0,
             ended: false,
         };
         let mut first = Vec::new();
@@ -205,15 +213,17 @@ impl<R: Read> Reader<R> {
         self.tally.tables().values().sum()
     }
 
-    /// Appends whole SQL lines to `out` until it holds at least `target` bytes or the
-    /// stream ends (so pass a buffer shorter than `target`, normally an empty one). Returns `false` once the stream has ended (`out` may still hold the
-    /// last lines).
-    pub fn fill(&mut self, out: &mut Vec<u8>, target: usize) -> Result<bool, StreamError> {
+    /// Appends [`Item`]s to `out` until about `target` bytes were handed out or the
+    /// stream ends. Returns `false` once the stream has ended (`out` may still hold the
+    /// last items). An error names what is wrong with the stream: damaged data, or a
+    /// statement that is refused ([`crate::policy`]).
+    pub fn fill(&mut self, out: &mut Vec<Item>, target: usize) -> Result<bool, StreamError> {
+        self.filled = 0;
         if let Some(first) = self.pending_first.take() {
             self.lines += 1;
-            self.feed(first, out);
+            self.feed(first, out)?;
         }
-        while out.len() < target {
+        while self.filled < target {
             if self.ended {
                 return Ok(false);
             }
@@ -222,18 +232,25 @@ impl<R: Read> Reader<R> {
             let n = read_line(&mut self.input, &mut line, None)?;
             if n == 0 {
                 self.ended = true;
+                let inside = if self.tally.in_copy() {
+                    " (it ends inside a COPY block)"
+                } else {
+                    ""
+                };
                 if self.manifest.is_some() && self.stated.is_none() {
-                    let inside = if self.tally.in_copy() {
-                        " (it ends inside a COPY block)"
-                    } else {
-                        ""
-                    };
                     return Err(StreamError(format!(
                         "the stream is truncated: it ends after {} lines without the \
                          stg-dump trailer{inside}",
                         self.lines
                     )));
                 }
+                if self.tally.in_copy() {
+                    return Err(StreamError(format!(
+                        "the stream ends after {} lines{inside}",
+                        self.lines
+                    )));
+                }
+                self.splitter.finish().map_err(StreamError)?;
                 self.line = line;
                 return Ok(false);
             }
@@ -249,28 +266,46 @@ impl<R: Read> Reader<R> {
             if self.manifest.is_some() && self.tally.at_top_level() {
                 if let Some(trailer) = stream::parse_trailer_line(&line) {
                     self.stated = Some(trailer.map_err(StreamError)?);
+                    self.splitter.finish().map_err(StreamError)?;
                     self.line = line;
                     continue;
                 }
             }
-            self.feed(line, out);
+            self.feed(line, out)?;
         }
         Ok(!self.ended)
     }
 
-    /// Counts one line and passes it on (or not: a `-C` dump's database lines).
-    fn feed(&mut self, line: Vec<u8>, out: &mut Vec<u8>) {
-        let outside_copy = !self.tally.in_copy();
+    /// Counts one line and hands it to the splitter as the tally sees it: a COPY header,
+    /// data, end marker, or SQL (a `-C` dump's database lines first rewritten or dropped).
+    fn feed(&mut self, line: Vec<u8>, out: &mut Vec<Item>) -> Result<(), StreamError> {
+        let was_in_copy = self.tally.in_copy();
         self.tally.line(&line);
-        if self.manifest.is_none() && outside_copy {
-            if let Some(replacement) = self.dash_c_line(&line) {
-                out.extend_from_slice(&replacement);
-                self.line = line;
-                return;
+        self.filled += line.len();
+        let no = self.lines;
+        let result = match (was_in_copy, self.tally.in_copy()) {
+            (false, true) => self.splitter.copy_header(no, &line, out),
+            (true, true) => {
+                self.splitter.copy_data(&line, out);
+                Ok(())
             }
-        }
-        out.extend_from_slice(&line);
+            (true, false) => {
+                self.splitter.copy_end(out);
+                Ok(())
+            }
+            (false, false) => {
+                if self.manifest.is_none() {
+                    if let Some(replacement) = self.dash_c_line(&line) {
+                        let result = self.splitter.sql(no, &replacement, out);
+                        self.line = line;
+                        return result.map_err(StreamError);
+                    }
+                }
+                self.splitter.sql(no, &line, out)
+            }
+        };
         self.line = line;
+        result.map_err(StreamError)
     }
 
     /// For a plain stream: `Some(replacement)` when a `-C` line must not reach psql as is.
@@ -375,6 +410,34 @@ mod tests {
         format!("{body}{}", stream::trailer_line(&tally.finish()))
     }
 
+    /// The items as SQL text again (statements one per line, blanks and comments gone).
+    fn render(items: &[Item]) -> String {
+        let mut out = String::new();
+        for item in items {
+            match item {
+                Item::Statement(s) => {
+                    out.push_str(s.sql.trim_start());
+                    out.push('\n');
+                }
+                Item::CopyBegin { header, .. } => {
+                    let columns = header.columns.join(", ");
+                    for part in [
+                        "COPY ",
+                        &header.qualified,
+                        " (",
+                        &columns,
+                        ") FROM stdin;\n",
+                    ] {
+                        out.push_str(part);
+                    }
+                }
+                Item::CopyData(data) => out.push_str(std::str::from_utf8(data).unwrap()),
+                Item::CopyEnd { .. } => out.push_str("\\.\n"),
+            }
+        }
+        out
+    }
+
     fn read_all(data: &[u8], options: Options) -> Result<(Vec<u8>, Outcome), StreamError> {
         let mut reader = Reader::open(data, options)?;
         let mut out = Vec::new();
@@ -386,25 +449,23 @@ mod tests {
                 break;
             }
         }
-        Ok((out, reader.finish()))
+        Ok((render(&out).into_bytes(), reader.finish()))
     }
 
     #[test]
     fn verified_stream_passes_sql_on_without_the_trailer() {
-        let body = format!(
-            "{}SET x = 1;\nCOPY public.t (a) FROM stdin;\n1\n-- stg-dump trailer: {{}}\n\\.\n",
-            sample_manifest()
-        );
+        let sql = "SET search_path = public;\nCOPY public.t (a) FROM stdin;\n1\n-- stg-dump trailer: {}\n\\.\n";
+        let body = format!("{}{sql}", sample_manifest());
         let (out, outcome) =
             read_all(&xz(with_trailer(&body).as_bytes()), Options::default()).unwrap();
-        assert_eq!(out, body.as_bytes());
+        assert_eq!(String::from_utf8(out).unwrap(), sql);
         assert!(outcome.verified(), "{:?}", outcome.mismatches);
         assert_eq!(outcome.counted.tables["public.t"], 2);
     }
 
     #[test]
     fn concatenated_xz_streams_are_one_stream() {
-        let whole = with_trailer(&format!("{}SELECT 1;\n", sample_manifest()));
+        let whole = with_trailer(&format!("{}CREATE SCHEMA s1;\n", sample_manifest()));
         let (a, b) = whole.split_at(whole.len() / 2);
         let mut data = xz(a.as_bytes());
         data.extend(xz(b.as_bytes()));
@@ -414,15 +475,15 @@ mod tests {
 
     #[test]
     fn missing_trailer_data_after_it_and_mismatch_are_refused() {
-        let body = format!("{}SELECT 1;\n", sample_manifest());
+        let body = format!("{}CREATE SCHEMA s1;\n", sample_manifest());
         let err = read_all(&xz(body.as_bytes()), Options::default()).unwrap_err();
         assert!(err.0.contains("without the stg-dump trailer"), "{err}");
 
-        let after = format!("{}SELECT 2;\n", with_trailer(&body));
+        let after = format!("{}CREATE SCHEMA s2;\n", with_trailer(&body));
         let err = read_all(&xz(after.as_bytes()), Options::default()).unwrap_err();
         assert!(err.0.contains("after its trailer"), "{err}");
 
-        let flipped = with_trailer(&body).replace("SELECT 1", "SELECT 2");
+        let flipped = with_trailer(&body).replace("SCHEMA s1", "SCHEMA s2");
         let (_, outcome) = read_all(&xz(flipped.as_bytes()), Options::default()).unwrap();
         assert!(!outcome.verified());
         assert!(
@@ -434,10 +495,11 @@ mod tests {
 
     #[test]
     fn truncated_and_non_xz_input_are_named() {
-        let data = xz(with_trailer(&format!("{}SELECT 1;\n", sample_manifest())).as_bytes());
+        let data =
+            xz(with_trailer(&format!("{}CREATE SCHEMA s1;\n", sample_manifest())).as_bytes());
         let err = read_all(&data[..data.len() - 9], Options::default()).unwrap_err();
         assert!(err.0.contains("truncated"), "{err}");
-        let err = read_all(b"SELECT 1;\n", Options::default()).unwrap_err();
+        let err = read_all(b"CREATE SCHEMA s1;\n", Options::default()).unwrap_err();
         assert!(err.0.contains("not an xz stream"), "{err}");
         let err = read_all(b"", Options::default()).unwrap_err();
         assert!(err.0.contains("empty"), "{err}");
@@ -448,7 +510,7 @@ mod tests {
         let plain = "--\nCREATE DATABASE \"my db\" WITH TEMPLATE = template0;\n\
                      ALTER DATABASE \"my db\" OWNER TO fas2;\n\\connect \"my db\"\n\
                      ALTER DATABASE \"my db\" SET work_mem TO '8MB';\n\
-                     GRANT CONNECT ON DATABASE \"my db\" TO app;\nSELECT 1;\n";
+                     GRANT CONNECT ON DATABASE \"my db\" TO app;\nCREATE SCHEMA s1;\n";
         let err = read_all(&xz(plain.as_bytes()), Options::default()).unwrap_err();
         assert!(err.0.contains("--accept-unverified"), "{err}");
         let options = Options {
@@ -458,9 +520,9 @@ mod tests {
         let (out, outcome) = read_all(&xz(plain.as_bytes()), options).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "--\nALTER DATABASE \"x__stg_incoming\" OWNER TO fas2;\n\
+            "ALTER DATABASE \"x__stg_incoming\" OWNER TO fas2;\n\
              ALTER DATABASE \"x__stg_incoming\" SET work_mem TO '8MB';\n\
-             GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;\nSELECT 1;\n"
+             GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;\nCREATE SCHEMA s1;\n"
         );
         assert!(!outcome.verified());
         assert!(outcome

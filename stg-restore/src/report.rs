@@ -73,6 +73,12 @@ pub struct RestoreSummary {
     pub compressed_bytes: u64,
     /// Rows per table, as counted in the stream.
     pub rows: BTreeMap<String, u64>,
+    /// Per table: rows the stream's COPY blocks carried and rows the server stored.
+    pub tables: BTreeMap<String, crate::load::TableRows>,
+    /// Most load jobs that ran at once (`--jobs` is the limit).
+    pub jobs: usize,
+    /// Connections the load opened to the incoming database.
+    pub connections: usize,
     /// The checksum and row-count check.
     pub verification: Verification,
     /// The manifest's source, when there is one.

@@ -2,9 +2,9 @@
 //!
 //! Steps, in order, each named in the report when it fails:
 //! `read` (the manifest), `connect`, `prepare` (target name, advisory lock, roles, leftover
-//! incoming database, `CREATE DATABASE`), `load` (psql), `verify` (trailer against what was
+//! incoming database, `CREATE DATABASE`), `load` (the stream's SQL through the load's connections), `verify` (trailer against what was
 //! read), `analyze`, `pre-hook`, `swap`, `post-hook`, `prune`.
-//! Until `swap` commits, any failure (or SIGINT/SIGTERM/SIGHUP) kills psql, drops the
+//! Until `swap` commits, any failure (or SIGINT/SIGTERM/SIGHUP) closes the load's connections, drops the
 //! incoming database and leaves the live one untouched; after it, the new database stays
 //! and the failure is reported. If the swap fails after the pre-hook succeeded, the
 //! post-hook still runs so that what the pre-hook stopped is started again.
@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::db::{Kind, Maintenance};
 use crate::hooks::{self, Hook};
-use crate::load::{self, Event, Progress, Psql};
+use crate::load::{self, Event, Loader, Progress};
 use crate::reader::{Options, Outcome};
 use crate::report::{self, ProgressLine, RestoreSummary, Source, Verification};
 use crate::signals::{interrupted, Cancel};
@@ -37,7 +37,7 @@ pub enum Step {
     Connect,
     /// Lock, roles, leftover, create.
     Prepare,
-    /// psql loading.
+    /// Loading the stream.
     Load,
     /// Checking the trailer.
     Verify,
@@ -124,7 +124,7 @@ struct Restore<'a> {
     summary: RestoreSummary,
     step: Step,
     maintenance: Option<Maintenance>,
-    psql: Option<Psql>,
+    loader: Option<Loader>,
     incoming: String,
     incoming_created: bool,
     pre_hook_ok: bool,
@@ -145,7 +145,7 @@ impl<'a> Restore<'a> {
             },
             step: Step::Read,
             maintenance: None,
-            psql: None,
+            loader: None,
             incoming: String::new(),
             incoming_created: false,
             pre_hook_ok: false,
@@ -184,13 +184,10 @@ impl<'a> Restore<'a> {
         self.time("total", started);
     }
 
-    /// After a failure: kill psql, drop the incoming database, restart what the pre-hook
-    /// stopped.
+    /// After a failure: close the load's connections (their jobs are aborted), drop the
+    /// incoming database, restart what the pre-hook stopped.
     async fn clean_up(&mut self) {
-        if let Some(psql) = &mut self.psql {
-            psql.kill().await;
-        }
-        self.psql = None;
+        self.loader = None;
         if self.incoming_created && !self.swapped {
             if let Some(m) = &self.maintenance {
                 match m.drop_database(&self.incoming).await {
@@ -216,6 +213,13 @@ impl<'a> Restore<'a> {
     }
 
     async fn steps(&mut self) -> anyhow::Result<()> {
+        if self.config.psql_ignored {
+            self.summary.warnings.push(
+                "--psql is ignored: stg-restore loads through its own connections and never \
+                 runs psql"
+                    .into(),
+            );
+        }
         // read: the manifest decides the target and how the database is created.
         self.step = Step::Read;
         let t = Instant::now();
@@ -443,21 +447,21 @@ impl<'a> Restore<'a> {
         Ok(())
     }
 
-    /// Streams into psql, checks the trailer, then lets psql commit.
+    /// Runs the stream's items on the load's connections, then checks the trailer and the
+    /// rows the server stored.
     async fn load(&mut self, rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<Outcome> {
         let conn = self.config.conn.with_dbname(&self.incoming);
-        self.psql = Some(Psql::spawn(&self.config.psql, &conn)?);
-        let psql = self.psql.as_mut().expect("just set");
+        let loader = self
+            .cancel
+            .run(Loader::connect(conn, self.config.jobs))
+            .await?;
+        self.loader = Some(loader);
         let cancel = self.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let outcome = loop {
+        let result = loop {
             let event = tokio::select! {
                 event = rx.recv() => event,
                 name = cancel.wait() => return Err(interrupted(name)),
-                status = psql.exited() => {
-                    let _ = status;
-                    return Err(explain_psql_failure(psql, rx).await);
-                }
                 _ = tick.tick() => {
                     self.line.show(&format!(
                         "loading {}: {} MiB, {} rows",
@@ -468,25 +472,42 @@ impl<'a> Restore<'a> {
                     continue;
                 }
             };
+            let loader = self.loader.as_mut().expect("connected");
             match event {
-                Some(Event::Chunk(chunk)) => {
-                    let written = tokio::select! {
-                        r = psql.write(&chunk) => r,
-                        name = cancel.wait() => return Err(interrupted(name)),
-                    };
-                    if written.is_err() {
-                        return Err(explain_psql_failure(psql, rx).await);
+                Some(Event::Items(items)) => {
+                    let ran = cancel
+                        .run(async {
+                            for item in items {
+                                loader.item(item).await?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(err) = ran {
+                        break Err(err);
                     }
                 }
-                Some(Event::End(Ok(outcome))) => break outcome,
+                Some(Event::End(Ok(outcome))) => {
+                    break cancel.run(loader.finish()).await.map(|()| outcome);
+                }
                 Some(Event::End(Err(err))) => {
-                    // The stream broke: the step is reading it, an input problem.
+                    // The stream broke or a statement was refused: an input problem.
                     return Err(Error::usage(err.0).into());
                 }
                 Some(Event::Opened(_)) | None => {
                     anyhow::bail!("internal error: the stream reader stopped unexpectedly")
                 }
             }
+        };
+        let loader = self.loader.take().expect("connected");
+        self.summary.jobs = loader.peak_jobs.max(1);
+        self.summary.connections = loader.connections();
+        self.summary.tables.clone_from(&loader.tables);
+        drop(loader);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) if interrupted_error(&err) => return Err(err),
+            Err(err) => return Err(explain_failure(err, rx).await),
         };
         self.summary.bytes = outcome.counted.bytes;
         self.summary.compressed_bytes = outcome.compressed_bytes;
@@ -500,29 +521,36 @@ impl<'a> Restore<'a> {
             trailer_sha256: outcome.stated.as_ref().map(|t| t.sha256.clone()),
             problems: outcome.mismatches.clone(),
         };
+        // Every table the stream counted was stored with as many rows (a COPY checks its own
+        // count as it ends; this catches a table counted but never loaded).
+        for (table, rows) in &outcome.counted.tables {
+            let stored = self.summary.tables.get(table).map_or(0, |t| t.rows_stored);
+            if stored != *rows {
+                self.summary.verification.problems.push(format!(
+                    "table {table}: the stream has {rows} rows, the server stored {stored}"
+                ));
+            }
+        }
         if outcome.stated.is_some() {
             self.step = Step::Verify;
-            if !outcome.mismatches.is_empty() {
+            if !self.summary.verification.problems.is_empty() {
+                self.summary.verification.verified = false;
                 return Err(Error::usage(format!(
                     "the stream does not match its trailer: {}",
-                    outcome.mismatches.join("; ")
+                    self.summary.verification.problems.join("; ")
                 ))
                 .into());
             }
             self.step = Step::Load;
         } else {
+            if !self.summary.verification.problems.is_empty() {
+                return Err(Error::usage(self.summary.verification.problems.join("; ")).into());
+            }
             self.summary
                 .verification
                 .problems
                 .push("unverified: the stream has no stg-dump manifest or trailer".into());
         }
-        let psql = self.psql.as_mut().expect("running");
-        let committed = tokio::select! {
-            r = psql.finish() => r,
-            name = cancel.wait() => Err(interrupted(name)),
-        };
-        committed?;
-        self.psql = None;
         self.line.done(&format!(
             "loaded {}: {} bytes, {} rows",
             self.incoming,
@@ -563,16 +591,22 @@ impl<'a> Restore<'a> {
     }
 }
 
-/// psql stopped early. A damaged stream (corrupt xz decodes to garbage before the xz check
-/// notices; a changed byte can be bad SQL) is the likelier cause then, so the rest of the
-/// stream is read for a few seconds: if it is bad, that is the error reported (exit 2),
-/// with psql's message as the consequence.
-async fn explain_psql_failure(psql: &mut Psql, rx: &mut mpsc::Receiver<Event>) -> anyhow::Error {
-    let psql_error = psql.failure().await;
+fn interrupted_error(err: &anyhow::Error) -> bool {
+    format!("{err}").starts_with("interrupted by ")
+}
+
+/// The load failed on the server. A damaged stream (corrupt data decodes to garbage before
+/// the decoder notices; a changed byte can be bad SQL) is the likelier cause then, so the
+/// rest of the stream is read for a few seconds: if it is bad, that is the error reported
+/// (exit 2), with the server's message as the consequence.
+async fn explain_failure(
+    load_error: anyhow::Error,
+    rx: &mut mpsc::Receiver<Event>,
+) -> anyhow::Error {
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match rx.recv().await {
-                Some(Event::Chunk(_)) => {}
+                Some(Event::Items(_)) => {}
                 Some(Event::End(Err(err))) => return Some(err.0),
                 Some(Event::End(Ok(outcome))) if !outcome.mismatches.is_empty() => {
                     return Some(format!(
@@ -587,10 +621,10 @@ async fn explain_psql_failure(psql: &mut Psql, rx: &mut mpsc::Receiver<Event>) -
     .await;
     match rest {
         Ok(Some(stream_error)) => Error::usage(format!(
-            "{stream_error} (psql had stopped on the damaged data: {psql_error:#})"
+            "{stream_error} (the load had stopped on the damaged data: {load_error:#})"
         ))
         .into(),
-        _ => psql_error,
+        _ => load_error,
     }
 }
 

@@ -470,9 +470,9 @@ fn data_after_the_trailer_and_sql_errors_are_refused() {
     );
     setup.assert_untouched();
 
-    // Checksum right, SQL wrong: psql's error is reported.
+    // Checksum right, SQL wrong: the server's error is reported.
     let mut body = without_trailer(&setup.plain_stream());
-    body.extend_from_slice(b"SELECT * FROM no_such_table_here;\n");
+    body.extend_from_slice(b"COMMENT ON TABLE no_such_table_here IS 'x';\n");
     let out = setup.restore(&xz(&retrail(&body)), &[]);
     assert_code(&out, 3);
     let s = summary(&out);
@@ -728,7 +728,7 @@ fn a_leftover_incoming_database_is_dropped_and_reported() {
 }
 
 #[test]
-fn psql_killed_mid_load_fails_the_restore() {
+fn a_load_connection_terminated_mid_load_fails_the_restore() {
     let setup = Setup::new();
     let stream = setup.stream();
     let mut child = setup
@@ -741,28 +741,27 @@ fn psql_killed_mid_load_fails_the_restore() {
     let mut input = child.stdin.take().unwrap();
     input.write_all(&stream[..stream.len() / 2]).unwrap();
     input.flush().unwrap();
-    wait_for("psql loading", || {
-        setup.cluster.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stg-restore' AND datname = 'fas2__stg_incoming'",
-        ).trim() == "1"
+    let loading = "FROM pg_stat_activity WHERE application_name = 'stg-restore' \
+                   AND datname = 'fas2__stg_incoming'";
+    wait_for("stg-restore loading", || {
+        setup
+            .cluster
+            .sql("postgres", &format!("SELECT count(*) {loading}"))
+            .trim()
+            != "0"
     });
-    // Kill psql itself.
-    let pids = setup.psql_processes();
-    assert_eq!(pids.len(), 1, "{pids:?}");
-    let psql_pid = pids[0];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(psql_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    // The server ends the load's sessions (an administrator, an OOM kill of a backend).
+    setup.cluster.sql(
+        "postgres",
+        &format!("SELECT count(pg_terminate_backend(pid)) {loading}"),
+    );
     let _ = input.write_all(&stream[stream.len() / 2..]);
     drop(input);
     let out = child.wait_with_output().unwrap();
     assert_code(&out, 3);
     let s = summary(&out);
     assert_eq!(s["failed_step"], "load");
-    assert!(s["error"].as_str().unwrap().contains("psql"), "{s}");
+    assert!(!s["error"].as_str().unwrap().is_empty(), "{s}");
     setup.assert_untouched();
 }
 

@@ -76,12 +76,9 @@ impl Setup {
         cmd
     }
 
-    /// A restore command (psql of the cluster's version), extra args appended.
+    /// A restore command, extra args appended.
     pub fn restore_cmd(&self, extra: &[&str]) -> Command {
-        let psql = self.cluster.bindir().join("psql");
-        let mut cmd = self.cmd(&["--psql", psql.to_str().expect("utf-8")]);
-        cmd.args(extra);
-        cmd
+        self.cmd(extra)
     }
 
     /// Runs a restore with `stream` on stdin.

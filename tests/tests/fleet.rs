@@ -480,11 +480,7 @@ fn db_sync_playbook_pipes_dump_into_restore_and_runs_the_hooks() {
         "--pg-dump".into(),
         prod.bindir().join("pg_dump").display().to_string(),
     ]);
-    let mut restore_args = stg.conn_args();
-    restore_args.extend([
-        "--psql".into(),
-        stg.bindir().join("psql").display().to_string(),
-    ]);
+    let restore_args = stg.conn_args();
     let vars = json!({
         "db_sync_from": "localhost",
         "db_sync_to": "db02.stg",

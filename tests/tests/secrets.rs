@@ -3,10 +3,10 @@
 //! in the argv of `stg-dump`, `stg-restore` or any process they start (what `ps` shows to
 //! every user), nor in their stdout, stderr, reports or the dump stream.
 //!
-//! The runs are paused while their `pg_dump`/`psql` child is alive: `stg-dump`'s stdout is
-//! not read until the processes were inspected (a table large enough that `pg_dump` blocks
-//! on the full pipe), and `stg-restore` gets only part of its stream until its `psql`
-//! exists. Both clusters require SCRAM passwords over TCP for the roles the tools use.
+//! The runs are paused while they work: `stg-dump`'s stdout is not read until its
+//! `pg_dump` child was inspected (a table large enough that `pg_dump` blocks on the full
+//! pipe), and `stg-restore` gets only part of its stream until it was checked to have
+//! started no child at all (it loads through its own connections). Both clusters require SCRAM passwords over TCP for the roles the tools use.
 //!
 //! Not for the masking itself (stg-dump's tests) or restore semantics (stg-restore's).
 
@@ -150,8 +150,6 @@ fn restore_cmd(stg: &Cluster, dir: &Path) -> Command {
             "-U",
             "restorer",
         ])
-        .arg("--psql")
-        .arg(stg.bindir().join("psql"))
         .args(["--format", "json"]);
     cmd
 }
@@ -304,9 +302,11 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
     }
 }
 
-/// Runs `cmd` (a `stg-restore`) with `stream` on stdin: writes the first half, inspects its
-/// processes once `psql` runs, writes the rest, and checks the report and stderr.
-fn restore_and_inspect(mut cmd: Command, stream: &[u8], environ: bool) -> Output {
+/// Runs `cmd` (a `stg-restore`) with `stream` on stdin: writes the first half, checks that
+/// it started no child (it loads through its own connections; no psql is handed a
+/// password) and that its argv holds no secret, writes the rest, and checks the report and
+/// stderr.
+fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -318,7 +318,14 @@ fn restore_and_inspect(mut cmd: Command, stream: &[u8], environ: bool) -> Output
     stdin
         .write_all(head)
         .expect("write the first half of the stream");
-    inspect_while_running(&mut child, "psql", "ON_ERROR_STOP=1", environ);
+    let pids = family(child.id());
+    assert_eq!(
+        pids,
+        vec![child.id()],
+        "stg-restore started a child process"
+    );
+    let argv = cmdline(child.id());
+    assert_no_secret(&format!("the argv of stg-restore ({argv})"), &argv);
     stdin.write_all(tail).expect("write the rest of the stream");
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -365,7 +372,7 @@ fn passwords_in_pgpassword_and_the_key_stay_out_of_argv_output_and_stream() {
 
     let mut restore = restore_cmd(&stg, dir.path());
     restore.env("PGPASSWORD", RESTORE_PASSWORD);
-    restore_and_inspect(restore, &dumped.stream, false);
+    restore_and_inspect(restore, &dumped.stream);
     assert_restored(&stg);
     assert_no_secret("the production server log", &prod.log());
     assert_no_secret("the staging server log", &stg.log());
@@ -395,7 +402,7 @@ fn passwords_in_password_files_and_the_key_stay_out_of_argv_output_and_stream() 
     write_pgpass(&home.join(".pgpass"), &stg, "restorer", RESTORE_PASSWORD);
     let mut restore = restore_cmd(&stg, dir.path());
     restore.env("HOME", &home);
-    restore_and_inspect(restore, &dumped.stream, true);
+    restore_and_inspect(restore, &dumped.stream);
     assert_restored(&stg);
 }
 

@@ -251,8 +251,6 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
             "-d",
             "shop_copy",
         ])
-        .arg("--psql")
-        .arg(cluster.bindir().join("psql"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

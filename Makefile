@@ -80,7 +80,9 @@ lint: ## cargo fmt --check, clippy -D warnings, rustdoc -D warnings
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
-test: lint ## Lint, then every test against real PostgreSQL, git, sshd, network namespaces
+test: ## Install missing test packages (as root), lint, then every test against real services
+	bash tests/install-deps.sh
+	$(MAKE) lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 

@@ -222,29 +222,51 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     runtime.block_on(async_main(&config))
 }
 
-fn masking_summary(config: &Config) -> MaskingSummary {
+/// What the manifest says was masked and excluded: every table a rule or an exclusion
+/// reached, partitions and inheritance children included.
+fn masking_summary(config: &Config, schema: &Schema) -> MaskingSummary {
     if !config.masked {
         return MaskingSummary::default();
     }
+    let mut columns = Vec::new();
+    for rule in &config.rules.rules {
+        for table in schema.with_descendants(&rule.table) {
+            columns.push(MaskedColumn {
+                table: table.to_string(),
+                column: rule.column.clone(),
+                transform: rule.transform.name().to_owned(),
+            });
+        }
+    }
     MaskingSummary {
         rules_sha256: Some(config.rules.sha256.clone()),
-        columns: config
-            .rules
-            .rules
-            .iter()
-            .map(|r| MaskedColumn {
-                table: r.table.to_string(),
-                column: r.column.clone(),
-                transform: r.transform.name().to_owned(),
-            })
-            .collect(),
-        excluded_tables: config
-            .rules
-            .exclude_data
+        columns,
+        excluded_tables: excluded_tables(config, schema)
             .iter()
             .map(ToString::to_string)
             .collect(),
     }
+}
+
+/// Every table whose data is left out: those `exclude_data` names and their descendants
+/// (pg_dump before 16 does not extend `--exclude-table-data` to partitions, and no version
+/// extends it to inheritance children).
+fn excluded_tables(config: &Config, schema: &Schema) -> Vec<rules::TableName> {
+    let mut out: Vec<rules::TableName> = config
+        .rules
+        .exclude_data
+        .iter()
+        .flat_map(|t| {
+            let mut all = schema.with_descendants(t);
+            if all.is_empty() {
+                all.push(t.clone());
+            }
+            all
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn hostname() -> String {
@@ -261,7 +283,7 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
         .await
         .context("while opening the snapshot transaction")?;
     let info = schema::source_info(&client).await?;
-    let schema = Schema::read(&client, info.server_major).await?;
+    let schema = Schema::read(&client).await?;
     let mut problems = if config.masked {
         schema::check_rules(&client, &schema, &config.rules).await
     } else {
@@ -269,7 +291,7 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
     };
     if config.check {
         problems.extend(schema::unmasked_sensitive(&schema, &config.rules));
-        return report_check(config, &problems);
+        return report_check(config, &problems, &schema);
     }
     if !problems.is_empty() {
         let list: Vec<String> = problems
@@ -313,12 +335,10 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
         icu_locale: info.icu_locale.clone(),
         owner: info.owner.clone(),
         roles: info.roles.clone(),
-        masking: masking_summary(config),
+        masking: masking_summary(config, &schema),
         tool: format!("stg-dump {}", env!("CARGO_PKG_VERSION")),
     };
-    let exclude: Vec<String> = config
-        .rules
-        .exclude_data
+    let exclude: Vec<String> = excluded_tables(config, &schema)
         .iter()
         .map(|t| pg_dump::exact_pattern(&t.schema, &t.table))
         .collect();
@@ -413,7 +433,54 @@ fn dump_stream(
     Ok(())
 }
 
-fn report_check(config: &Config, findings: &[Finding]) -> anyhow::Result<u8> {
+/// What each rule and exclusion reaches: its table and every partition or inheritance
+/// child of it, so a reader of `--check` sees the rule on `people` also mask `staff`.
+#[derive(serde::Serialize)]
+struct Applied {
+    r#type: &'static str,
+    rule: String,
+    tables: Vec<String>,
+}
+
+fn applied(config: &Config, schema: &Schema) -> Vec<Applied> {
+    let names = |table: &rules::TableName| -> Vec<String> {
+        schema
+            .with_descendants(table)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let mut out: Vec<Applied> = config
+        .rules
+        .rules
+        .iter()
+        .map(|r| Applied {
+            r#type: "applied",
+            rule: r.at(),
+            tables: names(&r.table),
+        })
+        .collect();
+    out.extend(
+        config
+            .rules
+            .exclude_data
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Applied {
+                r#type: "applied",
+                rule: format!("exclude_data[{i}] ({t})"),
+                tables: names(t),
+            }),
+    );
+    out
+}
+
+fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyhow::Result<u8> {
+    let applied = if config.masked {
+        applied(config, schema)
+    } else {
+        Vec::new()
+    };
     let rule_problems = findings
         .iter()
         .filter(|f| matches!(f, Finding::RuleProblem { .. }))
@@ -423,6 +490,9 @@ fn report_check(config: &Config, findings: &[Finding]) -> anyhow::Result<u8> {
     match config.format {
         Format::Json => {
             let mut out = jsonl::Writer::new(stdout);
+            for record in &applied {
+                out.write(record)?;
+            }
             for finding in findings {
                 out.write(finding)?;
             }
@@ -439,6 +509,14 @@ fn report_check(config: &Config, findings: &[Finding]) -> anyhow::Result<u8> {
         }
         Format::Text => {
             let mut out = std::io::BufWriter::new(stdout);
+            for record in &applied {
+                writeln!(
+                    out,
+                    "APPLIES    {}: {}",
+                    record.rule,
+                    record.tables.join(", ")
+                )?;
+            }
             for finding in findings {
                 match finding {
                     Finding::RuleProblem { rule, message } => writeln!(out, "PROBLEM    {rule}: {message}")?,

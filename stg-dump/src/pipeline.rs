@@ -13,7 +13,7 @@ use stg_core::sql_lexer::SqlLexer;
 use stg_core::stream::{self, Tally, Trailer};
 
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
-use crate::rules::Rules;
+use crate::rules::{Rules, TableName};
 use crate::schema::{self, Schema};
 use crate::xz_sink::XzSink;
 
@@ -154,6 +154,18 @@ pub fn stream<R: BufRead, W: Write>(
                 lexer.line(&line);
                 if at_top && line.starts_with(b"COPY ") {
                     if let Some(header) = copy_text::parse_copy_header(&line) {
+                        // Fail closed: the data of excluded tables (and their partitions
+                        // and children) was left out of pg_dump's run; rows of one here
+                        // mean the exclusion did not work, and they must not leave.
+                        let table = TableName {
+                            schema: header.schema.clone(),
+                            table: header.table.clone(),
+                        };
+                        anyhow::ensure!(
+                            !masking.schema.excluded(masking.rules, &table),
+                            "pg_dump wrote rows of {table}, whose data the rules exclude \
+                             (exclude_data names it or a parent of it); refusing the dump"
+                        );
                         block_row = 0;
                         state =
                             State::Copy(schema::plan_for(masking.schema, masking.rules, &header));

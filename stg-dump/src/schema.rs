@@ -159,41 +159,47 @@ pub async fn columns(client: &Client) -> anyhow::Result<BTreeMap<TableName, Vec<
     Ok(tables)
 }
 
-/// Partitions and the root of their partition tree: rules on a partitioned table apply to
-/// the COPY blocks of its partitions.
-pub async fn partition_roots(
-    client: &Client,
-    server_major: u32,
-) -> anyhow::Result<BTreeMap<TableName, TableName>> {
-    if server_major < 1200 {
-        return Ok(BTreeMap::new());
-    }
+/// Every table's ancestors, nearest first: the parents of partitions (at every level of a
+/// partition tree) and of inheritance children (`INHERITS`). Rules and `exclude_data` on a
+/// table apply to all of its descendants, since their rows are the parent's rows.
+/// See: <https://www.postgresql.org/docs/current/catalog-pg-inherits.html>.
+pub async fn ancestors(client: &Client) -> anyhow::Result<BTreeMap<TableName, Vec<TableName>>> {
     let rows = client
         .query(
-            "SELECT n.nspname, c.relname, rn.nspname, r.relname
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_class r ON r.oid = pg_partition_root(c.oid)
-             JOIN pg_namespace rn ON rn.oid = r.relnamespace
-             WHERE c.relispartition",
+            "WITH RECURSIVE up(child, parent, depth) AS (
+                 SELECT inhrelid, inhparent, 1 FROM pg_inherits
+                 UNION ALL
+                 SELECT up.child, i.inhparent, up.depth + 1
+                 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent
+                 WHERE up.depth < 100
+             )
+             SELECT cn.nspname, c.relname, pn.nspname, p.relname
+             FROM up
+             JOIN pg_class c ON c.oid = up.child JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'm')
+             ORDER BY cn.nspname, c.relname, up.depth, pn.nspname, p.relname",
             &[],
         )
         .await
-        .context("while reading partitions")?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                TableName {
-                    schema: r.get(0),
-                    table: r.get(1),
-                },
-                TableName {
-                    schema: r.get(2),
-                    table: r.get(3),
-                },
-            )
-        })
-        .collect())
+        .context("while reading partitions and inheritance children")?;
+    let mut map: BTreeMap<TableName, Vec<TableName>> = BTreeMap::new();
+    for r in &rows {
+        let parent = TableName {
+            schema: r.get(2),
+            table: r.get(3),
+        };
+        let list = map
+            .entry(TableName {
+                schema: r.get(0),
+                table: r.get(1),
+            })
+            .or_default();
+        if !list.contains(&parent) {
+            list.push(parent);
+        }
+    }
+    Ok(map)
 }
 
 /// One column pair of a foreign key.
@@ -353,18 +359,18 @@ fn similar<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> String {
 pub struct Schema {
     /// Columns by table.
     pub tables: BTreeMap<TableName, Vec<Column>>,
-    /// Partition -> root.
-    pub roots: BTreeMap<TableName, TableName>,
+    /// Table -> its ancestors (partition parents and inheritance parents), nearest first.
+    pub ancestors: BTreeMap<TableName, Vec<TableName>>,
     /// Foreign-key column pairs.
     pub foreign_keys: Vec<ForeignKey>,
 }
 
 impl Schema {
     /// Reads the schema.
-    pub async fn read(client: &Client, server_major: u32) -> anyhow::Result<Schema> {
+    pub async fn read(client: &Client) -> anyhow::Result<Schema> {
         Ok(Schema {
             tables: columns(client).await?,
-            roots: partition_roots(client, server_major).await?,
+            ancestors: ancestors(client).await?,
             foreign_keys: foreign_keys(client).await?,
         })
     }
@@ -373,18 +379,43 @@ impl Schema {
         self.tables.get(table)?.iter().find(|c| c.name == column)
     }
 
-    /// The rule masking a column, looking through partitions to their root.
-    fn rule_for<'r>(&self, rules: &'r Rules, table: &TableName, column: &str) -> Option<&'r Rule> {
-        let root = self.roots.get(table).unwrap_or(table);
-        rules
-            .rules
-            .iter()
-            .find(|r| r.column == column && (&r.table == table || &r.table == root))
+    /// The table, then its ancestors nearest first.
+    fn lineage<'a>(&'a self, table: &'a TableName) -> impl Iterator<Item = &'a TableName> {
+        std::iter::once(table).chain(self.ancestors.get(table).into_iter().flatten())
     }
 
-    fn excluded(&self, rules: &Rules, table: &TableName) -> bool {
-        let root = self.roots.get(table).unwrap_or(table);
-        rules.exclude_data.iter().any(|t| t == table || t == root)
+    /// The rule masking a column: the table's own, else the nearest ancestor's (a
+    /// partition or an inheritance child carries its parent's rows).
+    pub fn rule_for<'r>(
+        &self,
+        rules: &'r Rules,
+        table: &TableName,
+        column: &str,
+    ) -> Option<&'r Rule> {
+        self.lineage(table).find_map(|t| {
+            rules
+                .rules
+                .iter()
+                .find(|r| r.column == column && &r.table == t)
+        })
+    }
+
+    /// True when the table's data is excluded, by its own entry or an ancestor's.
+    pub fn excluded(&self, rules: &Rules, table: &TableName) -> bool {
+        self.lineage(table)
+            .any(|t| rules.exclude_data.iter().any(|x| x == t))
+    }
+
+    /// `table` and every table descending from it, that exist in the database.
+    pub fn with_descendants(&self, table: &TableName) -> Vec<TableName> {
+        let mut out: Vec<TableName> = self
+            .tables
+            .keys()
+            .filter(|t| self.lineage(t).any(|a| a == table))
+            .cloned()
+            .collect();
+        out.sort();
+        out
     }
 }
 

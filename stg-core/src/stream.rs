@@ -74,6 +74,10 @@ pub struct MaskingSummary {
     /// Tables whose data was left out (schema kept).
     #[serde(default)]
     pub excluded_tables: Vec<String>,
+    /// What stg-dump did with foreign servers, user mappings, subscriptions
+    /// (`strip` or `keep`), when the database had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_connections: Option<String>,
 }
 
 /// One masked column.

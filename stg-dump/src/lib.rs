@@ -8,6 +8,7 @@
 //! The trailer is written only when `pg_dump` succeeded: any failure leaves a stream that
 //! `stg-restore` (and `xzcat`) refuse.
 
+pub mod connections;
 pub mod masking;
 pub mod pg_dump;
 pub mod pipeline;
@@ -99,6 +100,11 @@ pub struct Cli {
     /// pg_dump to run (default: the one in PATH).
     #[arg(long = "pg-dump", value_name = "PATH")]
     pub pg_dump: Option<PathBuf>,
+    /// Foreign servers, user mappings, subscriptions and connection strings in code, which
+    /// would let staging reach production: refuse to dump (default), strip their options
+    /// and leave subscriptions out, or keep them as they are.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = connections::Mode::Refuse)]
+    pub foreign_connections: connections::Mode,
 
     /// Output format of --check (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
@@ -127,6 +133,8 @@ pub struct Config {
     pub preset: u32,
     /// pg_dump binary, as given.
     pub pg_dump: Option<PathBuf>,
+    /// `--foreign-connections`.
+    pub foreign_connections: connections::Mode,
     /// Output format of --check.
     pub format: Format,
 }
@@ -200,6 +208,7 @@ impl Config {
             threads,
             preset: cli.preset,
             pg_dump: cli.pg_dump,
+            foreign_connections: cli.foreign_connections,
             format,
         })
     }
@@ -224,9 +233,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// What the manifest says was masked and excluded: every table a rule or an exclusion
 /// reached, partitions and inheritance children included.
-fn masking_summary(config: &Config, schema: &Schema) -> MaskingSummary {
+fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> MaskingSummary {
+    let foreign_connections = had_connections.then(|| config.foreign_connections.name().to_owned());
     if !config.masked {
-        return MaskingSummary::default();
+        return MaskingSummary {
+            foreign_connections,
+            ..MaskingSummary::default()
+        };
     }
     let mut columns = Vec::new();
     for rule in &config.rules.rules {
@@ -245,6 +258,7 @@ fn masking_summary(config: &Config, schema: &Schema) -> MaskingSummary {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        foreign_connections,
     }
 }
 
@@ -284,6 +298,8 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
         .context("while opening the snapshot transaction")?;
     let info = schema::source_info(&client).await?;
     let schema = Schema::read(&client).await?;
+    // Before the rule checks: a failed cast there aborts the snapshot's transaction.
+    let connections = connections::find(&client).await?;
     let mut problems = if config.masked {
         schema::check_rules(&client, &schema, &config.rules).await
     } else {
@@ -291,14 +307,58 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
     };
     if config.check {
         problems.extend(schema::unmasked_sensitive(&schema, &config.rules));
+        problems.extend(connections.iter().map(|c| Finding::ForeignConnection {
+            kind: c.kind,
+            name: c.name.clone(),
+            detail: c.detail.clone(),
+        }));
         return report_check(config, &problems, &schema);
+    }
+    let refused: Vec<&connections::Connection> = connections
+        .iter()
+        .filter(|c| match config.foreign_connections {
+            connections::Mode::Refuse => true,
+            connections::Mode::Strip => !c.kind.strippable(),
+            connections::Mode::Keep => false,
+        })
+        .collect();
+    if !refused.is_empty() {
+        let list: Vec<String> = refused.iter().map(|c| format!("  {c}")).collect();
+        return Err(Error::usage(format!(
+            "database {} holds connections that would let staging reach production \
+             (nothing was dumped):\n{}\n{}",
+            config.conn.dbname,
+            list.join("\n"),
+            if config.foreign_connections == connections::Mode::Refuse {
+                "Dump with --foreign-connections strip (server and user-mapping options \
+                 removed, subscriptions left out) or keep (as they are); see docs/stg-dump.md"
+            } else {
+                "Connection strings inside functions and views cannot be stripped: change \
+                 them in production, or dump with --foreign-connections keep"
+            }
+        ))
+        .into());
+    }
+    if config.foreign_connections == connections::Mode::Keep && !connections.is_empty() {
+        eprintln!(
+            "stg-dump: warning: --foreign-connections keep: {} object(s) with connections \
+             go into the stream as they are: {}",
+            connections.len(),
+            connections
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     if !problems.is_empty() {
         let list: Vec<String> = problems
             .iter()
             .map(|p| match p {
                 Finding::RuleProblem { rule, message } => format!("  {rule}: {message}"),
-                Finding::UnmaskedSensitive { .. } => String::new(),
+                Finding::UnmaskedSensitive { .. } | Finding::ForeignConnection { .. } => {
+                    String::new()
+                }
             })
             .collect();
         return Err(Error::usage(format!(
@@ -335,7 +395,7 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
         icu_locale: info.icu_locale.clone(),
         owner: info.owner.clone(),
         roles: info.roles.clone(),
-        masking: masking_summary(config, &schema),
+        masking: masking_summary(config, &schema, !connections.is_empty()),
         tool: format!("stg-dump {}", env!("CARGO_PKG_VERSION")),
     };
     let exclude: Vec<String> = excluded_tables(config, &schema)
@@ -387,6 +447,7 @@ fn dump_stream(
         &config.conn,
         snapshot,
         exclude,
+        config.foreign_connections == connections::Mode::Strip,
     )?));
     let stdout = child
         .0
@@ -399,6 +460,7 @@ fn dump_stream(
         schema,
         rules: &config.rules,
         keyed: config.keyed.as_ref(),
+        strip_connections: config.foreign_connections == connections::Mode::Strip,
     };
     let streamed = pipeline::stream(
         BufReader::with_capacity(1 << 20, stdout),
@@ -485,7 +547,11 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
         .iter()
         .filter(|f| matches!(f, Finding::RuleProblem { .. }))
         .count();
-    let unmasked = findings.len() - rule_problems;
+    let connections = findings
+        .iter()
+        .filter(|f| matches!(f, Finding::ForeignConnection { .. }))
+        .count();
+    let unmasked = findings.len() - rule_problems - connections;
     let stdout = std::io::stdout().lock();
     match config.format {
         Format::Json => {
@@ -503,6 +569,7 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
                 "excluded_tables": config.rules.exclude_data.len(),
                 "rule_problems": rule_problems,
                 "unmasked_sensitive": unmasked,
+                "foreign_connections": connections,
                 "ok": findings.is_empty(),
             }))?;
             out.flush()?;
@@ -520,6 +587,11 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
             for finding in findings {
                 match finding {
                     Finding::RuleProblem { rule, message } => writeln!(out, "PROBLEM    {rule}: {message}")?,
+                    Finding::ForeignConnection { kind, name, detail } => writeln!(
+                        out,
+                        "CONNECTION {} {name} ({detail}): staging would reach production through it",
+                        serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                    )?,
                     Finding::UnmaskedSensitive { table, column, data_type, matched } => writeln!(
                         out,
                         "UNMASKED   {table}.{} ({data_type}): name contains \"{matched}\" and no rule masks it",
@@ -529,7 +601,7 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
             }
             writeln!(
                 out,
-                "{}: {} rules, {rule_problems} rule problems, {unmasked} unmasked sensitive-looking columns",
+                "{}: {} rules, {rule_problems} rule problems, {unmasked} unmasked sensitive-looking columns, {connections} connections to other servers",
                 config.conn.dbname,
                 config.rules.rules.len()
             )?;

@@ -147,6 +147,7 @@ pub fn spawn(
     conn: &Conn,
     snapshot: &str,
     exclude_data: &[String],
+    no_subscriptions: bool,
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(&pg_dump.path);
     conn.apply_env(&mut cmd);
@@ -155,6 +156,9 @@ pub fn spawn(
         .arg(format!("--snapshot={snapshot}"));
     for pattern in exclude_data {
         cmd.arg(format!("--exclude-table-data={pattern}"));
+    }
+    if no_subscriptions {
+        cmd.arg("--no-subscriptions");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -12,6 +12,7 @@ use stg_core::copy_text;
 use stg_core::sql_lexer::SqlLexer;
 use stg_core::stream::{self, Tally, Trailer};
 
+use crate::connections;
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
 use crate::rules::{Rules, TableName};
 use crate::schema::{self, Schema};
@@ -28,6 +29,9 @@ pub struct Masking<'a> {
     pub rules: &'a Rules,
     /// The keyed hash, when rules need one.
     pub keyed: Option<&'a Pseudonymizer>,
+    /// `--foreign-connections strip`: cut the options of `CREATE SERVER` and `CREATE USER
+    /// MAPPING` ([`crate::connections::strip_options`]).
+    pub strip_connections: bool,
 }
 
 /// Progress on stderr, about once a second, only when asked (stderr is a terminal).
@@ -112,6 +116,7 @@ pub fn stream<R: BufRead, W: Write>(
     let mut lexer = SqlLexer::new();
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
+    let mut connection: Vec<u8> = Vec::new();
 
     emit(manifest_line.as_bytes(), &mut tally, &mut batch, sink)?;
     loop {
@@ -144,6 +149,22 @@ pub fn stream<R: BufRead, W: Write>(
                     if rows % 4096 == 0 {
                         progress.tick(tally.bytes(), sink.bytes_out(), rows);
                     }
+                }
+            }
+            State::Sql
+                if !connection.is_empty()
+                    || (masking.strip_connections
+                        && lexer.at_top()
+                        && connections::starts_strippable(&line)) =>
+            {
+                // A whole CREATE SERVER / USER MAPPING statement is held (a few lines),
+                // then written without its options.
+                lexer.line(&line);
+                connection.extend_from_slice(&line);
+                if lexer.at_top() && line.trim_ascii_end().ends_with(b";") {
+                    let stripped = connections::strip_options(&connection);
+                    connection.clear();
+                    emit(&stripped, &mut tally, &mut batch, sink)?;
                 }
             }
             State::Sql => {

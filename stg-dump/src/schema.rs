@@ -264,6 +264,16 @@ pub enum Finding {
         /// What is wrong.
         message: String,
     },
+    /// An object that would let staging reach production (`docs/stg-dump.md`,
+    /// `--foreign-connections`).
+    ForeignConnection {
+        /// What it is.
+        kind: crate::connections::Kind,
+        /// Its name.
+        name: String,
+        /// Option names or what matched (never values).
+        detail: String,
+    },
     /// A column whose name looks sensitive and that no rule masks.
     UnmaskedSensitive {
         /// `schema.table`.

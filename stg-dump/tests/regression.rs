@@ -211,3 +211,114 @@ fn exclusions_and_rules_reach_partitions_and_inheritance_children() {
         ]
     );
 }
+
+// See: issue "Hardening, round 2", item 2. A foreign server and a user mapping holding the
+// production password were dumped as they were; after the restore, staging read production
+// live through postgres_fdw. The same for a subscription's conninfo and connection strings
+// in code. stg-dump now refuses by default, names them (never their option values), and
+// `--foreign-connections strip` removes server and mapping options and leaves subscriptions
+// out.
+#[test]
+fn production_connections_in_the_schema_are_refused_or_stripped() {
+    let cluster = pg::Cluster::start();
+    cluster.createdb("fdw");
+    cluster.script(
+        "fdw",
+        "CREATE EXTENSION postgres_fdw;
+         CREATE SERVER prod FOREIGN DATA WRAPPER postgres_fdw
+             OPTIONS (host '10.5.126.10', dbname 'fas2', port '5432');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER prod
+             OPTIONS (user 'fas2', password 'prod-secret-pw');
+         CREATE FOREIGN TABLE remote_people (id int) SERVER prod OPTIONS (table_name 'people');
+         CREATE PUBLICATION pub FOR ALL TABLES;
+         CREATE SUBSCRIPTION sub CONNECTION 'host=10.5.126.10 dbname=fas2 password=prod-secret-pw'
+             PUBLICATION pub WITH (connect = false);
+         CREATE TABLE t (id int);
+         CREATE FUNCTION reach() RETURNS text LANGUAGE sql
+             AS $$ SELECT 'host=10.5.126.10 password=prod-secret-pw'::text $$;",
+    );
+    let dump = |extra: &[&str]| {
+        cmd::stg("stg-dump")
+            .args(cluster.conn_args())
+            .args(["--preset", "0"])
+            .args(extra)
+            .arg("fdw")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    // Default: refused, nothing written, every object named, no secret echoed.
+    let out = dump(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    for name in [
+        "foreign server prod",
+        "user mapping",
+        "subscription sub",
+        "public.reach",
+    ] {
+        assert!(stderr.contains(name), "{name} not named: {stderr}");
+    }
+    assert!(!stderr.contains("prod-secret-pw"), "{stderr}");
+
+    // --check reports them, exit 1.
+    let out = dump(&["--check", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let records = text(&out.stdout);
+    assert_eq!(
+        records.matches("\"type\":\"foreign_connection\"").count(),
+        4,
+        "{records}"
+    );
+    assert!(!records.contains("prod-secret-pw"), "{records}");
+
+    // strip cannot remove a connection string inside a function: still refused.
+    let out = dump(&["--foreign-connections", "strip"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("public.reach"));
+
+    cluster.sql("fdw", "DROP FUNCTION reach()");
+    let out = dump(&["--foreign-connections", "strip"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut sql = Vec::new();
+    std::io::Read::read_to_end(
+        &mut liblzma::read::XzDecoder::new(&out.stdout[..]),
+        &mut sql,
+    )
+    .unwrap();
+    let sql = text(&sql);
+    assert!(!sql.contains("prod-secret-pw"), "{sql}");
+    assert!(!sql.contains("10.5.126.10"), "{sql}");
+    assert!(!sql.contains("CREATE SUBSCRIPTION"), "{sql}");
+    assert!(
+        sql.contains("CREATE SERVER prod FOREIGN DATA WRAPPER postgres_fdw;\n"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("CREATE FOREIGN TABLE public.remote_people"),
+        "{sql}"
+    );
+    assert!(sql.contains("\"foreign_connections\":\"strip\""), "{sql}");
+    // What is left is valid SQL: it loads, and the server points nowhere.
+    cluster.createdb("fdw_copy");
+    cluster.script("fdw_copy", &sql);
+    assert_eq!(
+        cluster.sql(
+            "fdw_copy",
+            "SELECT coalesce(array_to_string(srvoptions, ','), '') FROM pg_foreign_server"
+        ),
+        "\n"
+    );
+
+    // keep: as they are, with a warning.
+    let out = dump(&["--foreign-connections", "keep"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}

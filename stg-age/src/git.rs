@@ -6,6 +6,7 @@
 //! non-UTF-8 bytes survive. Nothing here knows what a staging condition is. A git that
 //! cannot be run or that fails is a runtime error carrying git's own message.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -42,12 +43,85 @@ pub struct Tracked {
     pub symlink: bool,
 }
 
-/// Runs `git args...` in `dir`; returns stdout, or an error with git's stderr.
-pub fn run(dir: &Path, args: &[&OsStr]) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("git")
-        .args(args)
+/// Configuration keys under which a repository's own config names a program git would run
+/// while stg-age reads it: filters (run on work-tree files by `blame`), textconv and
+/// external diff drivers, the fsmonitor hook, hooks.
+fn runs_a_program(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let (section, rest) = key.split_once('.').unwrap_or((&key, ""));
+    let leaf = rest.rsplit('.').next().unwrap_or("");
+    match section {
+        "filter" => matches!(leaf, "clean" | "smudge" | "process"),
+        "diff" => matches!(leaf, "textconv" | "command" | "external"),
+        "core" => matches!(rest, "fsmonitor" | "hookspath" | "pager" | "sshcommand" | "editor"),
+        _ => false,
+    }
+}
+
+/// `-c KEY=VALUE` arguments that neutralise every program the repository's configuration
+/// (with its includes) names, so that scanning a repository never runs code from it. Read
+/// once per directory (`git config --list` runs nothing).
+/// See: issue "Hardening, round 2", item 6; git-config(1), gitattributes(5).
+fn neutralised(dir: &Path) -> Vec<OsString> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<PathBuf, Vec<OsString>>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(args) = cache.lock().expect("not poisoned").get(dir) {
+        return args.clone();
+    }
+    let mut keys: Vec<String> = Command::new("git")
+        .args(["config", "--list", "--includes", "--name-only", "-z"])
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map(|out| {
+            out.stdout
+                .split(|b| *b == 0)
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .filter(|k| runs_a_program(k))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys.dedup();
+    let mut args: Vec<OsString> = Vec::new();
+    for setting in [
+        "core.fsmonitor=false".to_owned(),
+        "core.hooksPath=/dev/null".to_owned(),
+        "blame.ignoreRevsFile=".to_owned(),
+    ]
+    .into_iter()
+    .chain(
+        keys.iter()
+            .filter(|k| !k.eq_ignore_ascii_case("core.fsmonitor") && !k.eq_ignore_ascii_case("core.hookspath"))
+            .map(|k| format!("{k}=")),
+    ) {
+        args.push("-c".into());
+        args.push(setting.into());
+    }
+    cache
+        .lock()
+        .expect("not poisoned")
+        .insert(dir.to_owned(), args.clone());
+    args
+}
+
+/// `git` in `dir`, run so that nothing in the repository executes: its program-running
+/// settings neutralised, no pager, no prompt, no external diff.
+fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_PAGER", "cat")
+        .env_remove("GIT_EXTERNAL_DIFF")
+        .args(neutralised(dir));
+    cmd
+}
+
+/// Runs `git args...` in `dir`; returns stdout, or an error with git's stderr.
+pub fn run(dir: &Path, args: &[&OsStr]) -> anyhow::Result<Vec<u8>> {
+    let out = git(dir)
+        .args(args)
         .output()
         .context("could not run git (is it installed and on PATH?)")?;
     if !out.status.success() {
@@ -73,9 +147,8 @@ fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
 /// not inside a git work tree (a bare repository counts as not; so does a repository git
 /// refuses to use, such as one owned by another user without `safe.directory`).
 pub fn toplevel(dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
-    let out = Command::new("git")
+    let out = git(dir)
         .args(["rev-parse", "--show-toplevel"])
-        .current_dir(dir)
         .output()
         .context("could not run git (is it installed and on PATH?)")?;
     if !out.status.success() || out.stdout.trim_ascii().is_empty() {
@@ -85,7 +158,22 @@ pub fn toplevel(dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
     while bytes.last() == Some(&b'\n') {
         bytes.pop();
     }
-    Ok(Ok(PathBuf::from(OsString::from(OsStr::from_bytes(&bytes)))))
+    let top = PathBuf::from(OsString::from(OsStr::from_bytes(&bytes)));
+    // A `core.worktree` (or GIT_WORK_TREE) elsewhere would make stg-age read files outside
+    // the directory it was given.
+    let inside = match (dir.canonicalize(), top.canonicalize()) {
+        (Ok(d), Ok(t)) => d.starts_with(t),
+        _ => false,
+    };
+    if !inside {
+        return Ok(Err(format!(
+            "the work tree git reports ({}) does not contain {} (core.worktree or \
+             GIT_WORK_TREE points elsewhere); stg-age scans only the checkout it is given",
+            top.display(),
+            dir.display()
+        )));
+    }
+    Ok(Ok(top))
 }
 
 /// True when the repository is a shallow clone.
@@ -96,10 +184,9 @@ pub fn is_shallow(top: &Path) -> anyhow::Result<bool> {
 
 /// True when `rev` names a commit.
 pub fn is_commit(top: &Path, rev: &str) -> anyhow::Result<bool> {
-    let out = Command::new("git")
+    let out = git(top)
         .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
         .arg(format!("{rev}^{{commit}}"))
-        .current_dir(top)
         .output()
         .context("could not run git")?;
     Ok(out.status.success())
@@ -155,7 +242,7 @@ pub fn blame(
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
-    let mut args: Vec<OsString> = ["blame", "--porcelain", "-w", "-M", "-C"]
+    let mut args: Vec<OsString> = ["blame", "--no-textconv", "--porcelain", "-w", "-M", "-C"]
         .iter()
         .map(OsString::from)
         .collect();
@@ -244,6 +331,8 @@ pub fn parse_porcelain(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin)>> {
 pub fn added(top: &Path, path: &[u8]) -> anyhow::Result<Origin> {
     let args = [
         OsStr::new("log"),
+        OsStr::new("--no-textconv"),
+        OsStr::new("--no-ext-diff"),
         OsStr::new("--follow"),
         OsStr::new("--diff-filter=A"),
         OsStr::new("--format=%H%x00%an%x00%at"),
@@ -276,6 +365,8 @@ pub fn added_many(top: &Path, paths: &[Vec<u8>]) -> anyhow::Result<Vec<Origin>> 
         top,
         &os(&[
             "log",
+            "--no-textconv",
+            "--no-ext-diff",
             "-z",
             "-M",
             "--diff-filter=AR",

@@ -104,20 +104,24 @@ impl IgnoreList {
         Ok(IgnoreList { entries })
     }
 
-    /// Reads an ignore file; a missing file is an empty list when `optional`.
+    /// Reads an ignore file; a missing file is an empty list when `optional` (the
+    /// repository's own file). The repository's file is read only when it is a regular
+    /// file, not a link (a committed link could point at a secret, whose first line would
+    /// be quoted in the parse error cron mails), and never more than 1 MiB.
     pub fn load(path: &Path, optional: bool) -> Result<IgnoreList, String> {
-        match std::fs::read(path) {
+        let limits = stg_core::files::Limits {
+            max_bytes: 1 << 20,
+            no_symlink: optional,
+        };
+        match stg_core::files::read_small(path, limits) {
             Ok(bytes) => Self::parse(
                 &String::from_utf8_lossy(&bytes),
                 &path.display().to_string(),
             ),
-            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {
+            Err(stg_core::files::ReadError::NotFound(_)) if optional => {
                 Ok(IgnoreList::default())
             }
-            Err(e) => Err(format!(
-                "cannot read the ignore file {}: {e}",
-                path.display()
-            )),
+            Err(e) => Err(format!("cannot read the ignore file: {e}")),
         }
     }
 

@@ -270,9 +270,10 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
         scan: scan::ScanOptions {
             dir,
             blame: git::BlameOptions {
-                ignore_revs_file: scan::blame_ignore_revs_file(&top),
+                ignore_revs_file: scan::blame_ignore_revs_file(&top).map_err(Error::usage)?,
                 ignore_revs: args.ignore_revs,
             },
+            top_canonical: top.canonicalize().unwrap_or_else(|_| top.clone()),
             top,
             matcher,
             variants,

@@ -69,6 +69,8 @@ pub struct ScanOptions {
     pub dir: PathBuf,
     /// The work tree's top level.
     pub top: PathBuf,
+    /// The same, with every link resolved: files are read only below it.
+    pub top_canonical: PathBuf,
     /// The condition matcher.
     pub matcher: Matcher,
     /// Staging variant file patterns.
@@ -189,19 +191,30 @@ fn scan_file(
         return Ok(out);
     }
     let full = opts.top.join(OsStr::from_bytes(path));
-    let bytes = match std::fs::read(&full) {
+    // Only a regular file inside the work tree is read: a tracked path whose directory was
+    // replaced by a link to elsewhere, or that is now a link, a FIFO or a device, is not
+    // what was committed, and reading it could leak or hang. See: issue "Hardening,
+    // round 2", item 6.
+    let inside = full
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .is_some_and(|p| p.starts_with(&opts.top_canonical));
+    if !inside {
+        return Ok(out);
+    }
+    let limits = stg_core::files::Limits {
+        max_bytes: MAX_SCANNED,
+        no_symlink: true,
+    };
+    let bytes = match stg_core::files::read_small(&full, limits) {
         Ok(bytes) => bytes,
-        // Deleted (or replaced by a directory) in the work tree: nothing to blame there.
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
-            ) =>
-        {
-            return Ok(out)
-        }
-        Err(e) => {
-            return Err(anyhow::Error::from(e).context(format!("while reading {}", full.display())))
+        // Deleted in the work tree: nothing to blame there.
+        Err(stg_core::files::ReadError::NotFound(_)) => return Ok(out),
+        // Not a regular file any more, or larger than any text worth scanning: skipped as
+        // binary files are.
+        Err(stg_core::files::ReadError::Refused(_)) => {
+            out.binary = true;
+            return Ok(out);
         }
     };
     if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
@@ -310,11 +323,33 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// True when `top` has a `.git-blame-ignore-revs`; returns its path.
-#[must_use]
-pub fn blame_ignore_revs_file(top: &Path) -> Option<PathBuf> {
+/// Largest file scanned for conditions; larger ones are skipped as binary.
+pub const MAX_SCANNED: u64 = 64 << 20;
+
+/// Largest `.git-blame-ignore-revs` handed to git.
+const MAX_IGNORE_REVS: u64 = 4 << 20;
+
+/// The path of `top`'s `.git-blame-ignore-revs`, when there is one. It must be a regular
+/// file (not a link, which git would follow out of the repository and quote from in its
+/// errors) of a sane size; anything else is refused with a message naming it.
+pub fn blame_ignore_revs_file(top: &Path) -> Result<Option<PathBuf>, String> {
     let path = top.join(".git-blame-ignore-revs");
-    path.is_file().then_some(path)
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return Ok(None);
+    };
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link; it is not followed (make it a regular file)",
+            path.display()
+        ));
+    }
+    if !meta.file_type().is_file() || meta.len() > MAX_IGNORE_REVS {
+        return Err(format!(
+            "{} is not a regular file of at most {MAX_IGNORE_REVS} bytes",
+            path.display()
+        ));
+    }
+    Ok(Some(path))
 }
 
 #[cfg(test)]

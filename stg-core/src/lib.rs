@@ -12,6 +12,7 @@ pub mod conn;
 pub mod copy_text;
 pub mod duration;
 pub mod exit;
+pub mod files;
 pub mod host;
 pub mod inventory;
 pub mod jsonl;

@@ -2,7 +2,7 @@
 # pg_dump | xz, scp, stop httpd, drop database, xzcat | psql, start httpd -- in one verified pipe.
 
 step "stg-dump --check: are the masking rules right for this database?"
-head -c 32 /dev/urandom | base64 > "$work/mask.key"
+(umask 077; head -c 32 /dev/urandom | base64 > "$work/mask.key")
 export STG_MASK_KEY_FILE="$work/mask.key"
 say "rules: demo/masking.json (pseudonyms for usernames in every table, emails moved to stg, passwords INVALID, sessions dropped)"
 run stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" --check --format text fas2

@@ -139,15 +139,31 @@ pub struct Config {
     pub format: Format,
 }
 
-/// Reads the masking key from the file or `STG_MASK_KEY`; refuses short keys.
+/// Reads the masking key from the file or `STG_MASK_KEY`; refuses short keys, keys of one
+/// repeated byte (an all-zero key is no secret), and, as ssh does for private keys, a key
+/// file that others can read or write. The file must be a regular file of at most 4 KiB
+/// (a FIFO, a device or a huge file is refused, not waited on or read whole).
 fn load_key(key_file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
     let raw = if let Some(path) = key_file {
-        let mut bytes = std::fs::read(path).map_err(|e| {
-            Error::usage(format!(
-                "cannot read the masking key file {}: {e}",
-                path.display()
-            ))
+        let limits = stg_core::files::Limits {
+            max_bytes: 4096,
+            no_symlink: false,
+        };
+        let mut bytes = stg_core::files::read_small(path, limits).map_err(|e| {
+            Error::usage(format!("cannot read the masking key file: {e}"))
         })?;
+        let mode = std::fs::metadata(path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+            .unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(Error::usage(format!(
+                "the masking key file {} is accessible by group or others (mode {:o}); \
+                 anyone who can read it can confirm guesses against pseudonyms: chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ))
+            .into());
+        }
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
@@ -158,6 +174,11 @@ fn load_key(key_file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
     match raw {
         Some(key) if key.len() < 16 => Err(Error::usage(
             "the masking key must be at least 16 bytes (e.g. `head -c 32 /dev/urandom | base64 > key`)",
+        )
+        .into()),
+        Some(key) if key.iter().all(|b| *b == key[0]) => Err(Error::usage(
+            "the masking key is one byte repeated (all zeros?): it is no secret; make one \
+             with `head -c 32 /dev/urandom | base64 > key`",
         )
         .into()),
         other => Ok(other),

@@ -321,6 +321,33 @@ const SENSITIVE: &[&str] = &[
     "ssh",
     "postal",
     "zip",
+    "surname",
+    "firstname",
+    "lastname",
+    "fullname",
+    "realname",
+    "forename",
+    "givenname",
+    "answer",
+    "passport",
+    "birthdate",
+];
+
+/// Compound names that mean a person's name, matched anywhere in the column name.
+const NAME_WORDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "full_name",
+    "real_name",
+    "human_name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "maiden_name",
+    "person_name",
+    "legal_name",
+    "security_question",
+    "secret_question",
 ];
 
 fn sensitive_part(column: &str) -> Option<String> {
@@ -332,6 +359,7 @@ fn sensitive_part(column: &str) -> Option<String> {
         .or_else(|| {
             ["password", "passwd", "email", "secret", "token", "phone"]
                 .iter()
+                .chain(NAME_WORDS)
                 .find(|w| lower.contains(*w))
                 .map(|w| (*w).to_owned())
         })
@@ -695,6 +723,10 @@ mod tests {
         assert_eq!(sensitive_part("userPassword").as_deref(), Some("password"));
         assert_eq!(sensitive_part("monkey"), None);
         assert_eq!(sensitive_part("display_name"), None);
+        assert_eq!(sensitive_part("human_name").as_deref(), Some("human_name"));
+        assert_eq!(sensitive_part("LastName").as_deref(), Some("lastname"));
+        assert_eq!(sensitive_part("security_answer").as_deref(), Some("answer"));
+        assert_eq!(sensitive_part("surname").as_deref(), Some("surname"));
     }
 
     #[test]

@@ -322,3 +322,51 @@ fn production_connections_in_the_schema_are_refused_or_stripped() {
         text(&out.stderr)
     );
 }
+
+// See: issue "Hardening, round 2", item 9. A FIFO as --key-file hung stg-dump; a huge file
+// was read whole; a key file readable by others, and an all-zero key, were accepted.
+#[test]
+fn key_files_that_are_no_secret_or_no_file_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = pg::Cluster::start();
+    cluster.createdb("k");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, r#"{"rules": []}"#).unwrap();
+    let dump = |key: &std::path::Path| {
+        cmd::stg("stg-dump")
+            .args(cluster.conn_args())
+            .args(["--preset", "0", "--mask", rules.to_str().unwrap(), "--key-file"])
+            .arg(key)
+            .arg("k")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let open = dir.path().join("open.key");
+    std::fs::write(&open, "a-good-random-key-0123456789\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let zeros = dir.path().join("zeros.key");
+    std::fs::write(&zeros, [0u8; 32]).unwrap();
+    std::fs::set_permissions(&zeros, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let huge = dir.path().join("huge.key");
+    std::fs::write(&huge, vec![b'k'; 1 << 20]).unwrap();
+    std::fs::set_permissions(&huge, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (key, says) in [
+        (fifo.as_path(), "FIFO"),
+        (std::path::Path::new("/dev/zero"), "device"),
+        (open.as_path(), "chmod 600"),
+        (zeros.as_path(), "one byte repeated"),
+        (huge.as_path(), "at most 4096"),
+    ] {
+        let out = dump(key);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key:?}: {stderr}");
+        assert!(stderr.contains(says), "{key:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(dump(&open).status.success());
+}

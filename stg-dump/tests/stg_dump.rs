@@ -168,7 +168,7 @@ fn masked_dump_contains_no_original_value_and_keeps_the_rest() {
     let rules = fixture("fas2-rules.json");
     let (sql, raw) = dump_ok(&cluster, &["--mask", rules.to_str().unwrap(), "fas2"]);
     let (manifest, trailer) = parse_stream(&sql);
-    assert_eq!(manifest.masking.columns.len(), 8);
+    assert_eq!(manifest.masking.columns.len(), 9);
     assert_eq!(manifest.masking.excluded_tables, ["public.sessions"]);
     assert!(
         !trailer.tables.contains_key("public.sessions"),
@@ -208,7 +208,7 @@ fn masked_dump_contains_no_original_value_and_keeps_the_rest() {
     xzcat_into_psql(&cluster, &file, "masked");
     let q = |db: &str, sql: &str| cluster.sql(db, sql);
     // Unmasked columns are byte-identical.
-    let unmasked = "SELECT id, human_name, created FROM people ORDER BY id";
+    let unmasked = "SELECT id, created FROM people ORDER BY id";
     assert_eq!(q("fas2", unmasked), q("masked", unmasked));
     let groups = "SELECT id, name, display_name FROM groups ORDER BY id";
     assert_eq!(q("fas2", groups), q("masked", groups));
@@ -428,11 +428,14 @@ fn check_reports_rule_problems_and_unmasked_sensitive_columns() {
         .filter(|r| r["type"] == "unmasked_sensitive")
         .map(|r| r["column"].as_str().unwrap())
         .collect();
+    // A person's name is personal data: FAS's human_name is flagged (issue "Hardening,
+    // round 2", item 9: the heuristic missed human names).
     assert!(
-        unmasked.contains(&"telephone") && unmasked.contains(&"ssh_key"),
+        unmasked.contains(&"telephone")
+            && unmasked.contains(&"ssh_key")
+            && unmasked.contains(&"human_name"),
         "{unmasked:?}"
     );
-    assert!(!unmasked.contains(&"human_name"));
     let summary = records.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["ok"], false);

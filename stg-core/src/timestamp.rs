@@ -22,8 +22,13 @@ pub fn format(at: OffsetDateTime) -> String {
 
 /// Parses an RFC 3339 timestamp (any offset).
 pub fn parse(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
+    let at = OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
         format!("invalid timestamp {text:?} (expected RFC 3339, e.g. 2026-11-28T01:54:26Z): {e}")
+    })?;
+    // Every user of a timestamp works in UTC; one whose UTC form is past year 9999 (e.g.
+    // 9999-12-31T23:59:59-23:59) cannot be represented and made the conversion panic.
+    at.checked_to_offset(time::UtcOffset::UTC).ok_or_else(|| {
+        format!("invalid timestamp {text:?}: in UTC it falls outside the years 0000 to 9999")
     })
 }
 
@@ -45,6 +50,14 @@ pub fn compact(at: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_past_9999_in_utc_is_an_error_not_a_panic() {
+        // See: issue "Hardening, round 2", item 9 (stg-age --now exited 101).
+        let err = parse("9999-12-31T23:59:59-23:59").unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+        assert!(parse("9999-12-31T23:59:59Z").is_ok());
+    }
 
     #[test]
     fn round_trips_and_normalises_to_utc() {

@@ -255,6 +255,16 @@ impl Loader {
             .batch_execute("SET synchronous_commit = off; SET standard_conforming_strings = on")
             .await
             .context("while setting up a load connection")?;
+        // Triggers and event triggers a stream defines do not fire during the load (as in
+        // a replica applying changes): pg_dump creates triggers after the data anyway, so
+        // a real dump loads the same, and a forged one cannot run its trigger functions
+        // on every row it loads. Only a superuser may set it; a load role that is not one
+        // cannot do a superuser's harm in a trigger either, so a refusal is ignored.
+        // See: https://www.postgresql.org/docs/current/runtime-config-client.html
+        // (session_replication_role).
+        let _ = client
+            .batch_execute("SET session_replication_role = replica")
+            .await;
         self.opened += 1;
         Ok(Worker { client, version: 0 })
     }

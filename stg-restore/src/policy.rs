@@ -555,6 +555,16 @@ fn create(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
             "CREATE TABLE ... AS",
             "runs a query, which pg_dump never writes",
         )),
+        // pg_dump creates a materialized view empty and fills it in post-data with
+        // REFRESH; one created WITH DATA runs its query at once.
+        "MATERIALIZED"
+            if !(words.len() >= 3 && words[words.len() - 3..] == ["WITH", "NO", "DATA"]) =>
+        {
+            Err(refuse(
+                "CREATE MATERIALIZED VIEW without WITH NO DATA",
+                "runs its query as it is created, which pg_dump never writes",
+            ))
+        }
         "SUBSCRIPTION" => {
             // pg_dump writes `WITH (connect = false, ...)`: the subscription exists but
             // does not reach its publisher.
@@ -729,6 +739,7 @@ mod tests {
             "ALTER DATABASE \"x__stg_incoming\" SET work_mem TO '8MB';",
             "GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;",
             "REFRESH MATERIALIZED VIEW public.mv;",
+            "CREATE MATERIALIZED VIEW public.mv AS\n SELECT 1 AS x\n  WITH NO DATA;",
             "CREATE USER MAPPING FOR fas2 SERVER s OPTIONS (\"user\" 'x');",
             "ALTER TABLE ONLY public.people ALTER COLUMN id SET DEFAULT nextval('public.people_id_seq'::regclass);",
         ] {
@@ -821,6 +832,10 @@ mod tests {
             ("ROLLBACK;", "ROLLBACK"),
             ("SELECT 1; SELECT 2;", "more than one"),
             ("INSERT INTO t VALUES (1);", "INSERT"),
+            (
+                "CREATE MATERIALIZED VIEW v AS SELECT pg_read_file('/etc/hostname');",
+                "WITH NO DATA",
+            ),
         ] {
             let err = no(sql);
             assert!(err.contains(says), "{sql}: {err}");

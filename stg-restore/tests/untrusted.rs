@@ -1,0 +1,1261 @@
+//! Forged streams against a real cluster. Anyone who can write a stream can write a
+//! matching trailer, so every stream here has a valid, recomputed trailer: what keeps the
+//! server safe is stg-restore's own splitter and allow-list (`src/script.rs`,
+//! `src/policy.rs`), not the checksum.
+//!
+//! What is tested:
+//! - psql meta-commands and statements that reach beyond the incoming database, inserted
+//!   right after the manifest and in the middle of the stream (pre-data, data, post-data),
+//!   are refused with exit 2, naming their line and command; the incoming database is
+//!   dropped, the live one untouched, and nothing of them reached the server (the server
+//!   logs every statement, with its application and database, and the test reads the log);
+//! - meta-command-looking text inside literals, comments and function bodies is data;
+//! - a trailer whose row count disagrees with the COPY blocks is refused;
+//! - a statement failing in the post-data phase while other connections build indexes fails
+//!   the restore cleanly, leaving no session behind;
+//! - `--jobs 4` gives the same database as `--jobs 1`, and the summary's per-table rows;
+//! - SIGKILL during the parallel data phase and the parallel post-data phase (held there by
+//!   locks the test takes in the incoming database) leaves the live database untouched, and
+//!   the next run drops the leftover and succeeds.
+//!
+//! One test is ignored because it fails today: functions a forged stream defines (made only
+//! of allowed statements) are run by the server during the load as the load role, a
+//! superuser, and reach beyond the incoming database.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{assert_code, find, retrail, stderr, summary, without_trailer, xz, Setup};
+
+const DB: &str = "fas2";
+const INCOMING: &str = "fas2__stg_incoming";
+
+/// Waits until `check` holds, for at most 120 s.
+#[track_caller]
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The line number (1-based) of the line starting at byte `at`.
+fn line_at(text: &[u8], at: usize) -> u64 {
+    // One more piece than there are newlines.
+    text[..at].split(|b| *b == b'\n').count() as u64
+}
+
+/// Byte offset of the start of the line holding the first `needle` at or after `from`.
+#[track_caller]
+fn line_start(text: &[u8], from: usize, needle: &str) -> usize {
+    let at = from
+        + find(&text[from..], needle.as_bytes())
+            .unwrap_or_else(|| panic!("{needle:?} is not in the stream"));
+    text[..at]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1)
+}
+
+/// Byte offset of the start of the line after the one holding the first `needle` at or
+/// after `from`.
+#[track_caller]
+fn after_line(text: &[u8], from: usize, needle: &str) -> usize {
+    let at = from
+        + find(&text[from..], needle.as_bytes())
+            .unwrap_or_else(|| panic!("{needle:?} is not in the stream"));
+    at + find(&text[at..], b"\n").expect("a newline") + 1
+}
+
+/// `body` (a stream without its trailer) with `insert` at byte `at` (a line start), and a
+/// trailer recomputed to match: a forged stream. Also the line `insert` starts on.
+fn forge(body: &[u8], at: usize, insert: &str) -> (Vec<u8>, u64) {
+    assert!(at == 0 || body[at - 1] == b'\n', "not a line start");
+    let mut forged = body[..at].to_vec();
+    forged.extend_from_slice(insert.as_bytes());
+    forged.extend_from_slice(&body[at..]);
+    (retrail(&forged), line_at(body, at))
+}
+
+/// pg_dump output without its `\restrict KEY` / `\unrestrict KEY` lines (a new key per run).
+fn without_restrict_keys(dump: &[u8]) -> String {
+    String::from_utf8_lossy(dump)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .flat_map(|l| [l, "\n"])
+        .collect()
+}
+
+/// Sessions of stg-restore (its maintenance connection starts as `stg` and then names
+/// itself `stg-restore`, as the load connections are named).
+fn stg_sessions(setup: &Setup) -> u64 {
+    setup
+        .cluster
+        .sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('stg', 'stg-restore')",
+        )
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// Waits until no session of stg-restore is left on the server.
+#[track_caller]
+fn assert_no_session_left(setup: &Setup) {
+    wait_for("stg-restore's sessions to end", || stg_sessions(setup) == 0);
+}
+
+fn exists(setup: &Setup, db: &str) -> bool {
+    setup
+        .cluster
+        .sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        )
+        .trim()
+        == "1"
+}
+
+/// An answer of `sql` in `db`, one trailing newline removed; `None` when it fails (the
+/// database or the relation does not exist yet).
+fn answer(setup: &Setup, db: &str, sql: &str) -> Option<String> {
+    setup.cluster.try_sql(db, sql).ok().map(|mut s| {
+        if s.ends_with('\n') {
+            s.pop();
+        }
+        s
+    })
+}
+
+/// A directory any user may write to (the server runs as `postgres`, the test as root), so
+/// that a file a refused command would create could really be created.
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stg-untrusted-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    dir
+}
+
+/// Makes the server log every statement with its application and database
+/// (`@application@database@`), so that a test can see where stg-restore's statements ran.
+fn log_statements(setup: &Setup) {
+    let c = &setup.cluster;
+    c.sql("postgres", "ALTER SYSTEM SET log_statement = 'all'");
+    c.sql(
+        "postgres",
+        "ALTER SYSTEM SET log_line_prefix = '%m [%p] @%a@%d@ '",
+    );
+    c.reload();
+    wait_for("the server to log statements", || {
+        c.sql("postgres", "SHOW log_line_prefix")
+            .contains("@%a@%d@")
+            && c.sql("postgres", "SHOW log_statement").trim() == "all"
+    });
+}
+
+/// Checks the server log written by one run: stg-restore's sessions (`application_name`
+/// `stg`, then `stg-restore`) worked only in the incoming database, but for one, its
+/// maintenance session, in `postgres`; none of `never_sent` reached the server. Returns how
+/// many statements the load sessions sent.
+#[track_caller]
+fn check_log(log: &str, never_sent: &[&str], context: &str) -> usize {
+    let mut statements = 0;
+    let mut maintenance = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        // "<time> [<pid>] @<application>@<database>@ LOG: ..."
+        let Some((head, tagged)) = line.split_once("] @") else {
+            continue;
+        };
+        let pid = head.rsplit_once('[').map_or("", |(_, p)| p);
+        let mut fields = tagged.splitn(3, '@');
+        let (Some(app), Some(db)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if app != "stg" && app != "stg-restore" {
+            continue;
+        }
+        match db {
+            INCOMING => statements += 1,
+            "postgres" => {
+                maintenance.insert(pid.to_owned());
+            }
+            _ => panic!("{context}: stg-restore worked in {db}: {line}"),
+        }
+    }
+    assert!(
+        maintenance.len() <= 1,
+        "{context}: more than one session of stg-restore worked in postgres:\n{log}"
+    );
+    for text in never_sent {
+        assert!(
+            !log.contains(text),
+            "{context}: {text:?} reached the server:\n{log}"
+        );
+    }
+    statements
+}
+
+/// What a forged stream must not change outside the incoming database.
+#[derive(Debug, PartialEq)]
+struct ServerState {
+    /// Databases, roles, memberships, per-database and per-role settings, configuration
+    /// file settings, tablespaces, shared comments.
+    shared: String,
+    /// `postgresql.auto.conf` (what `ALTER SYSTEM` writes).
+    auto_conf: String,
+    /// A full `pg_dump` of every database but the incoming one (the live `fas2`, `src`,
+    /// `postgres`).
+    dumps: BTreeMap<String, String>,
+}
+
+fn server_state(setup: &Setup) -> ServerState {
+    let c = &setup.cluster;
+    let shared = c.sql(
+        "postgres",
+        "SELECT x FROM ( \
+           SELECT format('database %s owner=%s allowconn=%s connlimit=%s template=%s comment=%s', \
+                         datname, pg_get_userbyid(datdba), datallowconn, datconnlimit, \
+                         datistemplate, shobj_description(oid, 'pg_database')) FROM pg_database \
+           UNION ALL SELECT format('role %s super=%s inherit=%s createrole=%s createdb=%s \
+                         login=%s replication=%s bypassrls=%s password=%s', rolname, \
+                         rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+                         rolreplication, rolbypassrls, rolpassword) FROM pg_authid \
+           UNION ALL SELECT format('member %s of %s admin=%s', member::regrole, \
+                         roleid::regrole, admin_option) FROM pg_auth_members \
+           UNION ALL SELECT format('setting db=%s role=%s %s', setdatabase, setrole, setconfig) \
+                         FROM pg_db_role_setting \
+           UNION ALL SELECT format('file %s:%s %s=%s', sourcefile, sourceline, name, setting) \
+                         FROM pg_file_settings \
+           UNION ALL SELECT format('tablespace %s %s', spcname, pg_tablespace_location(oid)) \
+                         FROM pg_tablespace \
+           UNION ALL SELECT format('shared comment %s %s %s', classoid, objoid, description) \
+                         FROM pg_shdescription \
+         ) s(x) ORDER BY 1",
+    );
+    let auto_conf = std::fs::read_to_string(c.data_dir().join("postgresql.auto.conf"))
+        .expect("read postgresql.auto.conf");
+    let dumps = c
+        .databases()
+        .into_iter()
+        .filter(|d| d != INCOMING)
+        .map(|d| {
+            let dump = without_restrict_keys(&setup.pg_dump(&d, &[]));
+            (d, dump)
+        })
+        .collect();
+    ServerState {
+        shared,
+        auto_conf,
+        dumps,
+    }
+}
+
+/// A refused form, inserted into a stream.
+struct Refused {
+    /// The text inserted; its first line is the one refused.
+    text: String,
+    /// What the error must name (the meta-command or the statement).
+    names: String,
+    /// Text that must never reach the server.
+    never_sent: Vec<String>,
+    /// A file that must not exist afterwards.
+    file: Option<PathBuf>,
+    /// `(database, query, answer)` to check afterwards.
+    checks: Vec<(&'static str, String, String)>,
+}
+
+fn meta(text: String, names: &str, file: Option<&Path>) -> Refused {
+    Refused {
+        never_sent: file.iter().map(|f| f.display().to_string()).collect(),
+        file: file.map(Path::to_path_buf),
+        names: format!("`{names}`"),
+        text,
+        checks: Vec::new(),
+    }
+}
+
+fn statement(
+    sql: String,
+    never_sent: &str,
+    checks: Vec<(&'static str, String, String)>,
+) -> Refused {
+    Refused {
+        // The message quotes the statement's first line, cut at 80 characters.
+        names: sql.trim_end_matches(['\n', ';']).chars().take(60).collect(),
+        text: sql,
+        never_sent: vec![never_sent.to_owned()],
+        file: None,
+        checks,
+    }
+}
+
+fn no_role(name: &str) -> (&'static str, String, String) {
+    (
+        "postgres",
+        format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'"),
+        "0".into(),
+    )
+}
+
+fn no_database(name: &str) -> (&'static str, String, String) {
+    (
+        "postgres",
+        format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        "0".into(),
+    )
+}
+
+/// The refused forms of the issue, and a few more.
+fn refused_forms(dir: &Path, people: &str) -> Vec<Refused> {
+    let f = |name: &str| dir.join(name);
+    let include = dir.join("include.sql");
+    std::fs::write(&include, "CREATE ROLE evil_included;\n").expect("write the \\i file");
+    let shell = f("shell");
+    let shell_indented = f("shell-indented");
+    let out_file = f("o");
+    let copy_file = f("client-copy");
+    let setenv_file = f("setenv");
+    let g_pipe = f("g-pipe");
+    let after_statement = f("after-statement");
+    let copy_program = f("copy-to-program");
+    let copy_from_program = f("copy-from-program");
+    let load = f("evil.so");
+    let people_kept = (
+        DB,
+        "SELECT count(*) FROM people".to_owned(),
+        people.to_owned(),
+    );
+    vec![
+        meta(
+            format!("\\! touch {}\n", shell.display()),
+            "\\!",
+            Some(&shell),
+        ),
+        meta(
+            format!("   \\! touch {}\n", shell_indented.display()),
+            "\\!",
+            Some(&shell_indented),
+        ),
+        Refused {
+            checks: vec![people_kept],
+            never_sent: vec!["DROP TABLE people".into()],
+            ..meta(
+                "\\connect fas2\nDROP TABLE people;\n".into(),
+                "\\connect",
+                None,
+            )
+        },
+        Refused {
+            checks: vec![(
+                "postgres",
+                "SELECT count(*) FROM pg_class WHERE relname = 'evil_in_postgres'".into(),
+                "0".into(),
+            )],
+            never_sent: vec!["evil_in_postgres".into()],
+            ..meta(
+                "\\c postgres\nCREATE TABLE public.evil_in_postgres (x int);\n".into(),
+                "\\c",
+                None,
+            )
+        },
+        meta(
+            format!("\\o {}\n", out_file.display()),
+            "\\o",
+            Some(&out_file),
+        ),
+        meta(
+            format!("\\copy public.people TO '{}'\n", copy_file.display()),
+            "\\copy",
+            Some(&copy_file),
+        ),
+        Refused {
+            checks: vec![no_role("evil_included")],
+            never_sent: vec!["evil_included".into()],
+            ..meta(format!("\\i {}\n", include.display()), "\\i", None)
+        },
+        meta(
+            format!("\\setenv PAGER 'touch {}'\n", setenv_file.display()),
+            "\\setenv",
+            Some(&setenv_file),
+        ),
+        Refused {
+            checks: vec![no_role("evil_gexec")],
+            never_sent: vec!["evil_gexec".into()],
+            ..meta(
+                "SELECT 'CREATE ROLE evil_gexec' \\gexec\n".into(),
+                "\\gexec",
+                None,
+            )
+        },
+        meta(
+            format!("SELECT 1 \\g |touch {}\n", g_pipe.display()),
+            "\\g",
+            Some(&g_pipe),
+        ),
+        // A complete statement, then a meta-command on the same line.
+        meta(
+            format!(
+                "CREATE SCHEMA before_meta; \\! touch {}\n",
+                after_statement.display()
+            ),
+            "\\!",
+            Some(&after_statement),
+        ),
+        Refused {
+            file: Some(copy_program.clone()),
+            ..statement(
+                format!(
+                    "COPY public.people TO PROGRAM 'touch {}';\n",
+                    copy_program.display()
+                ),
+                &copy_program.display().to_string(),
+                Vec::new(),
+            )
+        },
+        Refused {
+            file: Some(copy_from_program.clone()),
+            ..statement(
+                format!(
+                    "COPY public.people FROM PROGRAM 'touch {}';\n",
+                    copy_from_program.display()
+                ),
+                &copy_from_program.display().to_string(),
+                Vec::new(),
+            )
+        },
+        statement(
+            "COPY public.people FROM '/etc/passwd';\n".into(),
+            "/etc/passwd",
+            Vec::new(),
+        ),
+        statement(
+            "ALTER SYSTEM SET work_mem = '1MB';\n".into(),
+            "ALTER SYSTEM",
+            vec![(
+                "postgres",
+                "SELECT count(*) FROM pg_file_settings WHERE name = 'work_mem'".into(),
+                "0".into(),
+            )],
+        ),
+        statement(
+            "CREATE DATABASE evil;\n".into(),
+            "CREATE DATABASE evil",
+            vec![no_database("evil")],
+        ),
+        statement(
+            "DROP DATABASE fas2;\n".into(),
+            "DROP DATABASE fas2",
+            vec![(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname = 'fas2'".into(),
+                "1".into(),
+            )],
+        ),
+        statement(
+            "ALTER DATABASE fas2 RENAME TO x;\n".into(),
+            "RENAME TO x",
+            vec![no_database("x")],
+        ),
+        statement(
+            "CREATE ROLE evil SUPERUSER;\n".into(),
+            "CREATE ROLE evil",
+            vec![no_role("evil")],
+        ),
+        statement(
+            "ALTER ROLE fas2 SUPERUSER;\n".into(),
+            "ALTER ROLE fas2",
+            vec![(
+                "postgres",
+                "SELECT rolsuper FROM pg_roles WHERE rolname = 'fas2'".into(),
+                "f".into(),
+            )],
+        ),
+        statement(
+            "ALTER USER postgres PASSWORD 'evil';\n".into(),
+            "PASSWORD 'evil'",
+            Vec::new(),
+        ),
+        statement(
+            "GRANT pg_read_server_files TO fas2;\n".into(),
+            "pg_read_server_files",
+            vec![(
+                "postgres",
+                "SELECT pg_has_role('fas2', 'pg_read_server_files', 'MEMBER')".into(),
+                "f".into(),
+            )],
+        ),
+        statement(
+            format!("LOAD '{}';\n", load.display()),
+            "LOAD '",
+            Vec::new(),
+        ),
+        statement(
+            "DO $$ BEGIN CREATE ROLE evil_do; END $$;\n".into(),
+            "evil_do",
+            vec![no_role("evil_do")],
+        ),
+        statement(
+            "SELECT pg_read_file('/etc/hostname');\n".into(),
+            "pg_read_file",
+            Vec::new(),
+        ),
+        statement(
+            "SET standard_conforming_strings = off;\n".into(),
+            "standard_conforming_strings = off",
+            Vec::new(),
+        ),
+        statement(
+            "SELECT pg_catalog.set_config('allow_system_table_mods', 'on', false);\n".into(),
+            "allow_system_table_mods",
+            Vec::new(),
+        ),
+        statement(
+            "CREATE TABLE public.stolen AS SELECT pg_read_file('/etc/hostname');\n".into(),
+            "stolen",
+            Vec::new(),
+        ),
+    ]
+}
+
+#[test]
+fn forged_streams_with_refused_forms_change_nothing_outside_the_incoming_database() {
+    let setup = Setup::new();
+    log_statements(&setup);
+    let dir = open_dir();
+    let people = setup
+        .cluster
+        .sql(DB, "SELECT count(*) FROM people")
+        .trim()
+        .to_owned();
+    let forms = refused_forms(dir.path(), &people);
+    let before = server_state(&setup);
+
+    let body = without_trailer(&setup.plain_stream());
+    let after_manifest = after_line(&body, 0, "-- stg-dump manifest: ");
+    let people_copy = line_start(&body, 0, "COPY public.people ");
+    let middle = [
+        (
+            "pre-data, after a statement",
+            after_line(&body, 0, "ALTER TABLE public.people OWNER TO fas2;"),
+        ),
+        (
+            "data, after a COPY block",
+            // The end marker's line (`\.` alone; rows hold `\\.`).
+            people_copy + find(&body[people_copy..], b"\n\\.\n").expect("an end marker") + 4,
+        ),
+        (
+            "post-data, after a constraint",
+            after_line(&body, 0, "ADD CONSTRAINT groups_name_key"),
+        ),
+    ];
+    assert!(after_manifest < middle[0].1 && middle[0].1 < middle[1].1);
+    assert!(middle[1].1 < middle[2].1);
+
+    for (i, form) in forms.iter().enumerate() {
+        for (place, at) in [("after the manifest", after_manifest), middle[i % 3]] {
+            let context = format!("{:?} {place}", form.text);
+            let (stream, line) = forge(&body, at, &form.text);
+            let log_from = setup.cluster.log().len();
+            let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+            let log = setup.cluster.log()[log_from..].to_owned();
+
+            assert_code(&out, 2);
+            let s = summary(&out);
+            assert_eq!(s["failed_step"], "load", "{context}: {s}");
+            assert_eq!(s["incoming_dropped"], true, "{context}: {s}");
+            let error = s["error"].as_str().expect("an error");
+            let err = stderr(&out);
+            for text in [error, err.as_str()] {
+                assert!(
+                    text.contains(&format!("line {line}:")),
+                    "{context}: the error does not name line {line}: {text}"
+                );
+                assert!(
+                    text.contains(&form.names),
+                    "{context}: the error does not name {}: {text}",
+                    form.names
+                );
+            }
+
+            let never_sent: Vec<&str> = form.never_sent.iter().map(String::as_str).collect();
+            let sent = check_log(&log, &never_sent, &context);
+            assert!(
+                sent > 0,
+                "{context}: no statement of the load in the log:\n{log}"
+            );
+            if let Some(file) = &form.file {
+                assert!(!file.exists(), "{context}: {} was created", file.display());
+            }
+            for (db, sql, expected) in &form.checks {
+                assert_eq!(
+                    setup.cluster.sql(db, sql).trim(),
+                    expected,
+                    "{context}: {sql}"
+                );
+            }
+            setup.assert_untouched();
+            assert!(!exists(&setup, INCOMING), "{context}");
+            assert_no_session_left(&setup);
+            assert_eq!(server_state(&setup), before, "{context}");
+        }
+    }
+    let auto_conf = std::fs::read_to_string(setup.cluster.data_dir().join("postgresql.auto.conf"))
+        .expect("read postgresql.auto.conf");
+    assert!(!auto_conf.contains("work_mem"), "{auto_conf}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read the directory")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("include.sql")]);
+}
+
+#[test]
+fn meta_command_text_inside_literals_comments_and_bodies_is_data() {
+    let setup = Setup::new();
+    log_statements(&setup);
+    let dir = open_dir();
+    let file = dir.path().join("never");
+    let f = file.display();
+    let body = without_trailer(&setup.plain_stream());
+    // After the last table is created.
+    let at = after_line(&body, 0, "ALTER TABLE public.sessions OWNER TO fas2;");
+    let insert = format!(
+        "CREATE FUNCTION public.looks_like_meta() RETURNS text LANGUAGE sql AS $$ SELECT '\\! touch {f}' $$;\n\
+         \n\
+         COMMENT ON TABLE public.people IS '\\connect fas2';\n\
+         \n\
+         CREATE FUNCTION public.multi_line_meta() RETURNS text\n    \
+             LANGUAGE sql\n    \
+             AS $body$\n\
+         SELECT '\n\
+         \\connect fas2\n\
+         \\! touch {f}\n\
+         '::text $body$;\n\
+         \n\
+         COMMENT ON TABLE public.groups IS 'first line\n\
+         \\! touch {f}\n  \
+           \\o {f}';\n\
+         \n\
+         /*\n\
+         \\! touch {f}\n\
+         */\n\
+         -- \\! touch {f}\n\
+         COMMENT ON TABLE public.sessions IS E'\\\\! touch \\' \\\\connect fas2';\n"
+    );
+    let (stream, _) = forge(&body, at, &insert);
+    let log_from = setup.cluster.log().len();
+    let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+    assert_code(&out, 0);
+    let log = setup.cluster.log()[log_from..].to_owned();
+    assert!(check_log(&log, &[], "data that looks like meta-commands") > 0);
+    let s = summary(&out);
+    assert_eq!(s["verification"]["verified"], true, "{s}");
+    assert!(!file.exists(), "{} was created", file.display());
+
+    let c = &setup.cluster;
+    assert_eq!(
+        answer(&setup, DB, "SELECT public.looks_like_meta()").unwrap(),
+        format!("\\! touch {f}")
+    );
+    assert_eq!(
+        answer(&setup, DB, "SELECT public.multi_line_meta()").unwrap(),
+        format!("\n\\connect fas2\n\\! touch {f}\n")
+    );
+    let comment = |table: &str| {
+        answer(
+            &setup,
+            DB,
+            &format!("SELECT obj_description('public.{table}'::regclass, 'pg_class')"),
+        )
+        .unwrap()
+    };
+    assert_eq!(comment("people"), "\\connect fas2");
+    assert_eq!(
+        comment("groups"),
+        format!("first line\n\\! touch {f}\n  \\o {f}")
+    );
+    assert_eq!(comment("sessions"), "\\! touch ' \\connect fas2");
+    // The rest of the stream was loaded too.
+    assert_eq!(c.table_contents(DB), setup.source);
+    assert!(!exists(&setup, INCOMING));
+    assert_no_session_left(&setup);
+}
+
+/// The trailer (SHA-256 and byte count right) states a row count for `public.people`
+/// other than the stream's COPY block carries.
+#[test]
+fn a_row_count_that_disagrees_with_the_trailer_is_refused() {
+    let setup = Setup::new();
+    let body = without_trailer(&setup.plain_stream());
+    let src_people: u64 = setup
+        .cluster
+        .sql("src", "SELECT count(*) FROM people")
+        .trim()
+        .parse()
+        .expect("a count");
+
+    // The newcomer's row (nothing references it) removed from the COPY block.
+    let copy = line_start(&body, 0, "COPY public.people ");
+    let row = line_start(&body, copy, "\tnewcomer\t");
+    let row_end = after_line(&body, row, "\tnewcomer\t");
+    let mut removed = body[..row].to_vec();
+    removed.extend_from_slice(&body[row_end..]);
+
+    for (what, sql, claimed, carried) in [
+        ("a row removed", removed, src_people, src_people - 1),
+        ("nothing removed", body.clone(), src_people - 1, src_people),
+    ] {
+        let forged = retrail(&sql);
+        let trailer_at = without_trailer(&forged).len();
+        let json = forged[trailer_at..]
+            .strip_prefix(stg_core::stream::TRAILER_PREFIX.as_bytes())
+            .expect("a trailer");
+        let mut trailer: stg_core::stream::Trailer =
+            serde_json::from_slice(json).expect("trailer JSON");
+        assert_eq!(trailer.tables["public.people"], carried, "{what}");
+        trailer.tables.insert("public.people".into(), claimed);
+        let mut stream = forged[..trailer_at].to_vec();
+        stream.extend_from_slice(stg_core::stream::trailer_line(&trailer).as_bytes());
+
+        let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+        assert_code(&out, 2);
+        let s = summary(&out);
+        assert_eq!(s["failed_step"], "verify", "{what}: {s}");
+        assert_eq!(s["verification"]["verified"], false, "{what}: {s}");
+        let error = s["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!(
+                "table public.people: trailer says {claimed} rows, stream has {carried}"
+            )),
+            "{what}: {error}"
+        );
+        assert!(stderr(&out).contains("public.people"), "{what}");
+        // The SHA-256 and the byte count were right: only the count is named.
+        let problems = s["verification"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+        assert_eq!(s["tables"]["public.people"]["rows_sent"], carried, "{what}");
+        assert_eq!(s["tables"]["public.people"]["rows_stored"], carried);
+        setup.assert_untouched();
+        assert_no_session_left(&setup);
+    }
+}
+
+/// Adds to `src` `n` tables of `rows` rows (`bulk1`...), each with a primary key, an index
+/// and (from the second on) a foreign key to the one before: post-data work for several
+/// connections.
+fn add_bulk(setup: &Setup, n: usize, rows: u32) {
+    use std::fmt::Write as _;
+    let mut sql = String::from("SET ROLE fas2;\n");
+    for i in 1..=n {
+        writeln!(
+            sql,
+            "CREATE TABLE bulk{i} (id int PRIMARY KEY, h text NOT NULL, prev int);\n\
+             INSERT INTO bulk{i} SELECT g, md5(g::text || '{i}'), g FROM generate_series(1, {rows}) g;\n\
+             CREATE INDEX bulk{i}_h ON bulk{i} (h);"
+        )
+        .expect("write to a String");
+        if i > 1 {
+            writeln!(
+                sql,
+                "ALTER TABLE bulk{i} ADD FOREIGN KEY (prev) REFERENCES bulk{}(id);",
+                i - 1
+            )
+            .expect("write to a String");
+        }
+    }
+    sql.push_str("RESET ROLE;\n");
+    setup.cluster.script("src", &sql);
+}
+
+#[test]
+fn a_post_data_failure_with_several_connections_busy_fails_cleanly() {
+    let setup = Setup::new();
+    add_bulk(&setup, 4, 100_000);
+    let body = without_trailer(&setup.plain_stream());
+    // After the second bulk primary key: two index builds are running when it is sent.
+    let at = after_line(&body, 0, "ADD CONSTRAINT bulk2_pkey");
+    for (failing, says) in [
+        (
+            "CREATE UNIQUE INDEX people_created_unique ON public.people USING btree (created);\n",
+            "could not create unique index",
+        ),
+        (
+            "ALTER TABLE ONLY public.sessions\n    ADD CONSTRAINT sessions_nobody CHECK (username = 'nobody');\n",
+            "is violated by some row",
+        ),
+    ] {
+        let (stream, line) = forge(&body, at, failing);
+        let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+        assert_code(&out, 3);
+        let s = summary(&out);
+        assert_eq!(s["failed_step"], "load", "{s}");
+        assert_eq!(s["incoming_dropped"], true, "{s}");
+        let error = s["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("line {line}:")),
+            "does not name line {line}: {error}"
+        );
+        // The statement, as far as the message quotes it (its first line).
+        let quoted: String = failing.lines().next().unwrap().chars().take(60).collect();
+        assert!(error.contains(&quoted), "{error}");
+        assert!(error.contains(says), "{error}");
+        assert!(
+            stderr(&out).contains(&format!("line {line}:")),
+            "{}",
+            stderr(&out)
+        );
+        // Two primary keys and the failing statement were out at once.
+        assert!(s["jobs"].as_u64().unwrap() >= 3, "{s}");
+        assert!(s["connections"].as_u64().unwrap() <= 4, "{s}");
+        setup.assert_untouched();
+        assert_no_session_left(&setup);
+    }
+}
+
+/// Large objects, as a list of `oid:contents`.
+fn large_objects(setup: &Setup, db: &str) -> String {
+    setup.cluster.sql(
+        db,
+        "SELECT string_agg(oid || ':' || encode(lo_get(oid), 'escape'), ',' ORDER BY oid) \
+         FROM pg_largeobject_metadata",
+    )
+}
+
+#[track_caller]
+fn assert_rows_match(s: &serde_json::Value, jobs: &str) {
+    let rows = s["rows"].as_object().expect("rows");
+    let tables = s["tables"].as_object().expect("tables");
+    assert!(!rows.is_empty());
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        tables.keys().collect::<Vec<_>>(),
+        "--jobs {jobs}: {s}"
+    );
+    for (table, n) in rows {
+        assert_eq!(tables[table]["rows_sent"], *n, "--jobs {jobs}: {table}");
+        assert_eq!(tables[table]["rows_stored"], *n, "--jobs {jobs}: {table}");
+    }
+}
+
+#[test]
+fn a_parallel_load_gives_the_same_database_as_a_serial_one() {
+    let setup = Setup::new();
+    add_bulk(&setup, 3, 30_000);
+    // Views, a materialized view with an index, a trigger that would change rows if it
+    // fired during the load, a large object (pg_dump's BEGIN ... COMMIT), a comment.
+    setup.cluster.script(
+        "src",
+        "SET ROLE fas2;\n\
+         CREATE VIEW public.people_names AS SELECT username, human_name FROM public.people;\n\
+         CREATE MATERIALIZED VIEW public.group_sizes AS \
+           SELECT group_id, count(*) AS n FROM public.memberships GROUP BY group_id;\n\
+         CREATE INDEX group_sizes_n ON public.group_sizes (n);\n\
+         CREATE FUNCTION public.push_expiry() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN NEW.expires := NEW.expires + interval '1 day'; RETURN NEW; END $$;\n\
+         CREATE TRIGGER sessions_push BEFORE INSERT ON public.sessions \
+           FOR EACH ROW EXECUTE FUNCTION public.push_expiry();\n\
+         SELECT lo_from_bytea(0, 'a large object'::bytea);\n\
+         COMMENT ON TABLE public.people IS 'the people';\n\
+         RESET ROLE;\n",
+    );
+    let stream = setup.stream();
+    let source = setup.cluster.table_contents("src");
+
+    let serial = setup.restore(&stream, &["--db", "serial", "--jobs", "1"]);
+    assert_code(&serial, 0);
+    let parallel = setup.restore(&stream, &["--db", "parallel", "--jobs", "4"]);
+    assert_code(&parallel, 0);
+    let (serial, parallel) = (summary(&serial), summary(&parallel));
+
+    let c = &setup.cluster;
+    assert_eq!(c.table_contents("serial"), source);
+    assert_eq!(c.table_contents("parallel"), source);
+    for extra in [&["--schema-only"][..], &[]] {
+        let dump = |db: &str| without_restrict_keys(&setup.pg_dump(db, extra));
+        let src = dump("src");
+        assert_eq!(dump("serial"), src, "pg_dump {extra:?}: serial and src");
+        assert_eq!(dump("parallel"), src, "pg_dump {extra:?}: parallel and src");
+    }
+    assert_eq!(
+        large_objects(&setup, "parallel"),
+        large_objects(&setup, "src")
+    );
+    assert_eq!(
+        large_objects(&setup, "serial"),
+        large_objects(&setup, "src")
+    );
+    let sizes =
+        "SELECT string_agg(group_id || '=' || n, ',' ORDER BY group_id) FROM public.group_sizes";
+    assert_eq!(c.sql("parallel", sizes), c.sql("src", sizes));
+    assert_eq!(c.sql("serial", sizes), c.sql("src", sizes));
+
+    assert_rows_match(&serial, "1");
+    assert_rows_match(&parallel, "4");
+    assert_eq!(serial["rows"], parallel["rows"]);
+    assert_eq!(serial["tables"], parallel["tables"]);
+    assert_eq!(serial["jobs"], 1, "{serial}");
+    assert_eq!(serial["connections"], 1, "{serial}");
+    let jobs = parallel["jobs"].as_u64().unwrap();
+    assert!((2..=4).contains(&jobs), "{parallel}");
+    let connections = parallel["connections"].as_u64().unwrap();
+    assert!((2..=4).contains(&connections), "{parallel}");
+    assert_no_session_left(&setup);
+}
+
+/// A psql session on the incoming database holding `ACCESS EXCLUSIVE` locks on `tables`
+/// in an open transaction.
+struct LockHolder {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+impl LockHolder {
+    fn take(setup: &Setup, tables: &str) -> LockHolder {
+        let mut child = setup
+            .cluster
+            .psql_cmd(INCOMING)
+            .env("PGAPPNAME", "untrusted-holder")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn psql");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                format!("BEGIN;\nLOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE;\n").as_bytes(),
+            )
+            .expect("write to psql");
+        stdin.flush().expect("flush");
+        wait_for("the test's locks", || {
+            setup
+                .cluster
+                .sql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'untrusted-holder' AND state = 'idle in transaction'",
+                )
+                .trim()
+                == "1"
+        });
+        LockHolder { child, stdin }
+    }
+
+    fn release(mut self) {
+        self.stdin.write_all(b"ROLLBACK;\n").expect("write to psql");
+        drop(self.stdin);
+        assert!(self.child.wait().expect("psql").success());
+    }
+}
+
+/// stg-restore `--jobs 4`, its stdin held open for the test to write to.
+fn spawn_restore(setup: &Setup) -> (Child, ChildStdin) {
+    let mut child = setup
+        .restore_cmd(&["--jobs", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stg-restore");
+    let stdin = child.stdin.take().expect("stdin");
+    (child, stdin)
+}
+
+/// Comment lines, more of them than stg-restore's reader gathers (256 KiB) before it hands
+/// on the statements it has read: put after a part, they make it run while the test holds
+/// the rest of the stream.
+fn padding() -> Vec<u8> {
+    let line = "-- the test holds the rest of the stream\n";
+    line.repeat(300 * 1024 / line.len() + 1).into_bytes()
+}
+
+/// Writes `part` as an xz stream of its own (stg-restore reads concatenated xz streams as
+/// one): all of it is decoded at once, and stg-restore then waits for more.
+fn feed(stdin: &mut ChildStdin, part: &[u8]) {
+    stdin.write_all(&xz(part)).expect("write to stg-restore");
+    stdin.flush().expect("flush");
+}
+
+/// Load sessions on the incoming database: `(waiting on a lock, other)`, each as the
+/// statements they run.
+fn load_sessions(setup: &Setup) -> (Vec<String>, Vec<String>) {
+    let rows = setup.cluster.sql(
+        "postgres",
+        &format!(
+            "SELECT coalesce(wait_event_type, '') = 'Lock', state, left(query, 40) \
+             FROM pg_stat_activity \
+             WHERE application_name = 'stg-restore' AND datname = '{INCOMING}'"
+        ),
+    );
+    let mut waiting = Vec::new();
+    let mut other = Vec::new();
+    for row in rows.lines() {
+        let mut f = row.splitn(3, '|');
+        let (lock, state, query) = (f.next(), f.next(), f.next().unwrap_or(""));
+        if lock == Some("t") {
+            waiting.push(query.to_owned());
+        } else {
+            other.push(format!("{} {query}", state.unwrap_or("")));
+        }
+    }
+    (waiting, other)
+}
+
+/// Kills stg-restore (SIGKILL), releases the test's locks, and checks what is left: the live
+/// database untouched, the incoming database left over; then the next run with the whole
+/// stream drops the leftover, says so, and succeeds.
+fn kill_and_recover(
+    setup: &Setup,
+    source: &support::Contents,
+    mut child: Child,
+    stdin: ChildStdin,
+    holder: LockHolder,
+) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill stg-restore");
+    let status = child.wait().expect("wait for stg-restore");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    drop(stdin);
+    holder.release();
+    assert_no_session_left(setup);
+
+    assert_eq!(
+        setup.cluster.table_contents(DB),
+        setup.before,
+        "fas2 changed"
+    );
+    assert_eq!(setup.cluster.sql(DB, "SELECT 1").trim(), "1");
+    assert!(
+        exists(setup, INCOMING),
+        "the leftover is what the next run must handle"
+    );
+
+    let out: Output = setup.restore(&setup.stream(), &["--jobs", "4"]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    let warnings = s["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("dropped {INCOMING} left over")),
+        "{warnings}"
+    );
+    assert_eq!(&setup.cluster.table_contents(DB), source);
+    let previous = s["previous"].as_str().expect("a kept copy");
+    assert_eq!(setup.cluster.table_contents(previous), setup.before);
+    assert!(!exists(setup, INCOMING), "{INCOMING} left behind");
+    assert_no_session_left(setup);
+}
+
+/// SIGKILL with three COPYs out at once: two waiting for locks the test holds on their
+/// tables, one receiving the rows of a COPY block the stream has not finished.
+#[test]
+fn sigkill_during_the_parallel_data_phase_leaves_the_live_database_and_the_next_run_recovers() {
+    let setup = Setup::new();
+    // A table whose COPY block comes last and is longer than the reader's 256 KiB.
+    setup.cluster.script(
+        "src",
+        "SET ROLE fas2;\n\
+         CREATE TABLE zbulk (id int, h text);\n\
+         INSERT INTO zbulk SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n\
+         RESET ROLE;\n",
+    );
+    let source = setup.cluster.table_contents("src");
+    let body = without_trailer(&setup.plain_stream());
+    let first_copy = line_start(&body, 0, "COPY public.groups ");
+    let zbulk = line_start(&body, 0, "COPY public.zbulk ");
+    // The header and 12000 rows (about 500 KiB) of zbulk's COPY block.
+    let mut mid_zbulk = after_line(&body, zbulk, "COPY public.zbulk ");
+    for _ in 0..12_000 {
+        mid_zbulk += find(&body[mid_zbulk..], b"\n").expect("a row") + 1;
+    }
+    assert!(first_copy < zbulk);
+
+    let (child, mut stdin) = spawn_restore(&setup);
+    // Up to the data: every table created, the last DDL (people's id default) done.
+    let mut part = body[..first_copy].to_vec();
+    part.extend(padding());
+    feed(&mut stdin, &part);
+    wait_for("the tables of the incoming database", || {
+        answer(
+            &setup,
+            INCOMING,
+            "SELECT count(*) FROM pg_attrdef d JOIN pg_attribute a \
+             ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+             WHERE d.adrelid = to_regclass('public.people') AND a.attname = 'id'",
+        )
+        .as_deref()
+            == Some("1")
+    });
+    let holder = LockHolder::take(&setup, "public.groups, public.memberships");
+    // groups, memberships, people, sessions, and half of zbulk.
+    feed(&mut stdin, &body[first_copy..mid_zbulk]);
+    wait_for(
+        "two COPYs waiting for the locks, one receiving rows",
+        || {
+            let (waiting, other) = load_sessions(&setup);
+            waiting.len() == 2
+                && waiting.iter().any(|q| q.starts_with("COPY public.groups"))
+                && waiting
+                    .iter()
+                    .any(|q| q.starts_with("COPY public.memberships"))
+                && other
+                    .iter()
+                    .any(|q| q.starts_with("active COPY public.zbulk"))
+        },
+    );
+    kill_and_recover(&setup, &source, child, stdin, holder);
+}
+
+/// SIGKILL with two constraints waiting for locks the test holds on their tables while the
+/// other tables' constraints have been built beside them.
+#[test]
+fn sigkill_during_the_parallel_post_data_phase_leaves_the_live_database_and_the_next_run_recovers()
+{
+    let setup = Setup::new();
+    let body = without_trailer(&setup.plain_stream());
+    // The `ALTER TABLE ONLY public.groups` line before the first constraint's.
+    let constraint = line_start(&body, 0, "ADD CONSTRAINT groups_name_key");
+    let post_data = body[..constraint - 1]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    assert!(body[post_data..].starts_with(b"ALTER TABLE ONLY public.groups\n"));
+    let foreign_keys = line_start(&body, post_data, "Type: FK CONSTRAINT");
+
+    let (child, mut stdin) = spawn_restore(&setup);
+    // Up to the post-data: the data loaded, the sequences set (the last statements).
+    let mut part = body[..post_data].to_vec();
+    part.extend(padding());
+    feed(&mut stdin, &part);
+    wait_for("the data phase to end", || {
+        answer(
+            &setup,
+            INCOMING,
+            "SELECT is_called FROM public.people_id_seq",
+        )
+        .as_deref()
+            == Some("t")
+    });
+    let holder = LockHolder::take(&setup, "public.memberships, public.sessions");
+    // The primary and unique keys, without the foreign keys.
+    let mut part = body[post_data..foreign_keys].to_vec();
+    part.extend(padding());
+    feed(&mut stdin, &part);
+    wait_for(
+        "two constraints waiting, the others built beside them",
+        || {
+            let (waiting, _) = load_sessions(&setup);
+            waiting.len() == 2
+                && waiting
+                    .iter()
+                    .all(|q| q.starts_with("ALTER TABLE ONLY public."))
+                && answer(
+                    &setup,
+                    INCOMING,
+                    "SELECT count(*) FROM pg_constraint WHERE conname IN \
+                 ('groups_name_key', 'groups_pkey', 'people_email_key', 'people_pkey', \
+                  'people_username_key')",
+                )
+                .as_deref()
+                    == Some("5")
+        },
+    );
+    kill_and_recover(&setup, &setup.source, child, stdin, holder);
+}
+
+/// Triggers and event triggers a forged stream defines do not fire during the load: the
+/// load's connections run with `session_replication_role = replica` (pg_dump creates
+/// triggers after the data, so a real dump loads the same), and a materialized view must be
+/// created `WITH NO DATA`, as pg_dump writes it.
+#[test]
+fn triggers_and_event_triggers_a_stream_defines_do_not_fire_during_the_load() {
+    let setup = Setup::new();
+    let body = without_trailer(&setup.plain_stream());
+    let at = line_start(&body, 0, "COPY public.groups ");
+    let insert = "CREATE FUNCTION public.evil(name text) RETURNS boolean LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    \
+             EXECUTE format('CREATE ROLE %I SUPERUSER', name);\n    \
+             RETURN true;\n\
+         EXCEPTION WHEN duplicate_object THEN RETURN true;\n\
+         END $$;\n\
+         CREATE FUNCTION public.evil_row() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN PERFORM public.evil('evil_trigger'); RETURN NEW; END $$;\n\
+         CREATE TRIGGER evil BEFORE INSERT ON public.groups FOR EACH ROW EXECUTE FUNCTION public.evil_row();\n\
+         CREATE FUNCTION public.evil_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN PERFORM public.evil('evil_event'); END $$;\n\
+         CREATE EVENT TRIGGER evil ON ddl_command_end EXECUTE FUNCTION public.evil_ddl();\n";
+    let (stream, _) = forge(&body, at, insert);
+    let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let roles = setup.cluster.sql(
+        "postgres",
+        "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'evil%'",
+    );
+    assert_eq!(roles.trim(), "", "a stream's trigger fired during the load");
+}
+
+/// The known limit of the statement checks (docs/security.md, section 5): expressions the
+/// schema itself defines (a CHECK constraint, a column default, a materialized view's
+/// query on REFRESH, an index expression) run on the server during the load with the load
+/// role's privileges, normally a superuser's. Kept as the regression test for when the load
+/// runs as a role that is not a superuser.
+#[test]
+#[ignore = "known limitation (docs/security.md, section 5): the schema's own expressions run as the load role"]
+fn expressions_a_forged_stream_defines_run_only_inside_the_incoming_database() {
+    let setup = Setup::new();
+    let dir = open_dir();
+    let file = dir.path().join("program");
+    let body = without_trailer(&setup.plain_stream());
+    let at = line_start(&body, 0, "COPY public.groups ");
+    let insert = format!(
+        "CREATE FUNCTION public.evil(name text) RETURNS boolean LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    \
+             EXECUTE format('CREATE ROLE %I SUPERUSER', name);\n    \
+             RETURN true;\n\
+         EXCEPTION WHEN duplicate_object THEN RETURN true;\n\
+         END $$;\n\
+         CREATE TABLE public.checked (a int CHECK (public.evil('evil_check')));\n\
+         CREATE TABLE public.defaulted (a int, b boolean DEFAULT public.evil('evil_default'));\n\
+         CREATE FUNCTION public.evil_program() RETURNS int LANGUAGE plpgsql AS $$\n\
+         BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; RETURN 1; END $$;\n\
+         CREATE MATERIALIZED VIEW public.evil_view AS SELECT public.evil_program() AS x WITH NO DATA;\n\
+         REFRESH MATERIALIZED VIEW public.evil_view;\n\
+         COPY public.checked (a) FROM stdin;\n1\n\\.\n\
+         COPY public.defaulted (a) FROM stdin;\n1\n\\.\n",
+        file.display()
+    );
+    let (stream, _) = forge(&body, at, &insert);
+    let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
+    let roles = setup.cluster.sql(
+        "postgres",
+        "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'evil%'",
+    );
+    assert_eq!(
+        roles.trim(),
+        "",
+        "roles created by a forged stream (exit {:?})",
+        out.status.code()
+    );
+    assert!(
+        !file.exists(),
+        "a forged stream ran a program on the server"
+    );
+}

@@ -53,7 +53,10 @@ fn runs_a_program(key: &str) -> bool {
     match section {
         "filter" => matches!(leaf, "clean" | "smudge" | "process"),
         "diff" => matches!(leaf, "textconv" | "command" | "external"),
-        "core" => matches!(rest, "fsmonitor" | "hookspath" | "pager" | "sshcommand" | "editor"),
+        "core" => matches!(
+            rest,
+            "fsmonitor" | "hookspath" | "pager" | "sshcommand" | "editor"
+        ),
         _ => false,
     }
 }
@@ -93,7 +96,10 @@ fn neutralised(dir: &Path) -> Vec<OsString> {
     .into_iter()
     .chain(
         keys.iter()
-            .filter(|k| !k.eq_ignore_ascii_case("core.fsmonitor") && !k.eq_ignore_ascii_case("core.hookspath"))
+            .filter(|k| {
+                !k.eq_ignore_ascii_case("core.fsmonitor")
+                    && !k.eq_ignore_ascii_case("core.hookspath")
+            })
             .map(|k| format!("{k}=")),
     ) {
         args.push("-c".into());

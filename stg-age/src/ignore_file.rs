@@ -118,9 +118,7 @@ impl IgnoreList {
                 &String::from_utf8_lossy(&bytes),
                 &path.display().to_string(),
             ),
-            Err(stg_core::files::ReadError::NotFound(_)) if optional => {
-                Ok(IgnoreList::default())
-            }
+            Err(stg_core::files::ReadError::NotFound(_)) if optional => Ok(IgnoreList::default()),
             Err(e) => Err(format!("cannot read the ignore file: {e}")),
         }
     }

@@ -288,8 +288,8 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
 /// Runs the tool; returns the exit status of a completed run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // A reader gone early (`| head`) does not change the verdict: see stg_core::output.
+    let mut out = std::io::BufWriter::new(stg_core::output::stdout());
     let code = match &config.mode {
         Mode::Repo(repo) => {
             let found = scan::scan(&repo.scan)?;

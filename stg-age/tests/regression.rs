@@ -34,8 +34,14 @@ fn committed_links_as_ignore_files_are_not_read_through() {
             let out = age(&repo);
             let stderr = String::from_utf8_lossy(&out.stderr);
             let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(!stderr.contains("hunter2"), "{name} -> {target:?}: {stderr}");
-            assert!(!stdout.contains("hunter2"), "{name} -> {target:?}: {stdout}");
+            assert!(
+                !stderr.contains("hunter2"),
+                "{name} -> {target:?}: {stderr}"
+            );
+            assert!(
+                !stdout.contains("hunter2"),
+                "{name} -> {target:?}: {stdout}"
+            );
             // Refused, naming the link, instead of read through (or hung on).
             assert_eq!(out.status.code(), Some(2), "{name} -> {target:?}: {stderr}");
             assert!(stderr.contains("symbolic link"), "{stderr}");
@@ -66,7 +72,10 @@ fn the_scanned_repository_cannot_run_programs_through_its_config() {
         repo.git(&["config", key, &command]);
     }
     // An uncommitted edit, so that blame reads (and would filter) the work-tree file.
-    repo.write("tasks/main.yml", format!("{TASK}- name: edit\n  when: env == 'staging'\n"));
+    repo.write(
+        "tasks/main.yml",
+        format!("{TASK}- name: edit\n  when: env == 'staging'\n"),
+    );
     let out = age(&repo);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
@@ -75,7 +84,10 @@ fn the_scanned_repository_cannot_run_programs_through_its_config() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("tasks/main.yml"));
     for name in ["fsmonitor", "clean", "smudge", "process", "textconv"] {
-        assert!(!mark(name).exists(), "the repository ran its {name} command");
+        assert!(
+            !mark(name).exists(),
+            "the repository ran its {name} command"
+        );
     }
 }
 
@@ -88,7 +100,11 @@ fn a_work_tree_configured_elsewhere_is_refused() {
     repo.git(&["add", "-A"]);
     repo.commit("tasks", "2025-01-01T00:00:00Z");
     let elsewhere = tempfile::tempdir().unwrap();
-    repo.git(&["config", "core.worktree", elsewhere.path().to_str().unwrap()]);
+    repo.git(&[
+        "config",
+        "core.worktree",
+        elsewhere.path().to_str().unwrap(),
+    ]);
     let out = age(&repo);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

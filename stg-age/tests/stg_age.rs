@@ -9,7 +9,7 @@ use std::process::Output;
 use serde_json::Value;
 use stg_core::provenance::{Provenance, VERSION};
 use stg_core::stream::MaskingSummary;
-use stg_tests::cmd::{program, stg};
+use stg_tests::cmd::{closed_pipe, program, stg};
 use stg_tests::git::Repo;
 use stg_tests::pg::Cluster;
 
@@ -230,6 +230,33 @@ fn max_age_marks_older_findings_and_sets_the_exit_status() {
     let run = age(repo.path(), &["--max-age", "366d"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.summary()["over"], 0);
+}
+
+#[test]
+fn closed_stdout_keeps_the_max_age_verdict() {
+    // Issue 20, item 4: `stg-age --max-age 100d | head -1` with old changes exited 0.
+    let (repo, _, _) = detection_repo();
+    let closed = |max_age: &str, format: &str| {
+        let out = stg("stg-age")
+            .arg("--repo")
+            .arg(repo.path())
+            .args(["--format", format, "--now", NOW, "--max-age", max_age])
+            .stdout(closed_pipe())
+            .output()
+            .expect("run stg-age");
+        (
+            out.status.code().expect("exit status"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for format in ["json", "text"] {
+        let (code, stderr) = closed("100d", format);
+        assert_eq!(code, 1, "{format}: 15 changes are over 100 days: {stderr}");
+        assert_eq!(stderr, "", "{format}: quiet on a closed pipe");
+        let (code, stderr) = closed("366d", format);
+        assert_eq!(code, 0, "{format}: nothing is over 366 days: {stderr}");
+        assert_eq!(stderr, "", "{format}");
+    }
 }
 
 #[test]

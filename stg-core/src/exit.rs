@@ -13,8 +13,15 @@
 //! Only [`run_main`] picks the exit code: a tool's `run` returns `Ok(code)` for a completed
 //! check (0 or 1, or the probe's 2) and `Err` for anything that stopped it. Errors carry an
 //! [`ErrorClass`] through [`Error`]; anything unclassified (I/O, database) is a runtime
-//! failure. A closed stdout (`stg-age | head -1`) is not an error: the tool ends quietly
-//! with status 0.
+//! failure.
+//!
+//! A closed stdout (`stg-probe | head -1`) is not an error, and it does not decide the exit
+//! status either: reports go through [`crate::output::stdout`], which discards output once
+//! the reader has gone, so the check runs to its end and its verdict is the exit status
+//! (a breach is still 2, drift still 1), with nothing on stderr. A broken pipe that still
+//! reaches [`run_main`] as an error (a write that bypassed [`crate::output`], or a child's
+//! pipe) means the run stopped before its verdict: it is a runtime failure like any other
+//! I/O error, never a success.
 
 use std::io::{self, Write};
 
@@ -117,12 +124,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The exit status for the outcome of a tool's `run`.
+/// The exit status for the outcome of a tool's `run`: its verdict, or the code of its
+/// error's class. A broken pipe is no exception: a run that stopped on one has no verdict.
 #[must_use]
 pub fn status_for(result: &anyhow::Result<u8>, codes: Codes) -> u8 {
     match result {
         Ok(code) => *code,
-        Err(err) if is_broken_pipe(err) => OK,
         Err(err) => match classify(err) {
             ErrorClass::Usage => codes.usage,
             ErrorClass::Runtime => codes.runtime,
@@ -130,8 +137,9 @@ pub fn status_for(result: &anyhow::Result<u8>, codes: Codes) -> u8 {
     }
 }
 
-/// The `main` of every tool: parse arguments with clap, run, flush stdout, print the error
-/// (as `tool: message: cause: cause`) and pick the exit status.
+/// The `main` of every tool: parse arguments with clap, run, flush stdout (a closed stdout
+/// is no error: see [`crate::output`]), print the error (as `tool: message: cause: cause`)
+/// and pick the exit status ([`status_for`]).
 ///
 /// Clap's own usage errors exit with `codes.usage`; `--help` and `--version` exit 0.
 pub fn run_main<P: clap::Parser>(
@@ -149,13 +157,12 @@ pub fn run_main<P: clap::Parser>(
         }
     };
     let result = run(parsed).and_then(|code| {
-        io::stdout().flush()?;
+        crate::output::stdout().flush()?;
         Ok(code)
     });
     if let Err(err) = &result {
-        if !is_broken_pipe(err) {
-            eprintln!("{tool}: {err:#}");
-        }
+        // Not eprintln!, which panics when stderr is a closed pipe too (`2>&1 | head`).
+        let _ = writeln!(io::stderr(), "{tool}: {err:#}");
     }
     std::process::ExitCode::from(status_for(&result, codes))
 }
@@ -185,10 +192,14 @@ mod tests {
     }
 
     #[test]
-    fn broken_pipe_is_success() {
+    fn a_run_stopped_by_a_broken_pipe_has_no_verdict() {
+        // Reports absorb a closed stdout (crate::output); a broken pipe that still stops a
+        // run must not read as "all good" (issue 20, item 4).
         let io_err = io::Error::new(io::ErrorKind::BrokenPipe, "closed");
         let err: anyhow::Result<u8> = Err(anyhow::Error::from(io_err)).context("writing report");
-        assert_eq!(status_for(&err, Codes::STANDARD), OK);
+        assert!(is_broken_pipe(err.as_ref().unwrap_err()));
+        assert_eq!(status_for(&err, Codes::STANDARD), RUNTIME);
+        assert_eq!(status_for(&err, Codes::NAGIOS), RUNTIME);
     }
 
     #[test]

@@ -48,11 +48,9 @@ pub fn read_small(path: &Path, limits: Limits) -> Result<Vec<u8>, ReadError> {
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ReadError::NotFound(shown.clone()),
             // O_NOFOLLOW on a link fails with ELOOP.
-            _ if e.raw_os_error() == Some(libc::ELOOP) && limits.no_symlink => {
-                ReadError::Refused(format!(
-                    "{shown} is a symbolic link; it is not followed (name the file itself)"
-                ))
-            }
+            _ if e.raw_os_error() == Some(libc::ELOOP) && limits.no_symlink => ReadError::Refused(
+                format!("{shown} is a symbolic link; it is not followed (name the file itself)"),
+            ),
             _ => ReadError::Refused(format!("cannot read {shown}: {e}")),
         })?;
     let meta = file
@@ -122,11 +120,17 @@ mod tests {
         assert_eq!(read_small(&link, follow).unwrap(), b"hello");
 
         std::fs::write(&file, [b'x'; 17]).unwrap();
-        assert!(read_small(&file, SMALL).unwrap_err().to_string().contains("at most 16"));
+        assert!(read_small(&file, SMALL)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 16"));
 
         let fifo = dir.path().join("p");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        assert!(read_small(&fifo, SMALL).unwrap_err().to_string().contains("FIFO"));
+        assert!(read_small(&fifo, SMALL)
+            .unwrap_err()
+            .to_string()
+            .contains("FIFO"));
         assert!(read_small(Path::new("/dev/zero"), follow)
             .unwrap_err()
             .to_string()

@@ -4,8 +4,10 @@
 //! [`Inventory::load`] parses and validates: unknown fields, malformed names, a name claimed
 //! by two services, a staging target inside a production range, a staging host given two
 //! addresses, an allow-list entry without a reason are all usage errors that name the field
-//! (`services[2].staging.address: ...`). What each tool derives from the inventory (hosts
-//! lines, probe targets) lives in that tool.
+//! (`services[2].staging.address: ...`). Addresses and ranges are compared as the addresses
+//! they are, whatever their spelling (`::ffff:10.5.126.10` is `10.5.126.10`): see
+//! [`crate::address`]. What each tool derives from the inventory (hosts lines, probe
+//! targets) lives in that tool.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,6 +18,7 @@ use anyhow::Context;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::address;
 use crate::exit::Error;
 
 /// The whole inventory file.
@@ -137,16 +140,17 @@ impl Inventory {
         Ok(inventory)
     }
 
-    /// The production range containing `addr`, if any.
+    /// The production range `addr` reaches, if any: one holding it in any spelling, or the
+    /// IPv4 address a NAT64 translator delivers it to ([`address::production_range`]).
     #[must_use]
     pub fn production_range_of(&self, addr: IpAddr) -> Option<&IpNet> {
-        self.production.ranges.iter().find(|r| r.contains(&addr))
+        address::production_range(&self.production.ranges, addr)
     }
 
-    /// True when `addr` lies in a staging range.
+    /// True when `addr`, in any spelling, lies in a staging range ([`address::in_ranges`]).
     #[must_use]
     pub fn is_staging_address(&self, addr: IpAddr) -> bool {
-        self.staging.ranges.iter().any(|r| r.contains(&addr))
+        address::in_ranges(&self.staging.ranges, addr).is_some()
     }
 
     /// Checks everything serde cannot: returns the first problem as `field: message`.
@@ -174,7 +178,7 @@ impl Inventory {
                 .production
                 .ranges
                 .iter()
-                .find(|p| p.contains(&range.network()) || range.contains(&p.network()))
+                .find(|p| address::range_reaches(range, p))
             {
                 return Err(format!(
                     "staging.ranges: {range} overlaps production range {prod}"
@@ -234,13 +238,14 @@ impl Inventory {
             if let Some(addr) = target.address {
                 if let Some(range) = self.production_range_of(addr) {
                     return Err(format!(
-                        "{at}.staging.address: {addr} is inside production range {range}"
+                        "{at}.staging.address: {} is inside production range {range}",
+                        address::describe(addr)
                     ));
                 }
                 if let Some(name) = &target.name {
                     let key = name.trim_end_matches('.').to_ascii_lowercase();
                     if let Some((prev, prev_at)) = staging_hosts.get(&key) {
-                        if *prev != addr {
+                        if !address::same(*prev, addr) {
                             return Err(format!(
                                 "{at}.staging.address: staging host {name:?} is {addr} here but {prev} at {prev_at}"
                             ));
@@ -334,6 +339,55 @@ mod tests {
         assert!(
             err.contains(
                 "services[0].staging.address: 10.5.126.10 is inside production range 10.5.126.0/24"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn staging_target_in_production_range_is_refused_in_every_spelling() {
+        // Issue 20, item 3: the IPv4-mapped form was accepted as a staging address.
+        for (spelled, shown) in [
+            (
+                "::ffff:10.5.126.10",
+                "::ffff:10.5.126.10 (IPv4 10.5.126.10) is inside production range 10.5.126.0/24",
+            ),
+            (
+                "::ffff:a05:7e0a",
+                "::ffff:10.5.126.10 (IPv4 10.5.126.10) is inside production range 10.5.126.0/24",
+            ),
+            (
+                "::10.5.126.10",
+                "::a05:7e0a (IPv4 10.5.126.10) is inside production range 10.5.126.0/24",
+            ),
+            (
+                "64:ff9b::10.5.126.10",
+                "64:ff9b::a05:7e0a (NAT64 for 10.5.126.10) is inside production range 10.5.126.0/24",
+            ),
+        ] {
+            let text = GOOD.replace("10.5.128.10", spelled);
+            let err = err_of(&text);
+            assert!(
+                err.contains(&format!("services[0].staging.address: {shown}")),
+                "{spelled}: {err}"
+            );
+        }
+        // The same staging address spelled two ways is one address, not two.
+        let text = GOOD.replacen("10.5.128.10", "::ffff:10.5.128.10", 1);
+        let inv = Inventory::parse(&text, "t.json").unwrap();
+        assert!(inv.is_staging_address("::ffff:10.5.128.10".parse().unwrap()));
+        assert!(inv
+            .production_range_of("::10.5.126.9".parse().unwrap())
+            .is_some());
+    }
+
+    #[test]
+    fn staging_range_spelled_over_a_production_range_is_refused() {
+        let text = GOOD.replace("\"10.5.128.0/24\"", "\"::ffff:10.5.126.0/120\"");
+        let err = err_of(&text);
+        assert!(
+            err.contains(
+                "staging.ranges: ::ffff:10.5.126.0/120 overlaps production range 10.5.126.0/24"
             ),
             "{err}"
         );

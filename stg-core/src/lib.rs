@@ -1,13 +1,15 @@
 //! The one library the stg tools share.
 //!
 //! Only what two or more tools need lives here: the error type and exit-code policy
-//! ([`exit`]), JSON Lines input and output ([`jsonl`]), libpq-style connection options
-//! ([`conn`]), host identity ([`host`]), durations and timestamps ([`duration`],
-//! [`timestamp`]), the inventory shared by `stg-hosts` and `stg-probe` ([`inventory`]), and
-//! the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`], [`copy_text`]),
-//! and the provenance `stg-restore` records and `stg-age` reads ([`provenance`]).
-//! Code that one tool needs lives in that tool.
+//! ([`exit`]), report output on a stdout that may close early ([`output`]), JSON Lines input
+//! and output ([`jsonl`]), libpq-style connection options ([`conn`]), host identity
+//! ([`host`]), durations and timestamps ([`duration`], [`timestamp`]), the inventory shared
+//! by `stg-hosts` and `stg-probe` ([`inventory`]) and the address comparisons both make
+//! ([`address`]), the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`],
+//! [`copy_text`]), and the provenance `stg-restore` records and `stg-age` reads
+//! ([`provenance`]). Code that one tool needs lives in that tool.
 
+pub mod address;
 pub mod conn;
 pub mod copy_text;
 pub mod duration;
@@ -16,6 +18,7 @@ pub mod files;
 pub mod host;
 pub mod inventory;
 pub mod jsonl;
+pub mod output;
 pub mod provenance;
 pub mod sql_lexer;
 pub mod stream;

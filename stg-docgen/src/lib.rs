@@ -145,9 +145,10 @@ pub fn generate(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let Cli { out } = cli;
     let written = generate(&out)?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::BufWriter::new(stg_core::output::stdout());
     for path in written {
         writeln!(stdout, "{}", path.display())?;
     }
+    stdout.flush()?;
     Ok(stg_core::exit::OK)
 }

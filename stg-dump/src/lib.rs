@@ -149,12 +149,11 @@ fn load_key(key_file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
             max_bytes: 4096,
             no_symlink: false,
         };
-        let mut bytes = stg_core::files::read_small(path, limits).map_err(|e| {
-            Error::usage(format!("cannot read the masking key file: {e}"))
-        })?;
-        let mode = std::fs::metadata(path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
-            .unwrap_or(0);
+        let mut bytes = stg_core::files::read_small(path, limits)
+            .map_err(|e| Error::usage(format!("cannot read the masking key file: {e}")))?;
+        let mode = std::fs::metadata(path).map_or(0, |m| {
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions())
+        });
         if mode & 0o077 != 0 {
             return Err(Error::usage(format!(
                 "the masking key file {} is accessible by group or others (mode {:o}); \
@@ -573,7 +572,8 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
         .filter(|f| matches!(f, Finding::ForeignConnection { .. }))
         .count();
     let unmasked = findings.len() - rule_problems - connections;
-    let stdout = std::io::stdout().lock();
+    // A reader gone early does not change the verdict: see stg_core::output.
+    let stdout = stg_core::output::stdout();
     match config.format {
         Format::Json => {
             let mut out = jsonl::Writer::new(stdout);

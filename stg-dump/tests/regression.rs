@@ -336,7 +336,13 @@ fn key_files_that_are_no_secret_or_no_file_are_refused() {
     let dump = |key: &std::path::Path| {
         cmd::stg("stg-dump")
             .args(cluster.conn_args())
-            .args(["--preset", "0", "--mask", rules.to_str().unwrap(), "--key-file"])
+            .args([
+                "--preset",
+                "0",
+                "--mask",
+                rules.to_str().unwrap(),
+                "--key-file",
+            ])
             .arg(key)
             .arg("k")
             .stdin(Stdio::null())

@@ -471,6 +471,45 @@ fn stderr_of(out: &Output) -> String {
 }
 
 #[test]
+fn check_keeps_its_verdict_when_stdout_is_closed() {
+    // Issue 20, item 4: `stg-dump --check | head -1` with problems found exited 0.
+    let cluster = cluster_with_fas2();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("rules.json");
+    std::fs::write(
+        &bad,
+        r#"{"rules": [{"table": "public.peple", "column": "email", "transform": "null"}]}"#,
+    )
+    .unwrap();
+    let good = fixture("fas2-rules.json");
+    for format in ["json", "text"] {
+        for (rules, code) in [(&bad, 1), (&good, 0)] {
+            let mut c = dump_cmd(
+                &cluster,
+                &[
+                    "--mask",
+                    rules.to_str().unwrap(),
+                    "--check",
+                    "--format",
+                    format,
+                    "fas2",
+                ],
+            );
+            c.stdout(cmd::closed_pipe());
+            let out = run(c);
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{format}, {}: {}",
+                rules.display(),
+                stderr_of(&out)
+            );
+            assert_eq!(stderr_of(&out), "", "{format}: quiet on a closed pipe");
+        }
+    }
+}
+
+#[test]
 fn bad_input_gives_clear_errors_and_writes_nothing() {
     let cluster = cluster_with_fas2();
     let dir = tempfile::tempdir().unwrap();

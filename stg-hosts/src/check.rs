@@ -3,12 +3,16 @@
 //!
 //! A conflict is a line outside the block (hand-written, or another inventory's block)
 //! giving one of our names another address: resolvers take the first match, so it can
-//! silently win. Not for output formatting (see `lib.rs`) or for changing files.
+//! silently win. Addresses are compared as the addresses they are
+//! ([`stg_core::address::same`]): `::ffff:10.2.0.5` is `10.2.0.5`, and `::ffff:10.1.0.5` is
+//! another address than `10.2.0.5` however it is spelled. Not for output formatting (see
+//! `lib.rs`) or for changing files.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
+use stg_core::address;
 
 use crate::hosts_block::HostsFile;
 use crate::overrides::Override;
@@ -135,7 +139,7 @@ pub fn compare(file: &HostsFile<'_>, block_name: &str, overrides: &[Override]) -
                 have.entry(key(name))
                     .or_insert((name.clone(), entry.address, entry.line + 1));
             } else if let Some(o) = want.get(&key(name)) {
-                if o.address != entry.address {
+                if !address::same(o.address, entry.address) {
                     let mut d = Drift::new(Kind::Conflict);
                     d.name = Some(name.clone());
                     d.address = Some(o.address);
@@ -157,7 +161,7 @@ pub fn compare(file: &HostsFile<'_>, block_name: &str, overrides: &[Override]) -
                 d.service = Some(o.service.clone());
                 rest.push(d);
             }
-            Some((_, found, line)) if *found != o.address => {
+            Some((_, found, line)) if !address::same(*found, o.address) => {
                 let mut d = Drift::new(Kind::Stale);
                 d.name = Some(o.name.clone());
                 d.address = Some(o.address);

@@ -12,7 +12,7 @@ pub mod hosts_block;
 pub mod hosts_file;
 pub mod overrides;
 
-use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -259,7 +259,7 @@ impl Config {
 /// Runs the tool; returns the exit status of a completed run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = BufWriter::new(stg_core::output::stdout());
     let code = match config.action {
         Action::Emit {
             inventory,
@@ -281,7 +281,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-type Out<'a> = BufWriter<StdoutLock<'a>>;
+/// The report's output: stdout, which a reader may close early without changing the exit
+/// status (see [`stg_core::output`]).
+type Out = BufWriter<stg_core::output::Stdout>;
 
 fn emit(
     format: Format,

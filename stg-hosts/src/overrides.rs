@@ -3,14 +3,19 @@
 //!
 //! The staging address comes from the inventory; a target with only a name is resolved
 //! (through the system resolver, so DNS and `/etc/hosts`) only when `--resolve` is given.
-//! A resolved address inside a production range is refused like one written in the
-//! inventory. Not for reading or writing hosts files ([`crate::hosts_block`],
+//! A resolved address inside a production range (in any spelling) is refused like one
+//! written in the inventory. Addresses are written in their canonical form
+//! ([`stg_core::address::canonical`]): `::ffff:10.5.128.10` in the inventory becomes
+//! `10.5.128.10` in the hosts file, because glibc's `getaddrinfo` for IPv4 only
+//! (`AF_INET`) skips a hosts line in the mapped form and would go on to DNS, that is, to
+//! production. Not for reading or writing hosts files ([`crate::hosts_block`],
 //! [`crate::hosts_file`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
 use serde::Serialize;
+use stg_core::address;
 use stg_core::inventory::Inventory;
 use stg_core::Error;
 
@@ -54,8 +59,9 @@ pub fn from_inventory(inventory: &Inventory, resolve: bool) -> anyhow::Result<Ve
                     })?;
                     if let Some(range) = inventory.production_range_of(address) {
                         return Err(Error::usage(format!(
-                            "service {:?} (services[{i}]): staging name {name:?} resolves to {address}, inside production range {range}",
-                            service.name
+                            "service {:?} (services[{i}]): staging name {name:?} resolves to {}, inside production range {range}",
+                            service.name,
+                            address::describe(address)
                         ))
                         .into());
                     }
@@ -72,6 +78,7 @@ pub fn from_inventory(inventory: &Inventory, resolve: bool) -> anyhow::Result<Ve
                 .into())
             }
         };
+        let address = address::canonical(address);
         for name in &service.production {
             let key = name.trim_end_matches('.').to_ascii_lowercase();
             if let Some((other, other_service)) = seen.get(&key) {
@@ -166,6 +173,20 @@ mod tests {
         assert!(lines[0].starts_with("10.2.0.9\tn00.example n01.example"));
         assert_eq!(lines[1], "10.2.0.9\tn08.example n09.example");
         assert_eq!(lines[2], "10.2.0.10\tA.example z.example");
+    }
+
+    #[test]
+    fn addresses_are_written_in_their_canonical_form() {
+        let inv = inventory(
+            r#"{"name":"a","production":["a.example"],"staging":{"address":"::ffff:10.2.0.9"}},
+               {"name":"b","production":["b.example"],"staging":{"address":"10.2.0.9"}},
+               {"name":"c","production":["c.example"],"staging":{"address":"2001:db8::9"}}"#,
+        );
+        let o = from_inventory(&inv, false).unwrap();
+        assert_eq!(
+            hosts_lines(&o),
+            ["10.2.0.9\ta.example b.example", "2001:db8::9\tc.example"]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use stg_tests::cmd::{bin_path, program, stg};
+use stg_tests::cmd::{bin_path, closed_pipe, program, stg};
 
 const CORPUS: &[&str] = &[
     "debian-default",
@@ -1070,6 +1070,95 @@ fn closed_stdout_ends_quietly() {
         assert_eq!(run.code, 0, "{format}: {}", run.stderr);
         assert!(run.stderr.is_empty(), "{format}: {}", run.stderr);
     }
+}
+
+#[test]
+fn closed_stdout_keeps_the_check_verdict() {
+    // Issue 20, item 4: `stg-hosts check | head -1` with drift present exited 0.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts");
+    fs::write(&file, "127.0.0.1 localhost\n").unwrap();
+    let check_closed = |format: &str| {
+        Run::from(
+            stg_hosts()
+                .args(["check", "--format", format, "-i"])
+                .arg(fedora_inventory())
+                .arg("--file")
+                .arg(&file)
+                .stdout(closed_pipe())
+                .output()
+                .unwrap(),
+        )
+    };
+    for format in ["json", "text"] {
+        let run = check_closed(format);
+        assert_eq!(run.code, 1, "{format}: the block is missing: drift");
+        assert_eq!(run.stderr, "", "{format}: quiet on a closed pipe");
+    }
+    apply(&fedora_inventory(), &file, &[]).ok();
+    for format in ["json", "text"] {
+        let run = check_closed(format);
+        assert_eq!(run.code, 0, "{format}: in sync: {}", run.stderr);
+        assert_eq!(run.stderr, "", "{format}");
+    }
+}
+
+#[test]
+fn mapped_ipv6_spellings_of_production_are_refused_and_staging_is_written_as_ipv4() {
+    // Issue 20, item 3: `::ffff:10.1.0.5` is production's 10.1.0.5 (production is
+    // 10.1.0.0/16 here), but the inventory took it as a staging address and apply wrote it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts");
+    let original = "127.0.0.1 localhost\n";
+    fs::write(&file, original).unwrap();
+    for (spelled, shown) in [
+        ("::ffff:10.1.0.5", "::ffff:10.1.0.5 (IPv4 10.1.0.5)"),
+        ("::ffff:a01:5", "::ffff:10.1.0.5 (IPv4 10.1.0.5)"),
+        ("::10.1.0.5", "::a01:5 (IPv4 10.1.0.5)"),
+        ("64:ff9b::10.1.0.5", "64:ff9b::a01:5 (NAT64 for 10.1.0.5)"),
+    ] {
+        let inv = write_inventory(
+            dir.path(),
+            "mapped",
+            &[("db", vec!["db.example.org".into()], spelled)],
+        );
+        let want =
+            format!("services[0].staging.address: {shown} is inside production range 10.1.0.0/16");
+        for run in [apply(&inv, &file, &[]), check(&inv, &file)] {
+            assert_eq!(run.code, 2, "{spelled}: {}", run.stderr);
+            assert!(run.stderr.contains(&want), "{spelled}: {}", run.stderr);
+        }
+        assert_eq!(fs::read_to_string(&file).unwrap(), original, "{spelled}");
+    }
+
+    // A staging address spelled mapped is written as the IPv4 address it is (glibc's
+    // IPv4-only getaddrinfo skips a mapped hosts line and would go on to DNS).
+    let inv = write_inventory(
+        dir.path(),
+        "spelled",
+        &[("db", vec!["db.example.org".into()], "::ffff:10.2.0.5")],
+    );
+    apply(&inv, &file, &[]).ok();
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\n10.2.0.5\tdb.example.org\n"), "{text}");
+    assert!(!text.contains("::ffff:"), "{text}");
+    assert_eq!(check(&inv, &file).ok().summary()["in_sync"], true);
+
+    // Lines outside the block are compared as addresses: the mapped spelling of the staging
+    // address is no conflict, the mapped spelling of a production address is one.
+    let with_lines = |extra: &str| {
+        fs::write(&file, format!("{extra}{text}")).unwrap();
+        check(&inv, &file)
+    };
+    let same = with_lines("::ffff:10.2.0.5 db.example.org\n");
+    assert_eq!(same.code, 0, "{}", same.stdout);
+    assert_eq!(same.summary()["conflicts"], 0);
+    let prod = with_lines("::ffff:10.1.0.5 db.example.org\n");
+    assert_eq!(prod.code, 1, "{}", prod.stdout);
+    let records = prod.records();
+    let conflict = records.iter().find(|r| r["kind"] == "conflict").unwrap();
+    assert_eq!(conflict["found"], "::ffff:10.1.0.5");
+    assert_eq!(conflict["address"], "10.2.0.5");
 }
 
 #[test]

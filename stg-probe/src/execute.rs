@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::plan::{Check, Kind, Ranges};
+use crate::plan::{holds, Check, Kind, Ranges};
 use crate::resolve::{resolve, Resolution};
 
 /// The outcome of a check, or of one address of a check.
@@ -55,7 +55,9 @@ pub enum Outcome {
     Unexpected,
     /// One address of a resolves check: expected.
     Expected,
-    /// One address of a resolves check with nothing to compare against.
+    /// One address of a resolves check with nothing to compare against (no expected
+    /// address, no staging ranges); a resolves check whose addresses are all unchecked
+    /// proved nothing.
     Unchecked,
     /// The overall deadline passed before the check finished.
     Deadline,
@@ -128,9 +130,14 @@ pub struct Run {
 #[must_use]
 pub fn status_of(kind: Kind, outcome: Outcome) -> Status {
     match (kind, outcome) {
-        (_, Outcome::Nxdomain | Outcome::DnsError | Outcome::Deadline | Outcome::Error) => {
-            Status::Inconclusive
-        }
+        (
+            _,
+            Outcome::Nxdomain
+            | Outcome::DnsError
+            | Outcome::Deadline
+            | Outcome::Error
+            | Outcome::Unchecked,
+        ) => Status::Inconclusive,
         (Kind::Blocked, Outcome::Open) | (_, Outcome::Production | Outcome::Unexpected) => {
             Status::Breach
         }
@@ -206,16 +213,19 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> AddressResult {
     }
 }
 
-/// True when a blocked check need not connect to `addr`: it is a known staging address.
+/// True when a blocked check need not connect to `addr`: it is a known staging address
+/// (in any spelling) and in no production range.
 fn is_known_staging(check: &Check, ranges: &Ranges, addr: IpAddr) -> bool {
-    !ranges.is_production(addr) && (check.expect.contains(&addr) || ranges.is_staging(addr))
+    !ranges.is_production(addr) && (holds(&check.expect, addr) || ranges.is_staging(addr))
 }
 
+/// What one address of a resolves check is. A production address is production even when
+/// an input record expected it: no expectation makes production staging.
 fn classify_resolved(check: &Check, ranges: &Ranges, addr: IpAddr) -> Outcome {
-    if check.expect.contains(&addr) || (ranges.is_staging(addr) && !ranges.is_production(addr)) {
-        Outcome::Expected
-    } else if ranges.is_production(addr) {
+    if ranges.is_production(addr) {
         Outcome::Production
+    } else if holds(&check.expect, addr) || ranges.is_staging(addr) {
+        Outcome::Expected
     } else if check.expect.is_empty() && ranges.staging.is_empty() {
         Outcome::Unchecked
     } else {
@@ -240,6 +250,10 @@ fn summarize(check: &Check, addresses: &[AddressResult]) -> Outcome {
                 Outcome::Production
             } else if has(Outcome::Unexpected) {
                 Outcome::Unexpected
+            } else if !addresses.is_empty()
+                && addresses.iter().all(|a| a.outcome == Outcome::Unchecked)
+            {
+                Outcome::Unchecked
             } else {
                 Outcome::Ok
             }
@@ -389,5 +403,64 @@ mod tests {
             status_of(Kind::Resolves, Outcome::DnsError),
             Status::Inconclusive
         );
+        assert_eq!(
+            status_of(Kind::Resolves, Outcome::Unchecked),
+            Status::Inconclusive
+        );
+    }
+
+    fn resolves(expect: &[&str]) -> Check {
+        Check {
+            kind: Kind::Resolves,
+            host: "fas.example.org".into(),
+            port: None,
+            service: None,
+            source: "test".into(),
+            expect: expect.iter().map(|a| a.parse().unwrap()).collect(),
+            allowed: None,
+        }
+    }
+
+    #[test]
+    fn resolved_addresses_are_classified_in_any_spelling() {
+        let ranges = Ranges {
+            production: vec!["10.5.126.0/24".parse().unwrap()],
+            staging: vec!["10.5.128.0/24".parse().unwrap()],
+        };
+        let classify =
+            |check: &Check, addr: &str| classify_resolved(check, &ranges, addr.parse().unwrap());
+        let none = resolves(&[]);
+        // Issue 20, item 3: the mapped form of a production address is production.
+        assert_eq!(classify(&none, "::ffff:10.5.126.10"), Outcome::Production);
+        assert_eq!(classify(&none, "::10.5.126.10"), Outcome::Production);
+        assert_eq!(classify(&none, "64:ff9b::10.5.126.10"), Outcome::Production);
+        assert_eq!(classify(&none, "::ffff:10.5.128.10"), Outcome::Expected);
+        // Even when an input record expected it.
+        let expected_prod = resolves(&["::ffff:10.5.126.10"]);
+        assert_eq!(
+            classify(&expected_prod, "::ffff:10.5.126.10"),
+            Outcome::Production
+        );
+        // An expectation matches the address in any spelling.
+        let bare = Ranges::default();
+        let check = resolves(&["::ffff:192.0.2.7"]);
+        assert_eq!(
+            classify_resolved(&check, &bare, "192.0.2.7".parse().unwrap()),
+            Outcome::Expected
+        );
+        assert_eq!(
+            classify_resolved(&check, &bare, "192.0.2.8".parse().unwrap()),
+            Outcome::Unexpected
+        );
+        assert!(!is_known_staging(
+            &resolves(&["::ffff:10.5.126.10"]),
+            &ranges,
+            "10.5.126.10".parse().unwrap()
+        ));
+        assert!(is_known_staging(
+            &resolves(&["::ffff:192.0.2.7"]),
+            &bare,
+            "192.0.2.7".parse().unwrap()
+        ));
     }
 }

@@ -146,14 +146,8 @@ impl Config {
         }
         let checks = plan::dedup(checks);
         if checks.is_empty() {
-            stg_core::bail_usage!(
-                "no targets to check{}: an empty list proves nothing",
-                if inventory.is_some() {
-                    " (the inventory's services list no ports and no staging names)"
-                } else {
-                    " in the input"
-                }
-            );
+            // An inventory always gives checks (every service has a production name).
+            stg_core::bail_usage!("no targets to check in the input: an empty list proves nothing");
         }
         let format = format.unwrap_or(if std::io::stdout().is_terminal() {
             Format::Text
@@ -203,8 +197,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let start = Instant::now();
     let run = execute::execute(&config.checks, &config.ranges, config.options)?;
     let summary = report::summarize(&run, start.elapsed());
-    let stdout = std::io::stdout();
-    report::write(stdout.lock(), config.format, &run, &summary)
-        .context("while writing the report")?;
+    // A reader gone early (`| head -1`) does not change the verdict: see stg_core::output.
+    report::write(
+        std::io::BufWriter::new(stg_core::output::stdout()),
+        config.format,
+        &run,
+        &summary,
+    )
+    .context("while writing the report")?;
     Ok(summary.exit_code)
 }

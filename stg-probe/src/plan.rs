@@ -4,8 +4,12 @@
 //!
 //! From the inventory: every production name of every service x each of its ports must be
 //! `blocked` (unless the allow-list names it: then it is `allowed`, with the reason, and not
-//! connected to); every staging name `resolves` to its staging address (or into the staging
-//! ranges); every staging host x port is `reachable`. Not for running the checks: see
+//! connected to); every production name of a service without ports, which no connection can
+//! test, `resolves` to its staging address (or into the staging ranges), unless the
+//! allow-list names the host for all ports; every staging name `resolves` to its staging
+//! address (or into the staging ranges); every staging host x port is `reachable`. No
+//! service and no name is left without a check. Addresses are compared as the addresses
+//! they are, in any spelling ([`stg_core::address`]). Not for running the checks: see
 //! [`crate::execute`].
 
 use std::collections::HashSet;
@@ -13,6 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use stg_core::address;
 use stg_core::inventory::Inventory;
 
 /// The kind of a check.
@@ -69,17 +74,24 @@ pub struct Ranges {
 }
 
 impl Ranges {
-    /// True when `addr` is in a production range.
+    /// True when `addr`, in any spelling, is in a production range, or reaches one through
+    /// the NAT64 well-known prefix ([`address::production_range`]).
     #[must_use]
     pub fn is_production(&self, addr: IpAddr) -> bool {
-        self.production.iter().any(|r| r.contains(&addr))
+        address::production_range(&self.production, addr).is_some()
     }
 
-    /// True when `addr` is in a staging range.
+    /// True when `addr`, in any spelling, is in a staging range ([`address::in_ranges`]).
     #[must_use]
     pub fn is_staging(&self, addr: IpAddr) -> bool {
-        self.staging.iter().any(|r| r.contains(&addr))
+        address::in_ranges(&self.staging, addr).is_some()
     }
+}
+
+/// True when `addrs` holds `addr` in any spelling ([`address::same`]).
+#[must_use]
+pub fn holds(addrs: &[IpAddr], addr: IpAddr) -> bool {
+    addrs.iter().any(|a| address::same(*a, addr))
 }
 
 /// The ranges of an inventory.
@@ -91,9 +103,23 @@ pub fn ranges(inventory: &Inventory) -> Ranges {
     }
 }
 
+/// Two hosts are the same: equal names (without case, a trailing dot ignored), or the same
+/// address in any spelling.
 fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => address::same(a, b),
+        _ => a
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.')),
+    }
+}
+
+/// A host as a key: a lower-cased name without its trailing dot, or the canonical address.
+fn host_key(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(addr) => address::canonical(addr).to_string(),
+        Err(_) => host.trim_end_matches('.').to_ascii_lowercase(),
+    }
 }
 
 /// The allow-list reason for `host:port`, if the inventory allows it.
@@ -111,12 +137,22 @@ fn staging_addresses(inventory: &Inventory) -> Vec<IpAddr> {
     let mut seen = Vec::new();
     for service in &inventory.services {
         if let Some(addr) = service.staging.address {
-            if !seen.contains(&addr) {
+            if !holds(&seen, addr) {
                 seen.push(addr);
             }
         }
     }
     seen
+}
+
+/// The allow-list reason for every port of `host`: only an entry without ports covers a
+/// service whose ports the inventory does not list.
+fn allowed_everywhere(inventory: &Inventory, host: &str) -> Option<String> {
+    inventory
+        .allow
+        .iter()
+        .find(|a| same_host(&a.host, host) && a.ports.is_empty())
+        .map(|a| a.reason.clone())
 }
 
 /// The checks an inventory implies, in inventory order.
@@ -135,6 +171,20 @@ pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
                     source: "inventory".into(),
                     expect: staging.clone(),
                     allowed: allowed_reason(inventory, name, port),
+                });
+            }
+            if service.ports.is_empty() {
+                // No port to connect to, so no connection can prove this name blocked: it
+                // must lead to staging (an override in effect), or the allow-list must say
+                // why staging may reach it.
+                checks.push(Check {
+                    kind: Kind::Resolves,
+                    host: name.clone(),
+                    port: None,
+                    service: Some(service.name.clone()),
+                    source: "inventory".into(),
+                    expect: service.staging.address.into_iter().collect(),
+                    allowed: allowed_everywhere(inventory, name),
                 });
             }
         }
@@ -182,30 +232,26 @@ pub fn apply_inventory(checks: &mut [Check], inventory: &Inventory) {
             check.allowed = allowed_reason(inventory, &check.host, port);
         }
         for addr in &staging {
-            if !check.expect.contains(addr) {
+            if !holds(&check.expect, *addr) {
                 check.expect.push(*addr);
             }
         }
     }
 }
 
-/// Drops repeated checks (same kind, host, port and expected addresses; host compared
-/// without case), keeping
-/// the first: several services sharing one staging host need one reachability check.
+/// Drops repeated checks (same kind, host, port and expected addresses; host names
+/// compared without case, addresses in any spelling), keeping the first: several services
+/// sharing one staging host need one reachability check.
 #[must_use]
 pub fn dedup(checks: Vec<Check>) -> Vec<Check> {
     let mut seen = HashSet::new();
     checks
         .into_iter()
         .filter(|c| {
-            let mut expect = c.expect.clone();
+            let mut expect: Vec<IpAddr> = c.expect.iter().map(|a| address::canonical(*a)).collect();
             expect.sort_unstable();
-            seen.insert((
-                c.kind,
-                c.host.trim_end_matches('.').to_ascii_lowercase(),
-                c.port,
-                expect,
-            ))
+            expect.dedup();
+            seen.insert((c.kind, host_key(&c.host), c.port, expect))
         })
         .collect()
 }
@@ -255,5 +301,77 @@ mod tests {
             .collect();
         assert_eq!(resolves, 1);
         assert_eq!(reachable, [("10.5.128.10", 443), ("10.5.128.10", 80)]);
+    }
+
+    #[test]
+    fn a_service_without_ports_still_has_its_production_names_checked() {
+        // Issue 20, item 7: a service without ports got no check for its production names.
+        let inv = Inventory::parse(
+            r#"{
+              "name": "t",
+              "production": {"ranges": ["10.5.126.0/24"]},
+              "staging": {"ranges": ["10.5.128.0/24"]},
+              "services": [
+                {"name": "mail", "production": ["smtp.example.org", "MX.example.org"],
+                 "staging": {"address": "10.5.128.25"}},
+                {"name": "log", "production": ["log.example.org"],
+                 "staging": {"name": "log.stg.example.org"}}
+              ],
+              "allow": [{"host": "log.example.org", "reason": "central syslog"},
+                        {"host": "mx.example.org", "ports": [25], "reason": "one port only"}]
+            }"#,
+            "t",
+        )
+        .unwrap();
+        let checks = dedup(from_inventory(&inv));
+        let names: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c.kind,
+                    c.host.as_str(),
+                    c.expect.clone(),
+                    c.allowed.as_deref(),
+                )
+            })
+            .collect();
+        let staging: IpAddr = "10.5.128.25".parse().unwrap();
+        assert_eq!(
+            names,
+            [
+                (Kind::Resolves, "smtp.example.org", vec![staging], None),
+                // An allow entry for some ports does not cover a service without ports.
+                (Kind::Resolves, "MX.example.org", vec![staging], None),
+                (
+                    Kind::Resolves,
+                    "log.example.org",
+                    vec![],
+                    Some("central syslog")
+                ),
+                (Kind::Resolves, "log.stg.example.org", vec![], None),
+            ]
+        );
+        assert!(checks.iter().all(|c| c.port.is_none()));
+    }
+
+    #[test]
+    fn addresses_in_any_spelling_are_one_host() {
+        assert!(same_host("::ffff:10.5.126.10", "10.5.126.10"));
+        assert!(same_host("Fas.Example.org.", "fas.example.org"));
+        assert!(!same_host("10.5.126.10", "10.5.126.11"));
+        let check = |host: &str, expect: &str| Check {
+            kind: Kind::Blocked,
+            host: host.into(),
+            port: Some(443),
+            service: None,
+            source: "t".into(),
+            expect: vec![expect.parse().unwrap()],
+            allowed: None,
+        };
+        let checks = dedup(vec![
+            check("10.5.126.10", "10.5.128.10"),
+            check("::ffff:10.5.126.10", "::ffff:10.5.128.10"),
+        ]);
+        assert_eq!(checks.len(), 1);
     }
 }

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use stg_tests::cmd::{bin_path, stg};
+use stg_tests::cmd::{bin_path, closed_pipe, stg};
 use stg_tests::netns::{link, Netns};
 
 // ---------------------------------------------------------------------------------------
@@ -256,6 +256,52 @@ fn text_format_is_a_table_with_a_verdict() {
         ["OK", "blocked", &format!("127.0.0.1:{closed}"), "refused"]
     );
     assert!(text.contains("OK: 1 check, 1 ok, 0 breach"), "{text}");
+}
+
+/// Runs a command with `stdin` as its input and a stdout whose reader is already gone.
+fn run_with_closed_stdout(mut cmd: Command, stdin: &str) -> Output {
+    cmd.stdout(closed_pipe());
+    run_with_input(cmd, stdin)
+}
+
+#[test]
+fn closed_stdout_keeps_the_verdict() {
+    // Issue 20, item 4: `stg-probe | head -1` with a breach present exited 0.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = closed_port("127.0.0.1");
+    let breach = format!(
+        "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{open}}}\n"
+    );
+    for format in ["json", "text", "nagios"] {
+        let mut cmd = stg("stg-probe");
+        cmd.args(["--format", format]);
+        let out = run_with_closed_stdout(cmd, &breach);
+        assert_eq!(code(&out), 2, "{format}: a breach is still CRITICAL");
+        assert_eq!(stderr(&out), "", "{format}: quiet on a closed pipe");
+    }
+    // Under pipefail, as a shell script or cron job would run it.
+    let mut cmd = stg_tests::cmd::program("bash");
+    cmd.arg("-c").arg(format!(
+        "set -o pipefail; '{}' | head -c 0; echo \"${{PIPESTATUS[0]}} $?\"",
+        bin_path("stg-probe").display()
+    ));
+    let out = run_with_input(cmd, &breach);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 2\n",
+        "{}",
+        stderr(&out)
+    );
+
+    // All good: 0, and still nothing on stderr.
+    let ok = format!(
+        "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{closed}}}\n"
+    );
+    let out = run_with_closed_stdout(stg("stg-probe"), &ok);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    drop(listener);
 }
 
 #[test]
@@ -619,6 +665,133 @@ fn namespace_overrides_resolve_through_the_hosts_file() {
     assert_eq!(missing["status"], "inconclusive");
     assert_eq!(summary["ok"], 1);
     assert_eq!(summary["inconclusive"], 1);
+}
+
+#[test]
+fn namespace_mapped_ipv6_spellings_of_production_are_production() {
+    // Issue 20, item 3: `::ffff:10.231.0.1` is production's 10.231.0.1 (an IPv6 socket
+    // connects to it over IPv4), but the inventory took it for a staging address and the
+    // probe compared it as text.
+    let lab = Lab::new();
+    lab.stg.set_hosts(&format!(
+        "{STG_HOSTS}::ffff:{PROD4} mapped.prod.test\n::ffff:{STG4} mapped.stg.test\n"
+    ));
+    // The inventory of the issue: a "staging" address that is production, spelled mapped.
+    let bad = lab.inventory(
+        &format!(
+            r#"{{"name": "db", "production": ["mapped.prod.test"],
+                "staging": {{"address": "::ffff:{PROD4}"}}, "ports": [{HOLE}]}}"#
+        ),
+        "",
+    );
+    let out = lab
+        .probe(&["--inventory", &bad, "--timeout", "500ms"])
+        .output()
+        .unwrap();
+    assert_unknown(
+        &out,
+        &format!(
+            "services[0].staging.address: ::ffff:{PROD4} (IPv4 {PROD4}) is inside production range {PROD4}/32"
+        ),
+    );
+
+    // An override record (stg-hosts emit of such an inventory) expecting the mapped
+    // production address: the name resolves to it, and that is production, not "expected".
+    let inventory = lab.inventory(
+        &format!(
+            r#"{{"name": "db", "production": ["db.prod.test"],
+                "staging": {{"name": "mapped.stg.test", "address": "{STG4}"}}, "ports": [{REJECTED}]}}"#
+        ),
+        "",
+    );
+    let overrides = format!(
+        "{{\"type\":\"override\",\"name\":\"mapped.prod.test\",\"address\":\"::ffff:{PROD4}\"}}\n"
+    );
+    let out = run_with_input(
+        lab.probe(&["--inventory", &inventory, "--targets", "-"]),
+        &overrides,
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let (checks, _) = records(&out);
+    let mapped = find(&checks, "resolves", "mapped.prod.test", None);
+    assert_eq!(mapped["outcome"], "production");
+    assert_eq!(mapped["status"], "breach");
+    assert_eq!(
+        per_address(mapped),
+        vec![(format!("::ffff:{PROD4}"), "production".to_owned())]
+    );
+    // The staging name resolving to the mapped spelling of its staging address is fine.
+    let staging = find(&checks, "resolves", "mapped.stg.test", None);
+    assert_eq!(staging["outcome"], "ok");
+
+    // Without an inventory, an override expecting 10.231.0.2 is met by ::ffff:10.231.0.2:
+    // the same address.
+    let same = format!(
+        "{{\"type\":\"override\",\"name\":\"mapped.stg.test\",\"address\":\"{STG4}\"}}\n\
+         {{\"type\":\"override\",\"name\":\"fas.prod.test\",\"address\":\"::ffff:{STG4}\"}}\n"
+    );
+    let out = run_with_input(lab.probe(&[]), &same);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (checks, _) = records(&out);
+    assert!(checks.iter().all(|c| c["outcome"] == "ok"), "{checks:#?}");
+}
+
+#[test]
+fn namespace_services_without_ports_have_their_production_names_resolved() {
+    // Issue 20, item 7: a service without ports got no check for its production names, so
+    // a name resolving to production passed.
+    let lab = Lab::new();
+    let inventory = lab.inventory(
+        &format!(
+            r#"{{"name": "wiki", "production": ["wiki.prod.test"],
+                 "staging": {{"name": "app.stg.test", "address": "{STG4}"}}}},
+               {{"name": "fas", "production": ["fas.prod.test"], "staging": {{"address": "{STG4}"}}}},
+               {{"name": "db", "production": ["db.prod.test"], "staging": {{"address": "{STG4}"}}}},
+               {{"name": "gone", "production": ["gone.prod.test"], "staging": {{"address": "{STG4}"}}}}"#
+        ),
+        r#"{"host": "db.prod.test", "reason": "monitoring reads it, every port"}"#,
+    );
+    let out = lab.probe(&["--inventory", &inventory]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let (checks, summary) = records(&out);
+    // Points at production: a breach, with where it points.
+    let wiki = find(&checks, "resolves", "wiki.prod.test", None);
+    assert_eq!(wiki["outcome"], "production");
+    assert_eq!(wiki["status"], "breach");
+    assert_eq!(wiki["service"], "wiki");
+    assert_eq!(wiki["source"], "inventory");
+    assert_eq!(
+        per_address(wiki),
+        vec![(PROD4.to_owned(), "production".to_owned())]
+    );
+    // Overridden to staging: ok.
+    let fas = find(&checks, "resolves", "fas.prod.test", None);
+    assert_eq!(fas["outcome"], "ok");
+    assert_eq!(
+        per_address(fas),
+        vec![(STG4.to_owned(), "expected".to_owned())]
+    );
+    // The inventory says why staging may reach it: allowed, with the reason.
+    let db = find(&checks, "resolves", "db.prod.test", None);
+    assert_eq!(db["outcome"], "allowed");
+    assert_eq!(db["reason"], "monitoring reads it, every port");
+    // A name that does not resolve proves nothing.
+    let gone = find(&checks, "resolves", "gone.prod.test", None);
+    assert_eq!(gone["outcome"], "nxdomain");
+    assert_eq!(gone["status"], "inconclusive");
+    assert_eq!(summary["checks"], 5, "the four names and the staging name");
+    assert_eq!(summary["breach"], 1);
+
+    let out = lab
+        .probe(&["--inventory", &inventory, "--format", "nagios"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.contains("resolves wiki.prod.test production"),
+        "{line}"
+    );
 }
 
 #[test]

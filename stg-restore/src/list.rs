@@ -93,9 +93,8 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
         previous: records.iter().filter(|r| r.kind == Kind::Previous).count(),
         incoming: records.iter().any(|r| r.kind == Kind::Incoming),
     };
-    let stdout = std::io::stdout();
     if config.format == Format::Json {
-        let mut out = stg_core::jsonl::Writer::new(stdout.lock());
+        let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
         for record in &records {
             out.write(record)?;
         }
@@ -103,7 +102,7 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
         out.flush()?;
         return Ok(stg_core::exit::OK);
     }
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(stg_core::output::stdout());
     if records.is_empty() {
         writeln!(out, "no database {} and no kept copies", config.db)?;
     }
@@ -143,6 +142,7 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
             r.name, r.size_bytes
         )?;
     }
+    out.flush()?;
     Ok(stg_core::exit::OK)
 }
 

@@ -89,9 +89,10 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
-/// Writes one record as JSON Lines.
+/// Writes one record as JSON Lines to stdout. A closed stdout is no error and does not
+/// change the exit status (see [`stg_core::output`]).
 pub fn write_json<T: Serialize>(record: &T) -> anyhow::Result<()> {
-    let mut out = stg_core::jsonl::Writer::new(std::io::stdout().lock());
+    let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
     out.write(record)?;
     out.flush()
 }
@@ -101,7 +102,7 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
     if format == Format::Json {
         return write_json(summary);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = stg_core::output::stdout();
     let db = summary.database.as_deref().unwrap_or("(unknown)");
     if summary.ok {
         writeln!(out, "restored {db}")?;

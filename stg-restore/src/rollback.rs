@@ -44,7 +44,7 @@ pub fn run(config: &RollbackConfig) -> anyhow::Result<u8> {
     if config.format == Format::Json {
         write_json(&summary)?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let mut out = stg_core::output::stdout();
         writeln!(
             out,
             "rolled back {}: {} is live again",

@@ -85,7 +85,8 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
     if format == Format::Json {
         write_json(&summary)?;
     } else {
-        let mut out = std::io::stdout().lock();
+        // A reader gone early does not change the verdict: see stg_core::output.
+        let mut out = stg_core::output::stdout();
         let v = &summary.verification;
         writeln!(
             out,

@@ -347,23 +347,32 @@ fn large_objects_load_in_pg_dumps_transaction_and_only_a_verified_stream_goes_li
         .sql("src", "SELECT lo_from_bytea(0, '\\x00ff68656c6c6f'::bytea)");
     let plain = setup.plain_stream();
     let text = String::from_utf8_lossy(&plain);
-    assert!(text.contains("BEGIN;") && text.contains("lowrite"), "{text}");
+    assert!(
+        text.contains("BEGIN;") && text.contains("lowrite"),
+        "{text}"
+    );
 
     // A damaged copy first: the trailer's SHA-256 no longer matches.
     let damaged = String::from_utf8_lossy(&plain).replace("68656c6c6f", "68656c6c6e");
     let out = setup.restore(&xz(damaged.as_bytes()), &["--jobs", "3"]);
     assert_code(&out, 2);
     setup.assert_untouched();
-    assert!(setup.stg_databases().is_empty(), "{:?}", setup.stg_databases());
+    assert!(
+        setup.stg_databases().is_empty(),
+        "{:?}",
+        setup.stg_databases()
+    );
 
     let out = setup.restore(&xz(&plain), &["--jobs", "3"]);
     assert_code(&out, 0);
     assert_eq!(
-        setup.cluster.sql(
-            "fas2",
-            &format!("SELECT encode(lo_get({}), 'hex')", oid.trim())
-        )
-        .trim(),
+        setup
+            .cluster
+            .sql(
+                "fas2",
+                &format!("SELECT encode(lo_get({}), 'hex')", oid.trim())
+            )
+            .trim(),
         "00ff68656c6c6f"
     );
 }
@@ -861,4 +870,34 @@ fn plain_dump_into_a_new_database_with_text_report() {
             .trim(),
         "postgres"
     );
+}
+
+#[test]
+fn verify_keeps_its_verdict_when_stdout_is_closed() {
+    // Issue 20, item 4: `stg-restore verify < bad | head -1` exited 0. The reader is gone
+    // before verify writes (it writes only after reading the whole stream).
+    let setup = Setup::new();
+    let plain = setup.plain_stream();
+    let mut changed = plain.clone();
+    let at = find(&changed, b"Person Number 7\t").unwrap();
+    changed[at + 7] = b'm';
+    for format in ["json", "text"] {
+        for (stream, code) in [(xz(&changed), 1), (xz(&plain), 0)] {
+            let mut cmd = stg_tests::cmd::stg("stg-restore");
+            cmd.args(["verify", "--format", format]);
+            cmd.stdout(stg_tests::cmd::closed_pipe());
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn stg-restore verify");
+            let mut stdin = child.stdin.take().expect("stdin");
+            // As run_with_stdin: a command that stops reading early fails the code check.
+            let _ = stdin.write_all(&stream);
+            drop(stdin);
+            let out = child.wait_with_output().expect("wait");
+            assert_code(&out, code);
+            assert_eq!(stderr(&out), "", "{format}: quiet on a closed pipe");
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! Hermetic commands: a workspace binary with a pinned environment (`LC_ALL=C`, `TZ=UTC`, no
 //! inherited `PG*` or `STG_*`, a `HOME` with no `.pgpass`), so a developer's own settings
-//! never change a test's outcome.
+//! never change a test's outcome; and [`closed_pipe`], a stdout whose reader is gone.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Path of a binary built from this workspace (`stg-dump`, ...), next to the test binary's
 /// `deps/` folder in the target directory.
@@ -49,4 +49,15 @@ pub fn program(name: &str) -> Command {
     let mut cmd = Command::new(name);
     pinned(&mut cmd);
     cmd
+}
+
+/// A stdout for a command whose reader has already gone: the write end of a pipe whose read
+/// end is closed before the command starts, so its first write fails with `EPIPE`, every
+/// time (what `tool | head -1` gives when the reader is quicker than the tool). Both ends are
+/// close-on-exec, so no other child spawned meanwhile keeps the read end open.
+#[must_use]
+pub fn closed_pipe() -> Stdio {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("create a pipe");
+    drop(read);
+    Stdio::from(write)
 }

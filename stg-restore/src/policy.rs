@@ -14,6 +14,11 @@
 //! `pg_dump`'s own calls (`set_config`, `setval`, large-object writes, statistics) with
 //! literal arguments. The rule and its reasons are in `docs/security.md`.
 //!
+//! What this cannot see: the code a statement makes the server run. A function the stream
+//! defines runs during the load wherever the schema calls it (a CHECK constraint, a column
+//! default, an index expression, a materialized view's REFRESH), with the load role's
+//! privileges; checking statements does not close that (`docs/security.md`, section 5).
+//!
 //! Not here: splitting the stream into statements ([`crate::script`]) and psql
 //! meta-commands, which never reach this module (the splitter refuses them).
 //! See: <https://www.postgresql.org/docs/current/sql-commands.html>.

@@ -38,7 +38,7 @@ PROD=$(start_cluster prod "$settings")
 STG=$(start_cluster stg "$settings")
 echo staging > "$work/stg.environment"
 export STG_ENVIRONMENT_FILE="$work/stg.environment"
-head -c 32 /dev/urandom | base64 > "$work/mask.key"
+(umask 077; head -c 32 /dev/urandom | base64 > "$work/mask.key")  # stg-dump refuses a key others can read
 prod() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PROD" -U postgres "$@"; }
 stg()  { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$STG" -U postgres "$@"; }
 stg -d postgres -c 'CREATE ROLE fas2 LOGIN'
@@ -96,12 +96,95 @@ stg_bytes=$(size_of "$work/fas2.stg.xz")
 stg-dump -h 127.0.0.1 -p "$PROD" -U postgres --preset 1 fas2 > "$work/fas2.p1.xz"
 p1_bytes=$(size_of "$work/fas2.p1.xz")
 
-# 4. The COPY masking path alone.
+# 4. Restore alone, from one stream file (the unmasked stream just written): the DBA's
+#    `xzcat | psql --single-transaction` into a fresh database, the same SQL already decoded
+#    (the server's part alone), and stg-restore with one connection and with several. Every
+#    target is new and is dropped after its run; a CHECKPOINT before each run starts it clean.
+stream="$work/fas2.stg.xz"
+sql_bytes=$(xz --robot -l "$stream" | awk '$1 == "totals" { print $5 }')
+restore_jobs=1
+if [ "$(nproc)" -gt 1 ]; then restore_jobs="$restore_jobs $(nproc)"; fi
+if [ "$(nproc)" -lt 4 ]; then restore_jobs="$restore_jobs 4"; fi
+fresh() { stg -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $1" -c CHECKPOINT; }
+# What a target holds: rows per table and a checksum of its schema (pg_dump's random
+# \restrict key aside), to compare every restore with the baseline's.
+shape() {
+  stg -d "$1" -c "SELECT string_agg(format('%s %s', c.oid::regclass, (xpath('/row/n/text()',
+      query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]),
+      ', ' ORDER BY c.oid::regclass::text) FROM pg_class c WHERE c.relkind IN ('r', 'p')
+      AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)"
+  pg_dump -s -h 127.0.0.1 -p "$STG" -U postgres "$1" | grep -v '^\\\(un\)\?restrict ' | sha256sum | cut -c1-16
+}
+log "restore: xz -T1 -dc stream > /dev/null (decoding alone)"
+t0=$(now)
+xz -T1 -dc "$stream" > /dev/null
+t_decode=$(elapsed "$t0" "$(now)")
+decode_rate=$(python3 -c "print(f'{$sql_bytes / 1e6 / $t_decode:.1f}')")
+log "restore: createdb; xzcat stream | psql --single-transaction"
+fresh rs_psql
+stg -d postgres -c 'CREATE DATABASE rs_psql OWNER fas2'
+t0=$(now)
+xzcat "$stream" | psql -X -q -v ON_ERROR_STOP=1 --single-transaction -h 127.0.0.1 -p "$STG" -U postgres -d rs_psql >/dev/null
+t_rs_psql=$(elapsed "$t0" "$(now)")
+shape rs_psql > "$work/shape.psql"
+rs_people=$(stg -d rs_psql -c 'SELECT count(*) FROM people')
+stg -d postgres -c 'DROP DATABASE rs_psql'
+log "restore: the same SQL decoded beforehand | psql --single-transaction"
+xz -dc "$stream" > "$work/fas2.sql"
+fresh rs_plain
+stg -d postgres -c 'CREATE DATABASE rs_plain OWNER fas2'
+t0=$(now)
+psql -X -q -v ON_ERROR_STOP=1 --single-transaction -h 127.0.0.1 -p "$STG" -U postgres -d rs_plain < "$work/fas2.sql" >/dev/null
+t_rs_plain=$(elapsed "$t0" "$(now)")
+stg -d postgres -c 'DROP DATABASE rs_plain'
+rm -f "$work/fas2.sql"
+restore_run() { # JOBS -> $work/{time,cpu,report,shape}.jJOBS
+  local j=$1 db=rs_j$1 t0 TIMEFORMAT='%U %S'
+  fresh "$db"
+  log "restore: stg-restore --jobs $j < stream"
+  t0=$(now)
+  { time stg-restore -h 127.0.0.1 -p "$STG" -U postgres --db "$db" --jobs "$j" --no-keep \
+      < "$stream" > "$work/report.j$j.json" 2>&3; } 3>&2 2> "$work/cpu.j$j"
+  elapsed "$t0" "$(now)" > "$work/time.j$j"
+  shape "$db" > "$work/shape.j$j"
+  stg -d postgres -c "DROP DATABASE $db"
+}
+for j in $restore_jobs; do restore_run "$j"; done
+restore_rows=""
+for j in $restore_jobs; do
+  t=$(cat "$work/time.j$j")
+  cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.j$j")
+  read -r load_s conns < <(python3 -c "import json,sys; r = json.load(open(sys.argv[1]))
+print(f\"{r['timings_ms']['load'] / 1000:.2f} {r['connections']}\")" "$work/report.j$j.json")
+  if cmp -s "$work/shape.psql" "$work/shape.j$j"; then same="same rows per table and schema as the baseline"
+  else same="DIFFERS from the baseline: $(head -1 "$work/shape.j$j")"; fi
+  note=""
+  if [ "$j" -gt 1 ] && [ "$j" -eq "$(nproc)" ]; then note=", N = the $(nproc) cores"; fi
+  if [ "$j" -gt "$(nproc)" ]; then note=", more connections than the $(nproc) cores this machine has"; fi
+  restore_rows+="| \`stg-restore --jobs $j < stream\`$note (load phase ${load_s} s, connections opened: $conns) | ${t} s | $(ratio "$t" "$t_rs_psql") | ${cpu_s} s | $same |"$'\n'
+done
+restore_rows=${restore_rows%$'\n'}
+t_rs_j1=$(cat "$work/time.j1")
+cpu_j1=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.j1")
+j_max=${restore_jobs##* }
+t_rs_jmax=$(cat "$work/time.j$j_max")
+t_slower=$(python3 -c "print(max($t_decode, $t_rs_plain))")
+# Of the decoding's time, the share hidden behind the server's work in the --jobs 1 restore.
+overlap=$(python3 -c "print(round(100 * min(1, max(0, ($t_decode + $t_rs_plain - $t_rs_j1) / $t_decode))))")
+if python3 -c "import sys; sys.exit(0 if $t_decode >= $t_rs_plain else 1)"; then
+  restore_bound="The reader's xz decoding is the slower of the two here, so it bounds the restore: more
+connections cannot help until decoding gets faster (or runs on several threads)."
+else
+  restore_bound="The server's COPYs and index builds are the slower of the two here, so they bound the
+restore, not decoding; more connections can shorten only their index and constraint part."
+fi
+
+# 5. The COPY masking path alone.
 log "COPY rewriter"
 copy_json=$(cd "$here" && cargo bench -q -p stg-dump --bench copy_rewrite -- 256 2>/dev/null | tail -1)
 copy_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$copy_json"; }
 
-# 5. stg-probe: 1,000 endpoints that all time out, against a sequential connect loop.
+# 6. stg-probe: 1,000 endpoints that all time out, against a sequential connect loop.
 probe_line="| stg-probe, 1,000 dropped endpoints | skipped: needs root for a network namespace | | |"
 if [ "$(id -u)" = 0 ] && command -v nft >/dev/null; then
   log "stg-probe: 1,000 dropped endpoints"
@@ -135,7 +218,7 @@ for p in range(20000, 20020):
   probe_line="| stg-probe, 1,000 dropped endpoints, --timeout 1s ($timeouts timeouts) | ${t_probe} s (target: under 2 s) | sequential loop: ${t_seq} s (20 measured, x50) | $(ratio "$t_seq" "$t_probe")x faster |"
 fi
 
-# 6. stg-age on a long history, against `git blame -w -M -C` of each file in turn.
+# 7. stg-age on a long history, against `git blame -w -M -C` of each file in turn.
 log "stg-age: generating a repository (20,000 commits, 300 files)"
 conditions=$(python3 "$here/bench/gen_repo.py" "$work/ansible" 20000 300)
 t0=$(now)
@@ -185,6 +268,32 @@ ends. On two cores that CPU is taken from pg_dump, psql and the two servers, so 
 ratio to the floor is bounded by xz's speed here; with more cores the encoder's threads
 overlap the load. The masked run moves less data (sessions excluded, audit details replaced
 by a constant), which is why it can be faster than the unmasked one.
+
+## Restore of one stream file
+
+One \`stg-dump\` stream of fas2 ($(ratio "$sql_bytes" 1000000) MB of SQL, $(ratio "$stg_bytes" 1000000) MB as xz), written once to a
+file and loaded from it by each procedure into a new database on the staging cluster.
+
+| procedure | wall time | ratio to \`xzcat \| psql\` | stg-restore CPU (user + sys) | what was loaded |
+|---|---|---|---|---|
+| \`xz -T1 -dc stream > /dev/null\`: decoding alone, one thread (${decode_rate} MB/s of SQL) | ${t_decode} s | $(ratio "$t_decode" "$t_rs_psql") | | |
+| baseline: \`createdb\`, then \`xzcat stream \| psql -X -q -v ON_ERROR_STOP=1 --single-transaction\` (the load only) | ${t_rs_psql} s | 1.00 | | $rs_people people |
+| the same SQL decoded beforehand, \`psql ... --single-transaction < file.sql\`: the server's part alone | ${t_rs_plain} s | $(ratio "$t_rs_plain" "$t_rs_psql") | | |
+$restore_rows
+
+stg-restore's wall times include connecting, creating the database and the swap; its load
+phase (which ends with the trailer's verification) is in parentheses. This machine has $(nproc) cores,
+so every \`--jobs\` above $(nproc) shares them with the reader and the server's other backends.
+
+What bounds the restore: stg-restore decodes xz on its reader thread, one block after the
+other, and reads the stream in order, so one COPY receives data at a time; more connections
+overlap only a COPY still being stored with the next one, and the index and constraint
+builds after the data. Decoding alone takes ${t_decode} s (${decode_rate} MB/s of SQL); the server's
+COPYs and index builds alone (the decoded SQL through psql) take ${t_rs_plain} s.
+$restore_bound
+The \`--jobs 1\` restore took ${t_rs_j1} s, $(ratio "$t_rs_j1" "$t_slower")x the slower of the two (its process used ${cpu_j1} s of
+CPU: decoding, splitting, hashing, counting); ${overlap}% of the decoding's time was hidden
+behind the server's work. \`--jobs $j_max\` against \`--jobs 1\`: $(ratio "$t_rs_jmax" "$t_rs_j1").
 
 ## Peak memory (VmHWM of the stg process itself, not pg_dump or psql)
 

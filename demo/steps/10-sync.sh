@@ -1,5 +1,6 @@
 # stg-dump | stg-restore: the SOP's "Syncing databases" (sourced by demo/demo.sh).
-# pg_dump | xz, scp, stop httpd, drop database, xzcat | psql, start httpd -- in one verified pipe.
+# pg_dump | xz, scp, stop httpd, drop database, xzcat | psql, start httpd -- in one verified pipe
+# (zstd-compressed by default; stg-dump --compress xz writes the SOP's format).
 
 step "stg-dump --check: are the masking rules right for this database?"
 (umask 077; head -c 32 /dev/urandom | base64 > "$work/mask.key")
@@ -8,17 +9,21 @@ say "rules: demo/masking.json (pseudonyms for usernames in every table, emails m
 run stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" --check --format text fas2
 
 step "stg-dump: the production database as one masked, compressed, self-verifying stream"
-say "\$ stg-dump -h 127.0.0.1 -p $PROD_PORT -U postgres --mask demo/masking.json fas2 > fas2.stg.xz"
-stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 > "$work/fas2.stg.xz"
-say "$(stat -c %s "$work/fas2.stg.xz") bytes; the manifest is the first line (xzcat fas2.stg.xz | head -1):"
-xzcat "$work/fas2.stg.xz" | sed -n 1p | cut -c1-200 | sed 's/^/   | /'
-say "... and the trailer the last (bytes, SHA-256, rows per table):"
-xzcat "$work/fas2.stg.xz" | tail -1 | cut -c1-200 | sed 's/^/   | /'
-run stg-restore verify --format text < "$work/fas2.stg.xz"
+say "\$ stg-dump -h 127.0.0.1 -p $PROD_PORT -U postgres --mask demo/masking.json fas2 > fas2.stg.zst"
+stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 > "$work/fas2.stg.zst"
+if command -v zstdcat >/dev/null; then
+  say "$(stat -c %s "$work/fas2.stg.zst") bytes of zstd; the manifest is the first line (zstdcat fas2.stg.zst | head -1):"
+  zstdcat "$work/fas2.stg.zst" | sed -n 1p | cut -c1-200 | sed 's/^/   | /'
+  say "... and the trailer the last (bytes, SHA-256, rows per table):"
+  zstdcat "$work/fas2.stg.zst" | tail -1 | cut -c1-200 | sed 's/^/   | /'
+else
+  say "$(stat -c %s "$work/fas2.stg.zst") bytes of zstd (install zstd to look inside: zstdcat fas2.stg.zst | head -1)"
+fi
+run stg-restore verify --format text < "$work/fas2.stg.zst"
 
 step "stg-restore refuses on a host that is not staging"
 rc=0
-STG_ENVIRONMENT_FILE="$work/prod.environment" run stg-restore -h 127.0.0.1 -p "$PROD_PORT" -U postgres --format text < "$work/fas2.stg.xz" || rc=$?
+STG_ENVIRONMENT_FILE="$work/prod.environment" run stg-restore -h 127.0.0.1 -p "$PROD_PORT" -U postgres --format text < "$work/fas2.stg.zst" || rc=$?
 say "exit status $rc: production's fas2 was not touched"
 
 step "stg-dump | stg-restore into staging (the hooks stand in for 'systemctl stop/start httpd')"

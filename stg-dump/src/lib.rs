@@ -4,10 +4,12 @@
 //! The flow: parse flags into a [`Config`]; connect, open a REPEATABLE READ transaction and
 //! export its snapshot (so the manifest and `pg_dump` see one moment); check the masking
 //! rules against the live schema; check `pg_dump`'s version; then stream `pg_dump` on that
-//! snapshot through the COPY rewriter and the `.xz` encoder, manifest first and trailer last.
+//! snapshot through the COPY rewriter and the encoder (zstd by default, xz on request),
+//! manifest first and trailer last.
 //! The trailer is written only when `pg_dump` succeeded: any failure leaves a stream that
-//! `stg-restore` (and `xzcat`) refuse.
+//! `stg-restore` (and `zstdcat`/`xzcat`) refuse.
 
+pub mod compress;
 pub mod connections;
 pub mod masking;
 pub mod pg_dump;
@@ -29,13 +31,12 @@ use crate::masking::Pseudonymizer;
 use crate::rules::Rules;
 use crate::schema::{Finding, Schema};
 
+fn parse_compression(spec: &str) -> Result<compress::Compression, String> {
+    spec.parse()
+}
+
 /// Exit statuses for errors (see [`stg_core::exit`]).
 pub const EXIT_CODES: exit::Codes = exit::Codes::STANDARD;
-
-/// Default xz preset, chosen by measurement (docs/benchmarks.md): on FAS-like data preset 0
-/// compresses to about 1.3x the size of the SOP's `xz -6` file at several times its speed,
-/// and preset 1 gains only 4% in size for twice the CPU.
-pub const DEFAULT_PRESET: u32 = 0;
 
 /// Output format of `--check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -48,15 +49,16 @@ pub enum Format {
 
 /// Dump a PostgreSQL database as one masked, compressed, self-verifying stream on stdout.
 ///
-/// The stream is an .xz file holding plain SQL (as pg_dump writes it) between a manifest
-/// line and a checksummed trailer line; `stg-restore` loads it into staging, and
-/// `xzcat dump.xz | psql db` still works by hand.
+/// The stream is zstd (or, with --compress xz, xz) holding plain SQL (as pg_dump writes it)
+/// between a manifest line and a checksummed trailer line; `stg-restore` loads it into
+/// staging, and
+/// `zstdcat fas2.stg.zst | psql db` still works by hand.
 #[derive(Parser, Debug)]
 #[command(
     name = "stg-dump",
     version,
     disable_help_flag = true,
-    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.xz\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  xzcat fas2.stg.xz | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
+    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.zst\n  stg-dump --compress xz:6 fas2 > fas2.stg.xz      # the SOP's format\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  zstdcat fas2.stg.zst | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
 )]
 pub struct Cli {
     /// Database to dump (default: PGDATABASE, then the user name).
@@ -93,9 +95,13 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
 
-    /// xz preset, 0 (fastest) to 9 (smallest).
-    #[arg(long, value_name = "0-9", default_value_t = DEFAULT_PRESET, value_parser = clap::value_parser!(u32).range(0..=9))]
-    pub preset: u32,
+    /// Compression: zstd[:LEVEL] (1-19, default zstd:3) or xz[:PRESET] (0-9, the SOP's
+    /// format; default xz:0).
+    #[arg(long, value_name = "ALGO[:LEVEL]", value_parser = parse_compression)]
+    pub compress: Option<compress::Compression>,
+    /// xz preset, 0 (fastest) to 9 (smallest); the same as --compress xz:PRESET.
+    #[arg(long, value_name = "0-9", conflicts_with = "compress", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub preset: Option<u32>,
 
     /// pg_dump to run (default: the one in PATH).
     #[arg(long = "pg-dump", value_name = "PATH")]
@@ -129,8 +135,8 @@ pub struct Config {
     pub check: bool,
     /// Compression threads.
     pub threads: u32,
-    /// xz preset.
-    pub preset: u32,
+    /// Compression and level.
+    pub compression: compress::Compression,
     /// pg_dump binary, as given.
     pub pg_dump: Option<PathBuf>,
     /// `--foreign-connections`.
@@ -226,7 +232,11 @@ impl Config {
             masked,
             check: cli.check,
             threads,
-            preset: cli.preset,
+            compression: match (cli.compress, cli.preset) {
+                (Some(c), _) => c,
+                (None, Some(preset)) => compress::Compression::Xz(preset),
+                (None, None) => compress::Compression::default(),
+            },
             pg_dump: cli.pg_dump,
             foreign_connections: cli.foreign_connections,
             format,
@@ -239,7 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
     if !config.check && std::io::stdout().is_terminal() {
         return Err(Error::usage(
-            "refusing to write the binary dump stream to a terminal; redirect it (stg-dump fas2 > fas2.stg.xz) \
+            "refusing to write the binary dump stream to a terminal; redirect it (stg-dump fas2 > fas2.stg.zst) \
              or pipe it (stg-dump fas2 | ssh db02.stg stg-restore)",
         )
         .into());
@@ -474,7 +484,8 @@ fn dump_stream(
         .as_mut()
         .and_then(|c| c.stdout.take())
         .expect("piped stdout");
-    let mut sink = xz_sink::XzSink::new(std::io::stdout().lock(), config.preset, config.threads)?;
+    let mut sink =
+        compress::Sink::new(std::io::stdout().lock(), config.compression, config.threads)?;
     let mut progress = pipeline::Progress::new(std::io::stderr().is_terminal());
     let masking = pipeline::Masking {
         schema,

@@ -1,5 +1,5 @@
 //! The stream itself: `pg_dump`'s plain SQL in, masked and counted, manifest first and
-//! trailer last, into the `.xz` encoder.
+//! trailer last, into the encoder (zstd or xz, [`crate::compress`]).
 //!
 //! This is the hot path: one pass over the bytes, line by line, no line held longer than
 //! it takes to rewrite it, so memory is bounded by the largest row whatever the database
@@ -12,11 +12,11 @@ use stg_core::copy_text;
 use stg_core::sql_lexer::SqlLexer;
 use stg_core::stream::{self, Tally, Trailer};
 
+use crate::compress::Sink;
 use crate::connections;
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
 use crate::rules::{Rules, TableName};
 use crate::schema::{self, Schema};
-use crate::xz_sink::XzSink;
 
 /// Compressed bytes are handed to the encoder in batches of this size.
 const BATCH: usize = 1 << 20;
@@ -86,7 +86,7 @@ fn emit<W: Write>(
     bytes: &[u8],
     tally: &mut Tally,
     batch: &mut Vec<u8>,
-    sink: &mut XzSink<W>,
+    sink: &mut Sink<W>,
 ) -> std::io::Result<()> {
     tally.line(bytes);
     batch.extend_from_slice(bytes);
@@ -104,7 +104,7 @@ pub fn stream<R: BufRead, W: Write>(
     mut input: R,
     manifest_line: &str,
     masking: &Masking<'_>,
-    sink: &mut XzSink<W>,
+    sink: &mut Sink<W>,
     progress: &mut Progress,
 ) -> anyhow::Result<Trailer> {
     let mut tally = Tally::new();
@@ -217,7 +217,7 @@ pub fn stream<R: BufRead, W: Write>(
 }
 
 /// Writes the trailer line and ends the `.xz` stream.
-pub fn finish<W: Write>(mut sink: XzSink<W>, trailer: &Trailer) -> std::io::Result<u64> {
+pub fn finish<W: Write>(mut sink: Sink<W>, trailer: &Trailer) -> std::io::Result<u64> {
     sink.write_all(stream::trailer_line(trailer).as_bytes())?;
     Ok(sink.finish()?.1)
 }

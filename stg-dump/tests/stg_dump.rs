@@ -32,9 +32,8 @@ fn cluster_with_fas2() -> pg::Cluster {
 
 fn dump_cmd(cluster: &pg::Cluster, args: &[&str]) -> Command {
     let mut c = cmd::stg("stg-dump");
-    c.args(cluster.conn_args())
-        .args(["--preset", "0"])
-        .args(args);
+    // The default compression (zstd); tests that pass --preset or --compress xz cover xz.
+    c.args(cluster.conn_args()).args(args);
     c.env("STG_MASK_KEY", KEY);
     c
 }
@@ -55,11 +54,7 @@ fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn decompress(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    liblzma::read::XzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("valid xz");
-    out
+    stg_tests::decompress(bytes)
 }
 
 /// Splits a decompressed stream into manifest, body and trailer, checking the trailer's
@@ -90,13 +85,19 @@ fn parse_stream(sql: &[u8]) -> (Manifest, Trailer) {
     (manifest, trailer)
 }
 
+/// The manual fallback of docs/stream.md: `zstdcat` (or `xzcat`, by the file's magic) into
+/// psql.
 fn xzcat_into_psql(cluster: &pg::Cluster, dump: &Path, db: &str) {
     cluster.sql("postgres", &format!("CREATE DATABASE \"{db}\" OWNER fas2"));
     let psql = cluster.bindir().join("psql");
+    let zstd = std::fs::read(dump)
+        .unwrap()
+        .starts_with(&[0x28, 0xB5, 0x2F, 0xFD]);
+    let cat = if zstd { "zstdcat" } else { "xzcat" };
     let out = cmd::program("bash")
         .arg("-c")
         .arg(format!(
-            "set -o pipefail; xzcat '{}' | '{}' -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U postgres -d '{db}'",
+            "set -o pipefail; {cat} '{}' | '{}' -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U postgres -d '{db}'",
             dump.display(),
             psql.display(),
             cluster.port()
@@ -731,6 +732,15 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
     assert!(liblzma::read::XzDecoder::new(&out.stdout[..])
         .read_to_end(&mut partial)
         .is_err());
+    // The same with the default compression: an unfinished zstd frame.
+    let out = run({
+        let mut c = cmd::stg("stg-dump");
+        c.args(["-h", "127.0.0.1", "-p", &cluster.port().to_string()])
+            .args(["-U", "reader", "fas2"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(zstd::stream::decode_all(&out.stdout[..]).is_err());
     assert!(!String::from_utf8_lossy(&partial).contains(stream::TRAILER_PREFIX));
 }
 

@@ -9,6 +9,7 @@
 //! the databases are created, swapped and dropped by [`db`].
 
 pub mod db;
+pub mod decode;
 pub mod hooks;
 pub mod list;
 pub mod load;

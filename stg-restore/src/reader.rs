@@ -1,4 +1,4 @@
-//! Reading a dump stream: xz-decode, split into lines, hold the manifest, count and hash
+//! Reading a dump stream: decode (zstd or xz, [`crate::decode`]), split into lines, hold the manifest, count and hash
 //! every line with [`stg_core::stream::Tally`], find the trailer, and hand the SQL on in
 //! chunks of whole lines.
 //!
@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use stg_core::stream::{self, Manifest, Tally, Trailer};
 
+use crate::decode::Decoder;
 use crate::script::{Item, Splitter};
 
 /// Size of the decoded-side buffer and the target size of a chunk handed to psql.
@@ -41,6 +42,8 @@ pub struct Options {
 /// The end of a fully read stream.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// The compression the stream was in.
+    pub format: crate::decode::Format,
     /// The manifest, when the stream has one.
     pub manifest: Option<Manifest>,
     /// What the trailer states (`None` for a plain stream).
@@ -77,7 +80,7 @@ struct DashC {
 
 /// A stream being read.
 pub struct Reader<R: Read> {
-    input: BufReader<liblzma::read::XzDecoder<R>>,
+    input: BufReader<Decoder<R>>,
     tally: Tally,
     line: Vec<u8>,
     lines: u64,
@@ -92,9 +95,9 @@ pub struct Reader<R: Read> {
     ended: bool,
 }
 
-/// Reads the xz-decoded input up to and including the next newline (or to the end).
+/// Reads the decoded input up to and including the next newline (or to the end).
 fn read_line<R: Read>(
-    input: &mut BufReader<liblzma::read::XzDecoder<R>>,
+    input: &mut BufReader<Decoder<R>>,
     line: &mut Vec<u8>,
     limit: Option<usize>,
 ) -> Result<usize, StreamError> {
@@ -103,20 +106,27 @@ fn read_line<R: Read>(
         None => input.read_until(b'\n', line),
     };
     result.map_err(|e| {
-        let decoded = input.get_ref().total_out();
-        if e.kind() == std::io::ErrorKind::UnexpectedEof && input.get_ref().total_in() == 0 {
-            StreamError("the stream is empty (nothing on stdin)".into())
-        } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        let source = input.get_ref();
+        let decoded = source.total_out();
+        let format = source.format().name();
+        let message = e.to_string();
+        if e.kind() == std::io::ErrorKind::UnexpectedEof
+            || message.contains("incomplete frame")
+            || message.contains("premature end")
+        {
             StreamError(format!(
-                "the stream is truncated: the xz data ends early, after {decoded} decoded bytes"
+                "the stream is truncated: the {format} data ends early, after {decoded} decoded bytes"
             ))
-        } else if decoded == 0 && input.get_ref().total_in() < 64 {
+        } else if message.to_lowercase().contains("memory") || message.contains("window") {
             StreamError(format!(
-                "the input is not an xz stream ({e}); stg-restore reads what stg-dump (or `pg_dump | xz`) writes"
+                "the {format} stream needs a window larger than {} MiB ({e}); stg-restore \
+                 keeps its memory bounded: compress at a zstd level of at most 19, without \
+                 long-distance matching",
+                1u32 << (crate::decode::ZSTD_WINDOW_LOG_MAX - 20)
             ))
         } else {
             StreamError(format!(
-                "the xz data is corrupt ({e}), after {decoded} decoded bytes"
+                "the {format} data is corrupt ({e}), after {decoded} decoded bytes"
             ))
         }
     })
@@ -152,11 +162,9 @@ impl<R: Read> Reader<R> {
     /// (or, with `accept_unverified`, that the stream is plain SQL).
     pub fn open(input: R, options: Options) -> Result<Self, StreamError> {
         let splitter = Splitter::new(options.rename_database_to.clone());
+        let decoder = Decoder::new(input).map_err(StreamError)?;
         let mut reader = Reader {
-            input: BufReader::with_capacity(
-                CHUNK,
-                liblzma::read::XzDecoder::new_multi_decoder(input),
-            ),
+            input: BufReader::with_capacity(CHUNK, decoder),
             tally: Tally::new(),
             line: Vec::new(),
             lines: 0,
@@ -172,9 +180,10 @@ impl<R: Read> Reader<R> {
         let mut first = Vec::new();
         let n = read_line(&mut reader.input, &mut first, Some(MAX_FIRST_LINE))?;
         if n == 0 {
-            return Err(StreamError(
-                "the stream is empty (the xz data decodes to nothing)".into(),
-            ));
+            return Err(StreamError(format!(
+                "the stream is empty (the {} data decodes to nothing)",
+                reader.input.get_ref().format().name()
+            )));
         }
         if !first.ends_with(b"\n") {
             return Err(StreamError(format!(
@@ -353,6 +362,7 @@ impl<R: Read> Reader<R> {
     /// what was counted.
     pub fn finish(self) -> Outcome {
         let compressed_bytes = self.input.get_ref().total_in();
+        let format = self.input.get_ref().format();
         let counted = self.tally.finish();
         let mismatches = self
             .stated
@@ -376,6 +386,7 @@ impl<R: Read> Reader<R> {
             }
         }
         Outcome {
+            format,
             manifest: self.manifest,
             stated: self.stated,
             counted,
@@ -500,7 +511,7 @@ mod tests {
         let err = read_all(&data[..data.len() - 9], Options::default()).unwrap_err();
         assert!(err.0.contains("truncated"), "{err}");
         let err = read_all(b"CREATE SCHEMA s1;\n", Options::default()).unwrap_err();
-        assert!(err.0.contains("not an xz stream"), "{err}");
+        assert!(err.0.contains("neither zstd nor xz"), "{err}");
         let err = read_all(b"", Options::default()).unwrap_err();
         assert!(err.0.contains("empty"), "{err}");
     }

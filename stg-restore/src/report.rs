@@ -67,6 +67,8 @@ pub struct RestoreSummary {
     pub dropped: Vec<String>,
     /// Sessions on the live database terminated for the swap.
     pub sessions_terminated: u64,
+    /// The stream's compression (`zstd` or `xz`), as recognised by its magic bytes.
+    pub format: Option<crate::decode::Format>,
     /// Decoded bytes before the trailer.
     pub bytes: u64,
     /// Compressed bytes read.

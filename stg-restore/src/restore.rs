@@ -509,6 +509,7 @@ impl<'a> Restore<'a> {
             Err(err) if interrupted_error(&err) => return Err(err),
             Err(err) => return Err(explain_failure(err, rx).await),
         };
+        self.summary.format = Some(outcome.format);
         self.summary.bytes = outcome.counted.bytes;
         self.summary.compressed_bytes = outcome.compressed_bytes;
         self.summary.rows.clone_from(&outcome.counted.tables);

@@ -1,5 +1,5 @@
 //! `stg-restore verify`: reads a stream on stdin and checks everything a restore checks
-//! (xz integrity, manifest, trailer checksum and row counts) without touching any database
+//! (zstd or xz integrity, manifest, trailer checksum and row counts) without touching any database
 //! or needing a staging host. Exit 0 when the stream is good, 1 when it is not.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub struct VerifySummary {
     pub database: Option<String>,
     /// Where the data came from.
     pub source: Option<Source>,
+    /// The stream's compression (`zstd` or `xz`).
+    pub format: Option<crate::decode::Format>,
     /// Decoded bytes before the trailer.
     pub bytes: u64,
     /// Compressed bytes read.
@@ -39,6 +41,7 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
         command: "verify",
         database: None,
         source: None,
+        format: None,
         bytes: 0,
         compressed_bytes: 0,
         rows: BTreeMap::new(),
@@ -72,6 +75,7 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
             } else {
                 let outcome = reader.finish();
                 summary.compressed_bytes = outcome.compressed_bytes;
+                summary.format = Some(outcome.format);
                 summary.rows.clone_from(&outcome.counted.tables);
                 summary.verification = Verification {
                     verified: outcome.verified(),

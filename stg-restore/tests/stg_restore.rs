@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use stg_core::provenance::Provenance;
 use support::{
     assert_code, find, records, retrail, run_with_stdin, stderr, summary, without_trailer, xz,
-    Setup,
+    Codec, Setup,
 };
 
 /// Waits until `check` holds, for at most 60 s.
@@ -380,50 +380,54 @@ fn large_objects_load_in_pg_dumps_transaction_and_only_a_verified_stream_goes_li
 #[test]
 fn truncated_streams_change_nothing() {
     let setup = Setup::new();
-    let plain = setup.plain_stream();
-    let manifest_end = find(&plain, b"\n").unwrap();
-    let copy_at = find(&plain, b"COPY public.people").unwrap();
-    let mid_copy = copy_at + find(&plain[copy_at..], b"\n").unwrap() + 40;
-    let before_trailer = without_trailer(&plain).len();
-    // Content cut, xz stream itself complete.
-    for (what, at) in [
-        ("inside the manifest", manifest_end / 2),
-        ("mid-COPY", mid_copy),
-        ("just before the trailer", before_trailer),
-        ("inside the trailer", before_trailer + 30),
-    ] {
-        let out = setup.restore(&xz(&plain[..at]), &[]);
-        assert_code(&out, 2);
-        let s = summary(&out);
-        assert_eq!(s["ok"], false, "{what}");
-        let err = stderr(&out);
-        if what == "inside the manifest" {
-            assert_eq!(s["failed_step"], "read", "{what}");
-            assert!(err.contains("first line is incomplete"), "{what}: {err}");
-        } else {
-            assert_eq!(s["failed_step"], "load", "{what}");
-            assert!(
-                err.contains("truncated") || err.contains("malformed"),
-                "{what}: {err}"
-            );
-            assert_eq!(s["incoming_dropped"], true, "{what}");
+    for codec in Codec::ALL {
+        let plain = setup.plain_stream();
+        let manifest_end = find(&plain, b"\n").unwrap();
+        let copy_at = find(&plain, b"COPY public.people").unwrap();
+        let mid_copy = copy_at + find(&plain[copy_at..], b"\n").unwrap() + 40;
+        let before_trailer = without_trailer(&plain).len();
+        // Content cut, xz stream itself complete.
+        for (what, at) in [
+            ("inside the manifest", manifest_end / 2),
+            ("mid-COPY", mid_copy),
+            ("just before the trailer", before_trailer),
+            ("inside the trailer", before_trailer + 30),
+        ] {
+            let out = setup.restore(&codec.compress(&plain[..at]), &[]);
+            assert_code(&out, 2);
+            let s = summary(&out);
+            assert_eq!(s["ok"], false, "{what}");
+            let err = stderr(&out);
+            if what == "inside the manifest" {
+                assert_eq!(s["failed_step"], "read", "{what}");
+                assert!(err.contains("first line is incomplete"), "{what}: {err}");
+            } else {
+                assert_eq!(s["failed_step"], "load", "{what}");
+                assert!(
+                    err.contains("truncated") || err.contains("malformed"),
+                    "{what}: {err}"
+                );
+                assert_eq!(s["incoming_dropped"], true, "{what}");
+            }
+            setup.assert_untouched();
         }
-        setup.assert_untouched();
-    }
-    // The xz data itself cut.
-    let data = setup.stream();
-    for at in [20, data.len() / 2, data.len() - 1] {
-        let out = setup.restore(&data[..at], &[]);
+        // The xz data itself cut.
+        let data = codec.compress(&plain);
+        for at in [20, data.len() / 2, data.len() - 1] {
+            let out = setup.restore(&data[..at], &[]);
+            assert_code(&out, 2);
+            let err = stderr(&out);
+            assert!(err.contains("truncated"), "{codec:?} cut at {at}: {err}");
+            let s = summary(&out);
+            assert_eq!(s["ok"], false);
+            setup.assert_untouched();
+        }
+        // Nothing at all.
+        let out = setup.restore(b"", &[]);
         assert_code(&out, 2);
-        let err = stderr(&out);
-        assert!(err.contains("truncated"), "cut at {at}: {err}");
+        assert!(stderr(&out).contains("empty"));
         setup.assert_untouched();
     }
-    // Nothing at all.
-    let out = setup.restore(b"", &[]);
-    assert_code(&out, 2);
-    assert!(stderr(&out).contains("empty"));
-    setup.assert_untouched();
 }
 
 #[test]
@@ -434,20 +438,20 @@ fn flipped_bytes_are_caught() {
         "src",
         "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 30000) g",
     );
-    // One byte in the xz data: the xz decoder refuses it, mid-load.
-    let mut data = setup.stream();
-    let at = data.len() * 2 / 3;
-    data[at] ^= 0x55;
-    let out = setup.restore(&data, &[]);
-    assert_code(&out, 2);
-    let s = summary(&out);
-    assert_eq!(s["failed_step"], "load", "{s}");
-    assert!(
-        s["error"].as_str().unwrap().contains("xz data is corrupt"),
-        "{s}"
-    );
-    assert_eq!(s["incoming_dropped"], true);
-    setup.assert_untouched();
+    // One byte in the compressed data: the decoder refuses it (its own check), mid-load.
+    for codec in Codec::ALL {
+        let mut data = codec.compress(&setup.plain_stream());
+        let at = data.len() * 2 / 3;
+        data[at] ^= 0x55;
+        let out = setup.restore(&data, &[]);
+        assert_code(&out, 2);
+        let s = summary(&out);
+        assert_eq!(s["failed_step"], "load", "{s}");
+        let corrupt = format!("{} data is corrupt", codec.name());
+        assert!(s["error"].as_str().unwrap().contains(&corrupt), "{s}");
+        assert_eq!(s["incoming_dropped"], true);
+        setup.assert_untouched();
+    }
 
     // One byte in the SQL, xz recomputed: the checksum catches it.
     let plain = setup.plain_stream();
@@ -683,7 +687,9 @@ fn a_failing_pre_hook_keeps_everything_and_hooks_run_in_order() {
 #[test]
 fn a_second_concurrent_restore_fails_clearly() {
     let setup = Setup::new();
-    let stream = setup.stream();
+    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
+    // blocks, and a small stream is one block).
+    let stream = xz(&setup.plain_stream());
     let mut first = setup
         .restore_cmd(&[])
         .stdin(Stdio::piped())
@@ -724,7 +730,9 @@ fn a_second_concurrent_restore_fails_clearly() {
 #[test]
 fn sigterm_mid_load_drops_the_incoming_database() {
     let setup = Setup::new();
-    let stream = setup.stream();
+    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
+    // blocks, and a small stream is one block).
+    let stream = xz(&setup.plain_stream());
     let mut child = setup
         .restore_cmd(&[])
         .stdin(Stdio::piped())
@@ -774,7 +782,9 @@ fn a_leftover_incoming_database_is_dropped_and_reported() {
 #[test]
 fn a_load_connection_terminated_mid_load_fails_the_restore() {
     let setup = Setup::new();
-    let stream = setup.stream();
+    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
+    // blocks, and a small stream is one block).
+    let stream = xz(&setup.plain_stream());
     let mut child = setup
         .restore_cmd(&[])
         .stdin(Stdio::piped())

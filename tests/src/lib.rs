@@ -31,3 +31,24 @@ pub fn require(what: &str, debian_package: &str) -> ! {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// A dump stream decompressed, zstd or xz by its magic bytes (what stg-restore accepts).
+///
+/// # Panics
+/// When the data is in neither format or does not decode completely.
+#[must_use]
+pub fn decompress(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if bytes.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+        zstd::stream::read::Decoder::new(bytes)
+            .expect("zstd decoder")
+            .read_to_end(&mut out)
+            .expect("a complete zstd stream");
+    } else {
+        liblzma::read::XzDecoder::new_multi_decoder(bytes)
+            .read_to_end(&mut out)
+            .expect("a complete xz stream");
+    }
+    out
+}

@@ -556,7 +556,7 @@ fn full_disk_under_the_staging_data_fails_the_load_and_gives_the_space_back() {
 }
 
 /// pg_dump killed mid-stream (the test stops reading, so pg_dump is blocked on a full
-/// pipe when it is killed): stg-dump fails, and what it wrote is refused by both xz and
+/// pipe when it is killed): stg-dump fails, and what it wrote is refused by both zstd and
 /// stg-restore, which leave the live database untouched.
 #[test]
 fn pg_dump_killed_mid_stream_gives_a_stream_nobody_accepts() {
@@ -587,21 +587,18 @@ fn pg_dump_killed_mid_stream_gives_a_stream_nobody_accepts() {
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("pg_dump"), "{stderr}");
 
-    let xz = cmd::program("xz")
+    let zstd = cmd::program("zstd")
         .args(["-t", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    let mut xz = xz.unwrap_or_else(|_| stg_tests::require("xz", "xz-utils"));
-    xz.stdin
-        .take()
-        .expect("stdin")
-        .write_all(&partial)
-        .expect("feed xz");
+    let mut zstd = zstd.unwrap_or_else(|_| stg_tests::require("zstd", "zstd"));
+    // zstd may stop reading at the first error: a broken pipe here is fine.
+    let _ = zstd.stdin.take().expect("stdin").write_all(&partial);
     assert!(
-        !xz.wait().expect("xz").success(),
-        "xz accepted a cut stream"
+        !zstd.wait().expect("zstd").success(),
+        "zstd accepted a cut stream"
     );
 
     let mut restore = staging.restore(&[]).spawn().expect("spawn stg-restore");
@@ -615,7 +612,14 @@ fn pg_dump_killed_mid_stream_gives_a_stream_nobody_accepts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(summary(&out)["incoming_dropped"], true);
+    // Refused at `read` (the cut came before the manifest decoded) or at `load` (after the
+    // incoming database was made, and dropped): either way nothing is left.
+    let s = summary(&out);
+    assert_eq!(s["ok"], false);
+    assert!(
+        s["failed_step"] == "read" || s["incoming_dropped"] == true,
+        "{s}"
+    );
     assert!(!staging.exists(INCOMING));
     staging.assert_live_untouched();
 }

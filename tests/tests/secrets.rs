@@ -264,15 +264,15 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
     );
     assert_no_secret("stg-dump's stderr", &stderr);
 
-    let file = dir.join("shop.stg.xz");
+    let file = dir.join("shop.stg.zst");
     std::fs::write(&file, &out.stdout).unwrap();
-    let unxz = cmd::program("xzcat")
+    let unxz = cmd::program("zstdcat")
         .arg(&file)
         .output()
-        .expect("run xzcat");
+        .expect("run zstdcat");
     assert!(
         unxz.status.success(),
-        "xzcat: {}",
+        "zstdcat: {}",
         String::from_utf8_lossy(&unxz.stderr)
     );
     let sql = String::from_utf8(unxz.stdout).expect("UTF-8 SQL");

@@ -142,9 +142,10 @@ impl Setup {
         with_manifest_and_trailer(&manifest, &self.pg_dump("src", &[]))
     }
 
-    /// The xz stream of `src` for `fas2`.
+    /// The stream of `src` for `fas2`, zstd as stg-dump writes it by default (tests that
+    /// need xz compress [`Setup::plain_stream`] with [`xz`]).
     pub fn stream(&self) -> Vec<u8> {
-        xz(&self.plain_stream())
+        Codec::Zstd.compress(&self.plain_stream())
     }
 
     /// Names of databases whose name contains `__stg_`.
@@ -227,6 +228,41 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// xz-compresses.
+/// The two compressions a stream can be in; stream tests run for both.
+#[derive(Clone, Copy, Debug)]
+pub enum Codec {
+    /// stg-dump's default.
+    Zstd,
+    /// `--compress xz`, and the SOP's `pg_dump | xz`.
+    Xz,
+}
+
+impl Codec {
+    /// Both, for tests that loop over them.
+    pub const ALL: [Codec; 2] = [Codec::Zstd, Codec::Xz];
+
+    /// Compressed as stg-dump writes it (zstd with its frame checksum).
+    pub fn compress(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Codec::Xz => xz(data),
+            Codec::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd");
+                enc.include_checksum(true).expect("checksum");
+                enc.write_all(data).expect("compress");
+                enc.finish().expect("finish zstd")
+            }
+        }
+    }
+
+    /// Its name in stg-restore's messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Xz => "xz",
+        }
+    }
+}
+
 pub fn xz(data: &[u8]) -> Vec<u8> {
     let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 1);
     enc.write_all(data).expect("compress");

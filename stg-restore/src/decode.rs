@@ -1,0 +1,216 @@
+//! The stream's compression, recognised by its magic bytes: zstd (stg-dump's default), xz
+//! (`stg-dump --compress xz`, and the SOP's plain `pg_dump | xz`). A concatenation of frames
+//! or streams of the same kind is one stream.
+//!
+//! The zstd decoder accepts windows of at most 8 MiB (what levels 1 to 19 write), so a
+//! stream cannot make stg-restore hold more than its memory bound; a larger one is refused
+//! with a message saying so.
+//! See: <https://github.com/facebook/zstd/blob/dev/doc/zstd_compression_format.md> (magic
+//! number), <https://tukaani.org/xz/xz-file-format.txt> (header magic).
+
+use std::io::{self, BufReader, Chain, Cursor, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Largest zstd window accepted, as a power of two (8 MiB).
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0x00];
+
+/// A compression format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// zstd.
+    Zstd,
+    /// xz.
+    Xz,
+}
+
+impl Format {
+    /// Its name in messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zstd => "zstd",
+            Format::Xz => "xz",
+        }
+    }
+}
+
+/// Counts the compressed bytes read.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+type Source<R> = Counting<Chain<Cursor<Vec<u8>>, R>>;
+
+enum Inner<R: Read> {
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Source<R>>>),
+    Xz(liblzma::read::XzDecoder<Source<R>>),
+}
+
+/// A decoder for whichever format the input is in.
+pub struct Decoder<R: Read> {
+    inner: Inner<R>,
+    format: Format,
+    compressed: Arc<AtomicU64>,
+    decoded: u64,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads the first bytes of `input` and starts the matching decoder. An empty input,
+    /// or one in neither format, is an error naming what was found.
+    pub fn new(mut input: R) -> Result<Self, String> {
+        let mut head = Vec::with_capacity(XZ_MAGIC.len());
+        let mut buf = [0u8; 6];
+        while head.len() < XZ_MAGIC.len() {
+            let n = loop {
+                match input.read(&mut buf[..XZ_MAGIC.len() - head.len()]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("could not read the stream: {e}")),
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        if head.is_empty() {
+            return Err("the stream is empty (nothing on stdin)".into());
+        }
+        let format = if head.starts_with(&ZSTD_MAGIC) {
+            Format::Zstd
+        } else if head.starts_with(&XZ_MAGIC) {
+            Format::Xz
+        } else {
+            return Err(format!(
+                "the input is neither zstd nor xz (it starts with {}); stg-restore reads what \
+                 stg-dump writes (or `pg_dump | xz`)",
+                head.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        };
+        let compressed = Arc::new(AtomicU64::new(0));
+        let source = Counting {
+            inner: Cursor::new(head).chain(input),
+            count: Arc::clone(&compressed),
+        };
+        let inner = match format {
+            Format::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::new(source)
+                    .map_err(|e| format!("could not start the zstd decoder: {e}"))?;
+                decoder
+                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(|e| format!("could not start the zstd decoder: {e}"))?;
+                Inner::Zstd(decoder)
+            }
+            Format::Xz => Inner::Xz(liblzma::read::XzDecoder::new_multi_decoder(source)),
+        };
+        Ok(Decoder {
+            inner,
+            format,
+            compressed,
+            decoded: 0,
+        })
+    }
+
+    /// The format being read.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Compressed bytes read so far.
+    pub fn total_in(&self) -> u64 {
+        self.compressed.load(Ordering::Relaxed)
+    }
+
+    /// Decoded bytes so far.
+    pub fn total_out(&self) -> u64 {
+        self.decoded
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match &mut self.inner {
+            Inner::Zstd(d) => d.read(buf),
+            Inner::Xz(d) => d.read(buf),
+        }?;
+        self.decoded += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut d = Decoder::new(data)?;
+        let mut out = Vec::new();
+        d.read_to_end(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn formats_are_told_apart_and_frames_concatenate() {
+        let a = zstd::stream::encode_all(&b"one\n"[..], 3).unwrap();
+        let mut both = a.clone();
+        both.extend(zstd::stream::encode_all(&b"two\n"[..], 3).unwrap());
+        assert_eq!(decode(&both).unwrap(), b"one\ntwo\n");
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 0);
+        std::io::Write::write_all(&mut enc, b"xz\n").unwrap();
+        let xz = enc.finish().unwrap();
+        assert_eq!(decode(&xz).unwrap(), b"xz\n");
+        assert!(decode(b"").unwrap_err().contains("empty"));
+        assert!(decode(b"SELECT 1;\n")
+            .unwrap_err()
+            .contains("neither zstd nor xz"));
+    }
+
+    #[test]
+    fn truncated_and_flipped_zstd_is_an_error() {
+        // As stg-dump writes it: with the frame checksum.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_checksum(true).unwrap();
+        let text: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("{i}\tname {i}\n").into_bytes())
+            .collect();
+        std::io::Write::write_all(&mut enc, &text).unwrap();
+        let data = enc.finish().unwrap();
+        assert!(decode(&data[..data.len() - 3]).is_err());
+        let mut flipped = data.clone();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 0x40;
+        assert!(decode(&flipped).is_err());
+    }
+
+    #[test]
+    fn a_window_past_the_bound_is_refused() {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.window_log(27).unwrap();
+        enc.long_distance_matching(true).unwrap();
+        std::io::Write::write_all(&mut enc, &vec![b'x'; 1 << 20]).unwrap();
+        let data = enc.finish().unwrap();
+        let err = decode(&data).unwrap_err();
+        assert!(
+            err.to_lowercase().contains("memory") || err.contains("window"),
+            "{err}"
+        );
+    }
+}

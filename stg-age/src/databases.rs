@@ -205,17 +205,20 @@ fn write_text(
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
+            // Database names and provenance are the server's: escaped for the terminal.
             vec![
-                r.name.clone(),
+                stg_core::terminal::escape(&r.name).into_owned(),
                 match &r.copy_of {
-                    Some(base) => format!("kept copy of {base}"),
+                    Some(base) => format!("kept copy of {}", stg_core::terminal::escape(base)),
                     None => r.role.to_owned(),
                 },
                 days(r.age_days),
                 days(r.data_age_days),
                 if r.over { "OVER".into() } else { String::new() },
                 match (&r.source_host, &r.source_database) {
-                    (Some(h), Some(d)) => format!("{d}@{h}"),
+                    (Some(h), Some(d)) => {
+                        stg_core::terminal::escape(&format!("{d}@{h}")).into_owned()
+                    }
                     _ => "unknown (no stg provenance)".to_owned(),
                 },
             ]

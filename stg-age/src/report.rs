@@ -11,6 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
+use stg_core::terminal::{escape, escape_bytes};
 use time::OffsetDateTime;
 
 use crate::git::Origin;
@@ -27,7 +28,15 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// Age in whole seconds (never negative: a date in the future is age 0).
+    /// True when `at` is after the moment ages are measured at: its age cannot be judged
+    /// (a clock set wrong when the commit was made, or a date set on purpose).
+    #[must_use]
+    pub fn is_future(&self, at: OffsetDateTime) -> bool {
+        at > self.now
+    }
+
+    /// Age in whole seconds (never negative: a date in the future is age 0, see
+    /// [`Judge::is_future`]).
     #[must_use]
     pub fn age_secs(&self, at: OffsetDateTime) -> u64 {
         u64::try_from((self.now - at).whole_seconds()).unwrap_or(0)
@@ -113,12 +122,18 @@ pub struct FindingRecord {
     pub author: Option<String>,
     /// Author date, RFC 3339 UTC (`null` when uncommitted).
     pub introduced_at: Option<String>,
-    /// Whole days since `introduced_at` (0 when uncommitted).
+    /// Whole days since `introduced_at` (0 when uncommitted, or dated in the future).
     pub age_days: u64,
     /// Older than `--max-age`.
     pub over: bool,
+    /// `introduced_at` is after `--now`: the age (0) says nothing, and the finding is never
+    /// over.
+    pub future: bool,
     #[serde(skip)]
     age_secs: u64,
+    /// The path as bytes, for the text output (escaped there, invalid UTF-8 as `\xNN`).
+    #[serde(skip)]
+    raw_path: Vec<u8>,
 }
 
 /// An `expired_ignore` record: an ignore entry past its date.
@@ -147,12 +162,14 @@ pub struct Summary {
     pub r#type: &'static str,
     /// Findings reported.
     pub count: usize,
-    /// Median age of the findings, days.
+    /// Median age of the findings, days (those dated in the future left out).
     pub median_age_days: Option<u64>,
-    /// Age of the oldest finding, days.
+    /// Age of the oldest finding, days (those dated in the future left out).
     pub oldest_age_days: Option<u64>,
     /// Findings older than `--max-age`.
     pub over: usize,
+    /// Findings dated after `--now` (age 0, never over).
+    pub future: usize,
     /// The threshold, days (`null` without `--max-age`).
     pub max_age_days: Option<u64>,
     /// Findings silenced by ignore entries in force.
@@ -188,6 +205,7 @@ pub fn records(findings: &[Finding], judge: &Judge) -> Vec<FindingRecord> {
             };
             let age_secs = at.map_or(0, |at| judge.age_secs(at));
             let (age_days, over) = at.map_or((0, false), |at| judge.judge(at));
+            let future = at.is_some_and(|at| judge.is_future(at));
             FindingRecord {
                 r#type: "finding",
                 kind: f.kind.as_str(),
@@ -199,7 +217,9 @@ pub fn records(findings: &[Finding], judge: &Judge) -> Vec<FindingRecord> {
                 introduced_at: at.map(stg_core::timestamp::format),
                 age_days,
                 over,
+                future,
                 age_secs,
+                raw_path: f.path.clone(),
             }
         })
         .collect();
@@ -247,13 +267,20 @@ pub fn write_repo_report(
             );
         }
     }
-    let ages: Vec<u64> = records.iter().map(|r| r.age_days).collect();
+    warn_future(&records, judge);
+    // A finding dated in the future has no known age: left out of the median and oldest.
+    let ages: Vec<u64> = records
+        .iter()
+        .filter(|r| !r.future)
+        .map(|r| r.age_days)
+        .collect();
     let summary = Summary {
         r#type: "summary",
         count: records.len(),
         median_age_days: median(&ages),
         oldest_age_days: ages.iter().copied().max(),
         over: records.iter().filter(|r| r.over).count(),
+        future: records.iter().filter(|r| r.future).count(),
         max_age_days: judge.max_age_days(),
         ignored: scan.ignored,
         expired_ignores: expired.len(),
@@ -282,6 +309,38 @@ pub fn write_repo_report(
     })
 }
 
+/// Says on stderr which findings are dated after `--now`: their age 0 hides how old they
+/// are, so they must not pass unnoticed (a cron job mails stderr).
+fn warn_future(records: &[FindingRecord], judge: &Judge) {
+    const SHOWN: usize = 5;
+    let future: Vec<&FindingRecord> = records.iter().filter(|r| r.future).collect();
+    if future.is_empty() {
+        return;
+    }
+    let mut named: Vec<String> = future
+        .iter()
+        .take(SHOWN)
+        .map(|r| {
+            let at = r.introduced_at.as_deref().unwrap_or("?");
+            match r.line {
+                Some(line) => format!("{}:{line} ({at})", escape_bytes(&r.raw_path)),
+                None => format!("{} ({at})", escape_bytes(&r.raw_path)),
+            }
+        })
+        .collect();
+    if future.len() > SHOWN {
+        named.push(format!("and {} more", future.len() - SHOWN));
+    }
+    eprintln!(
+        "stg-age: warning: {} finding(s) dated after {}: {}; their age cannot be judged \
+         (shown as 0, never over): a clock was set wrong when they were committed, or the \
+         date was set on purpose",
+        future.len(),
+        stg_core::timestamp::format(judge.now),
+        named.join(", ")
+    );
+}
+
 fn clip_chars(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
@@ -297,24 +356,34 @@ fn write_repo_text(
     expired: &[ExpiredRecord],
     summary: &Summary,
 ) -> anyhow::Result<()> {
+    // Paths, authors and lines come from the scanned repository: escaped for the terminal
+    // (stg_core::terminal), after clipping, so an escape is never cut in half.
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
             vec![
-                format!("{}d", r.age_days),
+                if r.future {
+                    "future".to_owned()
+                } else {
+                    format!("{}d", r.age_days)
+                },
                 if r.over { "OVER".into() } else { String::new() },
                 r.kind.to_owned(),
                 match r.line {
-                    Some(line) => format!("{}:{line}", r.path),
-                    None => r.path.clone(),
+                    Some(line) => format!("{}:{line}", escape_bytes(&r.raw_path)),
+                    None => escape_bytes(&r.raw_path).into_owned(),
                 },
                 if r.commit == "uncommitted" {
                     r.commit.clone()
                 } else {
                     r.commit.chars().take(10).collect()
                 },
-                clip_chars(r.author.as_deref().unwrap_or("-"), 20),
-                clip_chars(r.text.as_deref().unwrap_or("(staging variant file)"), 60),
+                escape(&clip_chars(r.author.as_deref().unwrap_or("-"), 20)).into_owned(),
+                escape(&clip_chars(
+                    r.text.as_deref().unwrap_or("(staging variant file)"),
+                    60,
+                ))
+                .into_owned(),
             ]
         })
         .collect();
@@ -334,8 +403,12 @@ fn write_repo_text(
         };
         writeln!(
             out,
-            "expired ignore entry {}: {target} until {} ({} days ago): {}",
-            e.entry, e.until, e.expired_days, e.reason
+            "expired ignore entry {}: {} until {} ({} days ago): {}",
+            escape(&e.entry),
+            escape(&target),
+            e.until,
+            e.expired_days,
+            escape(&e.reason)
         )?;
     }
     let mut line = format!("{} staging-only change(s)", summary.count);
@@ -344,6 +417,13 @@ fn write_repo_text(
     }
     if let Some(max) = summary.max_age_days {
         let _ = write!(line, "; {} older than {max} days", summary.over);
+    }
+    if summary.future > 0 {
+        let _ = write!(
+            line,
+            "; {} dated in the future (age unknown)",
+            summary.future
+        );
     }
     if summary.ignored > 0 {
         let _ = write!(line, "; {} ignored", summary.ignored);
@@ -379,6 +459,8 @@ mod tests {
         assert_eq!(judge.judge(five), (5, false));
         assert_eq!(judge.judge(older), (5, true));
         assert_eq!(judge.judge(future), (0, false));
+        assert!(judge.is_future(future));
+        assert!(!judge.is_future(now));
     }
 
     #[test]

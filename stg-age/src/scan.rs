@@ -212,7 +212,7 @@ fn scan_file(
         Err(stg_core::files::ReadError::NotFound(_)) => return Ok(out),
         // Not a regular file any more, or larger than any text worth scanning: skipped as
         // binary files are.
-        Err(stg_core::files::ReadError::Refused(_)) => {
+        Err(stg_core::files::ReadError::Unsuitable(_) | stg_core::files::ReadError::Refused(_)) => {
             out.binary = true;
             return Ok(out);
         }

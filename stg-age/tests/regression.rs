@@ -110,3 +110,133 @@ fn a_work_tree_configured_elsewhere_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("core.worktree"), "{stderr}");
 }
+
+/// `stg-age --repo REPO --now NOW --format FORMAT`.
+fn age_as(repo: &Repo, format: &str) -> Output {
+    stg("stg-age")
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["--format", format, "--now", NOW])
+        .output()
+        .expect("run stg-age")
+}
+
+// See: issue "Hardening, round 2", item 9. File names, matched lines and authors went to
+// the text output as they were: a newline forged rows of the table, an escape sequence
+// reached the terminal (retitle, clear the screen, write the clipboard).
+#[test]
+fn names_and_lines_with_control_characters_are_escaped_in_text_output() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let repo = Repo::new();
+    repo.write(
+        OsStr::from_bytes(b"roles/evil\x1b[2J\n365d  OVER  when  forged.yml:1/tasks.yml"),
+        "- name: x\n  when: env == \"staging\"  # \x1b]0;owned\x07\r\x1b[1A\n",
+    );
+    repo.write(OsStr::from_bytes(b"files/caf\xe9\x1b[31m.staging"), "x\n");
+    repo.commit_by(
+        "planted",
+        "2025-01-01T00:00:00Z",
+        "Evil\x1b]52;c;cHduZWQ=\x07 Author",
+    );
+
+    let out = age_as(&repo, "text");
+    let stdout = String::from_utf8(out.stdout.clone()).expect("the text output is UTF-8");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in the text output: {stdout:?}"
+    );
+    // A header, two rows, the summary: no forged row.
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert!(
+        stdout.contains(r#""roles/evil\x1b[2J\n365d  OVER  when  forged.yml:1/tasks.yml":2"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""files/caf\xe9\x1b[31m.staging""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r"\x1b]0;owned\a\r\x1b[1A"), "{stdout}");
+
+    // JSON keeps the values (its own escaping makes them safe).
+    let out = age_as(&repo, "json");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let finding: serde_json::Value = serde_json::from_str(
+        stdout
+            .lines()
+            .find(|l| l.contains("forged"))
+            .expect("the finding"),
+    )
+    .unwrap();
+    assert_eq!(
+        finding["path"],
+        "roles/evil\u{1b}[2J\n365d  OVER  when  forged.yml:1/tasks.yml"
+    );
+}
+
+// See: issue "Hardening, round 2", item 9. A commit whose author date is after --now
+// (a clock set wrong, or a date chosen so that the change never looks old) was reported
+// with age 0, like a change made today, and nothing said so.
+#[test]
+fn a_future_author_date_is_said_not_passed_off_as_age_zero() {
+    let repo = Repo::new();
+    repo.write("tasks/main.yml", TASK);
+    repo.commit("now", "2025-01-01T00:00:00Z");
+    repo.write("tasks/later.yml", TASK);
+    repo.commit("from the future", "2031-06-01T00:00:00Z");
+
+    let out = stg("stg-age")
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["--format", "json", "--now", NOW, "--max-age", "90d"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "main.yml is over: {stderr}");
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = |path: &str| {
+        records
+            .iter()
+            .find(|r| r["path"] == path)
+            .unwrap_or_else(|| panic!("no finding in {path}: {records:#?}"))
+    };
+    let later = finding("tasks/later.yml");
+    assert_eq!(later["future"], true);
+    assert_eq!(later["age_days"], 0);
+    assert_eq!(later["over"], false);
+    assert_eq!(later["introduced_at"], "2031-06-01T00:00:00Z");
+    assert_eq!(finding("tasks/main.yml")["future"], false);
+    let summary = records.last().unwrap();
+    assert_eq!(summary["future"], 1);
+    assert_eq!(
+        summary["median_age_days"], 365,
+        "an unknown age is not 0 in the median"
+    );
+    assert!(
+        stderr.contains("1 finding(s) dated after 2026-01-01T00:00:00Z: tasks/later.yml:3 (2031-06-01T00:00:00Z)"),
+        "{stderr}"
+    );
+
+    let out = age_as(&repo, "text");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.contains("tasks/later.yml"))
+        .unwrap();
+    assert!(row.starts_with("future "), "{text}");
+    assert!(
+        text.contains("1 dated in the future (age unknown)"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@
 //! behind a name costs at most the bound in memory.
 //! See: open(2), `O_NOFOLLOW` and `O_NONBLOCK`.
 
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -23,13 +24,18 @@ pub struct Limits {
 }
 
 /// Why a file was not read. `NotFound` is separate so callers can treat a missing optional
-/// file as empty.
+/// file as empty; `Unsuitable` (the input is wrong: a link, not a regular file, too large)
+/// from `Refused` (the system said no: permissions, I/O errors), so callers can tell a bad
+/// input from a runtime failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// No such file.
     #[error("{0}: no such file")]
     NotFound(String),
-    /// Anything else, with the reason.
+    /// A symbolic link where none is followed, not a regular file, or larger than the bound.
+    #[error("{0}")]
+    Unsuitable(String),
+    /// Opening or reading failed, with the reason.
     #[error("{0}")]
     Refused(String),
 }
@@ -48,11 +54,20 @@ pub fn read_small(path: &Path, limits: Limits) -> Result<Vec<u8>, ReadError> {
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ReadError::NotFound(shown.clone()),
             // O_NOFOLLOW on a link fails with ELOOP.
-            _ if e.raw_os_error() == Some(libc::ELOOP) && limits.no_symlink => ReadError::Refused(
-                format!("{shown} is a symbolic link; it is not followed (name the file itself)"),
-            ),
+            _ if e.raw_os_error() == Some(libc::ELOOP) && limits.no_symlink => {
+                ReadError::Unsuitable(format!(
+                    "{shown} is a symbolic link; it is not followed (name the file itself)"
+                ))
+            }
             _ => ReadError::Refused(format!("cannot read {shown}: {e}")),
         })?;
+    read_opened(file, &shown, limits.max_bytes)
+}
+
+/// Reads a file the caller opened (with `O_NONBLOCK`, and `O_NOFOLLOW` where links are
+/// refused: see [`read_small`]): refuses anything but a regular file, checked on the open
+/// descriptor, and more than `max_bytes`; `shown` names it in errors.
+pub fn read_opened(file: File, shown: &str, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let meta = file
         .metadata()
         .map_err(|e| ReadError::Refused(format!("cannot read {shown}: {e}")))?;
@@ -69,25 +84,31 @@ pub fn read_small(path: &Path, limits: Limits) -> Result<Vec<u8>, ReadError> {
         } else {
             "not a regular file"
         };
-        return Err(ReadError::Refused(format!(
+        return Err(ReadError::Unsuitable(format!(
             "{shown} is {what}; only a regular file is read"
         )));
     }
-    if meta.len() > limits.max_bytes {
-        return Err(ReadError::Refused(format!(
-            "{shown} is {} bytes; at most {} are read",
+    if meta.len() > max_bytes {
+        return Err(ReadError::Unsuitable(format!(
+            "{shown} is {} bytes; at most {max_bytes} are read",
             meta.len(),
-            limits.max_bytes
         )));
     }
+    let bytes = read_stream(file, shown, max_bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a stream (stdin, a pipe) to its end, but never more than `max_bytes`: past that
+/// it stops and refuses, so `/dev/zero` behind it costs at most the bound.
+pub fn read_stream(reader: impl Read, shown: &str, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
-    file.take(limits.max_bytes + 1)
+    reader
+        .take(max_bytes + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ReadError::Refused(format!("cannot read {shown}: {e}")))?;
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(ReadError::Refused(format!(
-            "{shown} grew past {} bytes while being read",
-            limits.max_bytes
+    if bytes.len() as u64 > max_bytes {
+        return Err(ReadError::Unsuitable(format!(
+            "{shown} holds more than {max_bytes} bytes; at most {max_bytes} are read"
         )));
     }
     Ok(bytes)
@@ -143,5 +164,26 @@ mod tests {
             read_small(&dir.path().join("missing"), SMALL),
             Err(ReadError::NotFound(_))
         ));
+        // What is wrong with the input is told apart from what the system refused.
+        assert!(matches!(
+            read_small(&fifo, SMALL),
+            Err(ReadError::Unsuitable(_))
+        ));
+        assert!(matches!(
+            read_small(&link, SMALL),
+            Err(ReadError::Unsuitable(_))
+        ));
+    }
+
+    #[test]
+    fn streams_are_read_up_to_the_bound() {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let err = read_stream(zero, "<stdin>", 1 << 20).unwrap_err();
+        assert!(matches!(err, ReadError::Unsuitable(_)), "{err}");
+        assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
+        assert_eq!(
+            read_stream(&b"hello"[..], "<stdin>", 5).unwrap(),
+            b"hello".to_vec()
+        );
     }
 }

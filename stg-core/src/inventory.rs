@@ -10,16 +10,19 @@
 //! targets) lives in that tool.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::Context;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::address;
 use crate::exit::Error;
+use crate::files;
+
+/// The largest inventory read, from a file or stdin: 4 MiB, some hundred times what a
+/// large site's inventory takes (Fedora's would be tens of KiB).
+pub const MAX_INVENTORY_BYTES: u64 = 4 << 20;
 
 /// The whole inventory file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -112,21 +115,43 @@ pub fn is_valid_hostname(name: &str) -> bool {
 
 impl Inventory {
     /// Reads and validates an inventory from a path, or from stdin when `path` is `-`.
+    ///
+    /// The file must be a regular file (a link to one is followed: the inventory is the
+    /// operator's own file) of at most [`MAX_INVENTORY_BYTES`]; stdin is read up to that
+    /// bound. A FIFO or a device named as the inventory is refused, not waited on, and
+    /// `/dev/zero` costs at most the bound in memory.
     pub fn load(path: &Path) -> anyhow::Result<Inventory> {
         let shown = if path == Path::new("-") {
             "<stdin>".to_owned()
         } else {
             path.display().to_string()
         };
-        let mut text = String::new();
-        if path == Path::new("-") {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading the inventory from stdin")?;
+        let bytes = if path == Path::new("-") {
+            files::read_stream(std::io::stdin().lock(), &shown, MAX_INVENTORY_BYTES)
         } else {
-            text = std::fs::read_to_string(path)
-                .map_err(|e| Error::usage(format!("cannot read inventory {shown}: {e}")))?;
+            files::read_small(
+                path,
+                files::Limits {
+                    max_bytes: MAX_INVENTORY_BYTES,
+                    no_symlink: false,
+                },
+            )
         }
+        .map_err(|e| match e {
+            files::ReadError::NotFound(_) => {
+                Error::usage(format!("cannot read inventory {shown}: no such file"))
+            }
+            files::ReadError::Unsuitable(why) => {
+                Error::usage(format!("cannot read inventory: {why}"))
+            }
+            files::ReadError::Refused(why) => {
+                let prefix = format!("cannot read {shown}: ");
+                let why = why.strip_prefix(&prefix).unwrap_or(&why);
+                Error::usage(format!("cannot read inventory {shown}: {why}"))
+            }
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::usage(format!("inventory {shown}: not UTF-8 ({e})")))?;
         Self::parse(&text, &shown)
     }
 
@@ -422,5 +447,34 @@ mod tests {
         let err = Inventory::parse("{", "t.json").unwrap_err();
         assert_eq!(crate::exit::classify(&err), crate::exit::ErrorClass::Usage);
         assert!(err.to_string().starts_with("inventory t.json:"));
+    }
+    // See: issue "Hardening, round 2", item 9: a FIFO as the inventory hung the tool, a
+    // device or a huge file filled memory.
+    #[test]
+    fn fifos_devices_and_huge_files_are_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("inventory.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = Inventory::load(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("is a FIFO; only a regular file is read"),
+            "{err}"
+        );
+        let err = Inventory::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/zero is a device"), "{err}");
+        let huge = dir.path().join("huge.json");
+        let mut text = GOOD.to_owned();
+        text.push_str(&" ".repeat(MAX_INVENTORY_BYTES as usize));
+        std::fs::write(&huge, &text).unwrap();
+        let err = Inventory::load(&huge).unwrap_err().to_string();
+        assert!(err.contains("at most 4194304 are read"), "{err}");
+        let fine = dir.path().join("fine.json");
+        std::fs::write(&fine, GOOD).unwrap();
+        assert_eq!(Inventory::load(&fine).unwrap().name, "fedora-stg");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&fine, &link).unwrap();
+        assert_eq!(Inventory::load(&link).unwrap().name, "fedora-stg");
     }
 }

@@ -6,8 +6,9 @@
 //! ([`host`]), durations and timestamps ([`duration`], [`timestamp`]), the inventory shared
 //! by `stg-hosts` and `stg-probe` ([`inventory`]) and the address comparisons both make
 //! ([`address`]), the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`],
-//! [`copy_text`]), and the provenance `stg-restore` records and `stg-age` reads
-//! ([`provenance`]). Code that one tool needs lives in that tool.
+//! [`copy_text`]), the provenance `stg-restore` records and `stg-age` reads
+//! ([`provenance`]), reading small input files safely ([`files`]) and escaping untrusted text
+//! for text output ([`terminal`]). Code that one tool needs lives in that tool.
 
 pub mod address;
 pub mod conn;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod provenance;
 pub mod sql_lexer;
 pub mod stream;
+pub mod terminal;
 pub mod timestamp;
 pub mod tls;
 

@@ -85,7 +85,8 @@ impl Drift {
 
     /// One line for people.
     pub fn to_text(&self) -> String {
-        let name = self.name.as_deref().unwrap_or("");
+        // Names and block names come from the hosts file: escaped for the terminal.
+        let name = stg_core::terminal::escape(self.name.as_deref().unwrap_or(""));
         let at = self
             .line
             .map(|l| format!(" (line {l})"))

@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use stg_core::terminal::{escape, escape_bytes};
+
 use crate::hosts_block::{content, split_lines};
 
 const CONTEXT: usize = 3;
@@ -15,6 +17,7 @@ pub fn unified(old: &[u8], new: &[u8], label: &str) -> String {
     if old == new {
         return String::new();
     }
+    let label = escape(label);
     let a = split_lines(old);
     let b = split_lines(new);
     let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
@@ -38,7 +41,10 @@ pub fn unified(old: &[u8], new: &[u8], label: &str) -> String {
         b_end - start
     );
     let mut line = |mark: char, text: &[u8]| {
-        let _ = writeln!(out, "{mark}{}", String::from_utf8_lossy(content(text)));
+        // Lines of the file as they would print, quoted and escaped when they hold control
+        // characters or bytes that are not UTF-8 (stg_core::terminal): a hosts file in a
+        // chroot is not the operator's, and a terminal acts on what it is sent.
+        let _ = writeln!(out, "{mark}{}", escape_bytes(content(text)));
         if !text.ends_with(b"\n") {
             out.push_str("\\ No newline at end of file\n");
         }
@@ -70,5 +76,18 @@ mod tests {
             "--- hosts\n+++ hosts (new)\n@@ -1,3 +1,4 @@\n a\n b\n c\n+x\n"
         );
         assert_eq!(unified(b"a\n", b"a\n", "hosts"), "");
+    }
+
+    #[test]
+    fn control_characters_and_bad_bytes_are_escaped() {
+        let d = unified(
+            b"# \x1b]0;x\x07 caf\xe9\n",
+            b"# \x1b]0;x\x07 caf\xe9\nx\n",
+            "h\nosts",
+        );
+        assert_eq!(
+            d,
+            "--- \"h\\nosts\"\n+++ \"h\\nosts\" (new)\n@@ -1,1 +1,2 @@\n \"# \\x1b]0;x\\a caf\\xe9\"\n+x\n"
+        );
     }
 }

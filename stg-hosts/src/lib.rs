@@ -19,10 +19,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use stg_core::inventory::Inventory;
 use stg_core::jsonl;
+use stg_core::terminal::escape;
 use stg_core::Error;
 
 use crate::hosts_block::HostsFile;
-use crate::hosts_file::{Method, Target};
+use crate::hosts_file::{Method, Resolve, Target};
 use crate::overrides::Override;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
@@ -83,8 +84,8 @@ pub enum Command {
         #[command(flatten)]
         source: Source,
         /// The hosts file to check.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_HOSTS_FILE)]
-        file: PathBuf,
+        #[command(flatten)]
+        file: FileArgs,
     },
     /// Take a managed block out of the hosts file again.
     Remove {
@@ -111,12 +112,47 @@ pub struct Source {
     pub resolve: bool,
 }
 
+/// Which hosts file, and how symbolic links on the way to it are treated.
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// The hosts file (a path inside --root when given)
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_HOSTS_FILE)]
+    pub file: PathBuf,
+    /// Resolve --file inside DIR as if DIR were / (a chroot or container tree): no link leads out of it
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Follow symbolic links to the hosts file, only below the directory holding it (or inside --root); refused otherwise
+    #[arg(long)]
+    pub follow_symlink: bool,
+}
+
+impl FileArgs {
+    fn into_config(self) -> FileConfig {
+        FileConfig {
+            path: self.file,
+            resolve: Resolve {
+                root: self.root,
+                follow_symlink: self.follow_symlink,
+            },
+        }
+    }
+}
+
+/// Validated [`FileArgs`].
+#[derive(Debug)]
+pub struct FileConfig {
+    /// The path as given.
+    pub path: PathBuf,
+    /// How links are resolved.
+    pub resolve: Resolve,
+}
+
 /// Options of the commands that change the hosts file.
 #[derive(Args, Debug)]
 pub struct Change {
-    /// The hosts file to change
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_HOSTS_FILE)]
-    pub file: PathBuf,
+    /// The hosts file to change.
+    #[command(flatten)]
+    pub file: FileArgs,
     /// Show the diff; change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -163,7 +199,7 @@ pub enum Action {
         /// The overrides, sorted.
         overrides: Vec<Override>,
         /// The hosts file.
-        file: PathBuf,
+        file: FileConfig,
     },
     /// Remove a block.
     Remove {
@@ -178,7 +214,7 @@ pub enum Action {
 #[derive(Debug)]
 pub struct ChangeConfig {
     /// The hosts file.
-    pub file: PathBuf,
+    pub file: FileConfig,
     /// Show the diff only.
     pub dry_run: bool,
     /// Overwrite a hand-edited block.
@@ -190,7 +226,7 @@ pub struct ChangeConfig {
 impl From<Change> for ChangeConfig {
     fn from(c: Change) -> Self {
         ChangeConfig {
-            file: c.file,
+            file: c.file.into_config(),
             dry_run: c.dry_run,
             force: c.force,
             keep_backups: c.keep_backups as usize,
@@ -233,7 +269,7 @@ impl Config {
                 Action::Check {
                     inventory,
                     overrides,
-                    file,
+                    file: file.into_config(),
                 }
             }
             Command::Remove {
@@ -430,7 +466,7 @@ fn change_file(
     guard: Option<&str>,
     plan: impl Fn(&Target, &[u8]) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<(Target, Outcome)> {
-    let target = Target::new(&change.file)?;
+    let target = Target::new(&change.file.path, &change.file.resolve)?;
     let before = target.read()?;
     let after = plan(&target, &before)?;
     let diff = diff::unified(&before, &after, &target.path().display().to_string());
@@ -538,12 +574,14 @@ fn report_change(
             } else {
                 "changed"
             };
+            // Paths resolved through links may hold any bytes: escaped for the terminal.
+            let file = escape(&file);
             write!(out, "{verb} {file}: {action} block {block}")?;
             if let Some(n) = overrides {
                 write!(out, " ({n} names)")?;
             }
             if let Some(backup) = &backup {
-                write!(out, "; backup {backup}")?;
+                write!(out, "; backup {}", escape(backup))?;
             }
             if method == Some(Method::InPlace) {
                 write!(out, "; written in place (the file is a mount point)")?;
@@ -614,9 +652,9 @@ fn check(
     out: &mut Out,
     inventory: &str,
     overrides: &[Override],
-    file: &Path,
+    file: &FileConfig,
 ) -> anyhow::Result<u8> {
-    let target = Target::new(file)?;
+    let target = Target::new(&file.path, &file.resolve)?;
     let bytes = target.read()?;
     let hosts = parse_hosts(target.path(), &bytes)?;
     let drifts = check::compare(&hosts, inventory, overrides);
@@ -645,6 +683,7 @@ fn check(
             }))?;
         }
         Format::Text => {
+            let path = escape(&path);
             for d in &drifts {
                 writeln!(out, "{}", d.to_text())?;
             }

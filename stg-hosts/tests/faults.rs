@@ -87,7 +87,8 @@ fn killed_at_rename(action: &str, file: &Path, dir: &Path) -> Killed {
     let trace_file = dir.join("strace.out");
     let out = program("strace")
         .env("STG_ENVIRONMENT_FILE", staging_env())
-        .args(["-f", "-o"])
+        // -y: a descriptor is shown with its path, `renameat(3</dir>, "name", ...)`.
+        .args(["-f", "-y", "-o"])
         .arg(&trace_file)
         .args([
             "-e",
@@ -121,13 +122,15 @@ fn killed_at_rename(action: &str, file: &Path, dir: &Path) -> Killed {
         .unwrap_or_else(|| panic!("not killed by SIGKILL:\n{trace}"))
         .parse()
         .unwrap_or_else(|e| panic!("{e}: pid in\n{trace}"));
-    // `rename("tmp", "hosts") = ?`, or renameat/renameat2 with directory fds on other
-    // architectures: the call was entered, and never returned.
-    let temp = format!(
-        "\"{}\"",
-        dir.join(format!(".hosts.stg-tmp.{pid}")).display()
+    // `renameat(3</dir>, ".hosts.stg-tmp.PID", 3</dir>, "hosts") = ?` (stg-hosts renames
+    // within the directory it resolved and holds open, never by path), or renameat2: the
+    // call was entered, and never returned.
+    let temp = format!("<{}>, \".hosts.stg-tmp.{pid}\"", dir.display());
+    let target = format!(
+        "<{}>, \"{}\"",
+        dir.display(),
+        file.file_name().unwrap().to_string_lossy()
     );
-    let target = format!("\"{}\"", file.display());
     let call = lines[0];
     assert!(
         call.starts_with(&format!("{pid} rename"))

@@ -951,7 +951,7 @@ fn mode_owner_and_selinux_label_are_kept() {
 }
 
 #[test]
-fn leftovers_of_a_killed_run_are_cleaned_and_symlinks_followed() {
+fn leftovers_of_a_killed_run_are_cleaned_and_links_followed_only_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("hosts.real");
     fs::copy(fixtures().join("hosts/debian-default"), &real).unwrap();
@@ -960,13 +960,33 @@ fn leftovers_of_a_killed_run_are_cleaned_and_symlinks_followed() {
     let stale = dir.path().join(".hosts.real.stg-tmp.999999");
     fs::write(&stale, "half written").unwrap();
 
-    apply(&fedora_inventory(), &link, &[]).ok();
+    // A link is not followed unless asked for.
+    let run = apply(&fedora_inventory(), &link, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--follow-symlink"), "{}", run.stderr);
+    assert!(stale.exists(), "nothing was done");
+
+    apply(&fedora_inventory(), &link, &["--follow-symlink"]).ok();
     assert!(!stale.exists(), "temporary file of a killed run removed");
     assert!(fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(check(&fedora_inventory(), &link).code, 0);
+    assert_eq!(check(&fedora_inventory(), &link).code, 2);
+    assert_eq!(
+        hosts(&[
+            "check",
+            "--format",
+            "json",
+            "-i",
+            fedora_inventory().to_str().unwrap(),
+            "--file",
+            link.to_str().unwrap(),
+            "--follow-symlink",
+        ])
+        .code,
+        0
+    );
 }
 
 #[test]

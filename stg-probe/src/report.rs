@@ -134,12 +134,14 @@ fn endpoint(result: &CheckResult) -> String {
     }
 }
 
+/// The DETAIL column. The allow-list reason is the inventory's free text and an error may
+/// quote what a resolver or a peer said: escaped for the terminal (stg_core::terminal).
 fn detail(result: &CheckResult) -> String {
     if let Some(reason) = &result.check.allowed {
-        return format!("allowed: {reason}");
+        return format!("allowed: {}", stg_core::terminal::escape(reason));
     }
     if let Some(error) = &result.error {
-        return error.clone();
+        return stg_core::terminal::escape(error).into_owned();
     }
     result
         .addresses

@@ -904,3 +904,70 @@ fn inventory_on_stdin_and_allow_list_applies_to_targets() {
     assert_eq!(summary["breach"], 1);
     drop((staging, production));
 }
+
+// See: issue "Hardening, round 2", item 9. The text table printed the inventory's free
+// text (an allow-list reason) as it was: a newline forged a row ("OK ..."), an escape
+// sequence reached the terminal.
+#[test]
+fn text_output_escapes_the_inventorys_free_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = staging.local_addr().unwrap().port();
+    let reason = "log host\nOK        blocked   db.example.org:5432  refused\u{1b}]0;owned\u{7}";
+    let inventory = write_file(
+        &dir,
+        "inv.json",
+        &loopback_inventory(
+            port,
+            &serde_json::json!({"host": "localhost", "reason": reason}).to_string(),
+        ),
+    );
+    let out = stg("stg-probe")
+        .args(["--inventory", &inventory, "--format", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    // Header, one row per check (blocked and reachable), a blank line, the verdict.
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(
+        text.contains(
+            r#"allowed: "log host\nOK        blocked   db.example.org:5432  refused\x1b]0;owned\a""#
+        ),
+        "{text}"
+    );
+    drop(staging);
+}
+
+// See: issue "Hardening, round 2", item 9. A FIFO as the inventory hung stg-probe (open
+// waits for a writer); /dev/zero or a huge file was read whole.
+#[test]
+fn fifos_devices_and_huge_inventories_are_refused_not_waited_on_or_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("inventory.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let huge = dir.path().join("huge.json");
+    std::fs::write(&huge, loopback_inventory(5432, "") + &" ".repeat(4 << 20)).unwrap();
+    for (inventory, why) in [
+        (
+            fifo.to_str().unwrap(),
+            "is a FIFO; only a regular file is read",
+        ),
+        ("/dev/zero", "is a device; only a regular file is read"),
+        (huge.to_str().unwrap(), "at most 4194304 are read"),
+    ] {
+        let mut cmd = stg("stg-probe");
+        cmd.args(["--inventory", inventory]);
+        let out = stg_tests::cmd::output_bounded(
+            &cmd,
+            Stdio::null(),
+            std::time::Duration::from_secs(20),
+            4 << 30,
+        );
+        assert_unknown(&out, why);
+    }
+}

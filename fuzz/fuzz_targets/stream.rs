@@ -12,7 +12,8 @@
 //!   only the final newline: every byte of data and the whole trailer are still there, and
 //!   stg-restore accepts it (as serde_json does trailing whitespace);
 //! - flipping any bit before the trailer is refused (checksum);
-//! - the stream compressed with liblzma (`.xz`, CRC64, as stg-dump writes it): every
+//! - the stream compressed with liblzma (`.xz`, CRC64, as `stg-dump --compress xz` writes
+//!   it) and with zstd (with its frame checksum, as stg-dump writes it by default): every
 //!   truncation of the compressed bytes, and a fuzzer-chosen bit flip, fails to decode or
 //!   decodes to a stream that is refused;
 //! - parsing arbitrary bytes as a manifest or a trailer line never panics, and what parses
@@ -190,6 +191,22 @@ fn xz(data: &[u8]) -> Vec<u8> {
     out
 }
 
+fn zstd(data: &[u8]) -> Vec<u8> {
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    enc.include_checksum(true).unwrap();
+    std::io::Write::write_all(&mut enc, data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Decodes and verifies; `Err` when either fails.
+fn unzstd_verify(compressed: &[u8]) -> Result<(), String> {
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(compressed)
+        .and_then(|mut d| d.read_to_end(&mut out))
+        .map_err(|e| e.to_string())?;
+    verify(&out).map(|_| ())
+}
+
 /// Decodes and verifies; `Err` when either fails.
 fn unxz_verify(compressed: &[u8]) -> Result<(), String> {
     let mut out = Vec::new();
@@ -241,27 +258,49 @@ fuzz_target!(|input: Input| {
     }
 
     if input.xz {
-        let compressed = xz(&stream);
-        assert_eq!(unxz_verify(&compressed), Ok(()));
+        for (name, compress, check) in [
+            (
+                "xz",
+                xz as fn(&[u8]) -> Vec<u8>,
+                unxz_verify as fn(&[u8]) -> Result<(), String>,
+            ),
+            ("zstd", zstd, unzstd_verify),
+        ] {
+            framing(name, compress, check, &stream, input.xz_flip);
+        }
+    }
+});
+
+/// Every truncation of the compressed bytes, and one bit flip, is refused.
+fn framing(
+    name: &str,
+    compress: fn(&[u8]) -> Vec<u8>,
+    check: fn(&[u8]) -> Result<(), String>,
+    stream: &[u8],
+    flip: (u32, u8),
+) {
+    {
+        let compressed = compress(stream);
+        assert_eq!(check(&compressed), Ok(()));
         let step = (compressed.len() / 64).max(1);
         for cut in (0..compressed.len())
             .step_by(step)
             .chain([compressed.len() - 1])
         {
             assert!(
-                unxz_verify(&compressed[..cut]).is_err(),
-                "xz truncated at {cut} of {} accepted",
+                check(&compressed[..cut]).is_err(),
+                "{name} truncated at {cut} of {} accepted",
                 compressed.len()
             );
         }
-        let (offset, bit) = input.xz_flip;
+        let (offset, bit) = flip;
         let at = offset as usize % compressed.len();
         let mut flipped = compressed.clone();
         flipped[at] ^= 1 << (bit % 8);
         assert!(
-            unxz_verify(&flipped).is_err(),
-            "xz bit flip at {at} of {} accepted",
+            check(&flipped).is_err(),
+            "{name} bit flip at {at} of {} accepted",
             compressed.len()
         );
     }
-});
+}

@@ -95,8 +95,8 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
 
-    /// Compression: zstd[:LEVEL] (1-19, default zstd:3) or xz[:PRESET] (0-9, the SOP's
-    /// format; default xz:0).
+    /// Compression: zstd or zstd:LEVEL (levels 1-19; default zstd:3), or xz or xz:PRESET
+    /// (presets 0-9, the SOP's format; xz alone is xz:0).
     #[arg(long, value_name = "ALGO[:LEVEL]", value_parser = parse_compression)]
     pub compress: Option<compress::Compression>,
     /// xz preset, 0 (fastest) to 9 (smallest); the same as --compress xz:PRESET.

@@ -95,7 +95,7 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
 
-    /// Compression: zstd or zstd:LEVEL (levels 1-19; default zstd:3), or xz or xz:PRESET
+    /// Compression: zstd or zstd:LEVEL (levels 1-6; default zstd:1), or xz or xz:PRESET
     /// (presets 0-9, the SOP's format; xz alone is xz:0).
     #[arg(long, value_name = "ALGO[:LEVEL]", value_parser = parse_compression)]
     pub compress: Option<compress::Compression>,

@@ -120,7 +120,7 @@ fn read_line<R: Read>(
         } else if message.to_lowercase().contains("memory") || message.contains("window") {
             StreamError(format!(
                 "the {format} stream needs a window larger than {} MiB ({e}); stg-restore \
-                 keeps its memory bounded: compress at a zstd level of at most 19, without \
+                 keeps its memory bounded: compress at a zstd level of at most 19 (stg-dump writes 1 to 6), without \
                  long-distance matching",
                 1u32 << (crate::decode::ZSTD_WINDOW_LOG_MAX - 20)
             ))

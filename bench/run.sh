@@ -3,9 +3,12 @@
 # one run; every figure is reported as a ratio to a baseline measured in this run.
 # Usage: bench/run.sh BINDIR [PEOPLE]   (BINDIR holds the stg-* release binaries)
 #   PEOPLE  rows of the generated people table (default 220000, about 300 MB on disk);
-#           a second database at a quarter of that size measures memory at two sizes.
-# Writes docs/benchmarks.md and prints it. Needs the PostgreSQL server packages, xz, python3;
-# the probe part needs root (a network namespace), and is skipped with a note without it.
+#           a second database at a quarter of that size measures memory at two sizes, and
+#           carries the rate-limited link runs and zstd:19 (which would take minutes on fas2).
+#   BENCH_ZSTD19_FULL=1  run zstd:19 on the full database too (about 4 minutes at 220000).
+# Writes docs/benchmarks.md and prints it. Needs the PostgreSQL server packages, xz, zstd,
+# python3; the link runs need pv (skipped with a note without it); the probe part needs root
+# (a network namespace), and is skipped with a note without it.
 set -euo pipefail
 
 bins=$(cd "${1:-target/release}" && pwd)
@@ -14,13 +17,20 @@ PEOPLE=${2:-${PEOPLE:-220000}}
 SMALL=$((PEOPLE / 4))
 export PATH="$bins:$PATH"
 out_md="$here/docs/benchmarks.md"
+bench_t0=$(date +%s)
+
+for tool in xz zstd python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool not found; install the $tool package" >&2; exit 2; }
+done
 
 work=$(mktemp -d /var/tmp/stg-bench.XXXXXX)
 chmod 755 "$work"
 # shellcheck source=demo/clusters.sh
 . "$here/demo/clusters.sh"
 netns=""
+rss_pid=""
 cleanup() {
+  if [ -n "$rss_pid" ]; then kill "$rss_pid" 2>/dev/null || true; fi
   stop_clusters
   [ -n "$netns" ] && ip netns del "$netns" 2>/dev/null || true
   rm -rf "$work"
@@ -32,8 +42,27 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 size_of() { stat -c %s "$1"; }
+# "met" or "MISSED": VALUE OP LIMIT, OP one of <= >= <
+verdict() { python3 -c "print('met' if $1 $2 $3 else 'MISSED')"; }
 
-settings="-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c synchronous_commit=off -c full_page_writes=off"
+# The levels stg-dump uses when none is given, from its own help (zstd:3 and xz:0, as
+# documented, when the help's wording no longer matches; the page then says so).
+dump_help=$(stg-dump --help | tr -s ' \n' ' ')
+default_level=$(grep -o 'default zstd:[0-9]*' <<<"$dump_help" | head -1 | cut -d: -f2 || true)
+default_preset=$(grep -o -e 'default xz:[0-9]' -e 'xz alone is xz:[0-9]' <<<"$dump_help" | head -1 | cut -d: -f2 || true)
+levels_note='(its `--help`)'
+if [ -z "$default_level" ] || [ -z "$default_preset" ]; then
+  levels_note='(assumed: `stg-dump --help` did not name them in a form this script reads)'
+  log "stg-dump --help names no default level; assuming zstd:${default_level:-3} and xz:${default_preset:-0}"
+fi
+default_c="zstd:${default_level:-3}"
+xz_c="xz:${default_preset:-0}"
+threads=$(nproc)
+
+# autovacuum is off in both clusters: one run's background vacuum of what it loaded would land
+# in a later run's time (on 2 cores, a whole core); the generated databases are vacuumed once
+# instead, so that no run (the floor, first) pays for setting their hint bits.
+settings="-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c synchronous_commit=off -c full_page_writes=off -c autovacuum=off"
 PROD=$(start_cluster prod "$settings")
 STG=$(start_cluster stg "$settings")
 echo staging > "$work/stg.environment"
@@ -46,6 +75,7 @@ stg -d postgres -c 'CREATE ROLE fas2 LOGIN'
 gen() { # DB PEOPLE
   prod -d postgres -c "CREATE DATABASE $1"
   prod -d "$1" -v people="$2" -f "$here/bench/fas_data.sql" >/dev/null
+  prod -d "$1" -c VACUUM
 }
 log "generating fas2 ($PEOPLE people) and fas2_small ($SMALL people)"
 gen fas2 "$PEOPLE"
@@ -53,9 +83,17 @@ gen fas2_small "$SMALL"
 db_size=$(prod -d postgres -c "SELECT pg_size_pretty(pg_database_size('fas2'))")
 small_size=$(prod -d postgres -c "SELECT pg_size_pretty(pg_database_size('fas2_small'))")
 
-rss_start() { python3 "$here/bench/peak_rss.py" "$work/rss.$1" stg-dump stg-restore & rss_pid=$!; }
-rss_stop() { kill "$rss_pid"; wait "$rss_pid" 2>/dev/null || true; }
+rss_start() { # LABEL [PROCESS NAMES...] (default: stg-dump stg-restore)
+  local label=$1; shift
+  [ $# -gt 0 ] || set -- stg-dump stg-restore
+  python3 "$here/bench/peak_rss.py" "$work/rss.$label" "$@" & rss_pid=$!
+}
+rss_stop() { kill "$rss_pid"; wait "$rss_pid" 2>/dev/null || true; rss_pid=""; }
+rss_kib() { awk -v n="$2" '$1 == n { print $2 }' "$work/rss.$1"; }
 rss_of() { awk -v n="$2" '$1 == n { printf "%.1f", $2 / 1024 }' "$work/rss.$1"; }
+# MiB, and a mark when over the 64 MiB bound.
+rss_cell() { awk -v n="$2" '$1 == n { printf "%.1f MiB%s", $2 / 1024, ($2 > 65536 ? " **(over 64 MiB)**" : "") }' "$work/rss.$1"; }
+report_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]))" "$1" "$2"; }
 
 # 1. The uncompressed floor: pg_dump | psql into a fresh database.
 log "floor: pg_dump | psql"
@@ -66,16 +104,39 @@ t_floor=$(elapsed "$t0" "$(now)")
 floor_people=$(stg -d floor -c 'SELECT count(*) FROM people')
 stg -d postgres -c 'DROP DATABASE floor'
 
-# 2. The SOP as written: pg_dump -C | xz -c > file; drop; xzcat file | psql.
+# 2. The SOP as written: pg_dump -C | xz -c > file; drop; xzcat file | psql. The dump part
+#    alone is timed too (and xz's memory), as the reference row of the level table.
 log "SOP: pg_dump -C | xz -c > file; dropdb; xzcat | psql"
+rss_start sop xz
 t0=$(now)
-pg_dump -C -h 127.0.0.1 -p "$PROD" -U postgres fas2 | xz -c > "$work/fas2.dump.xz"
+TIMEFORMAT='%U %S'
+{ time pg_dump -C -h 127.0.0.1 -p "$PROD" -U postgres fas2 | xz -c > "$work/fas2.dump.xz"; } 2> "$work/cpu.sop"
+t1=$(now)
+rss_stop
 stg -d postgres -c 'DROP DATABASE IF EXISTS fas2'
 xzcat "$work/fas2.dump.xz" | stg -d postgres >/dev/null
 t_sop=$(elapsed "$t0" "$(now)")
+t_sop_dump=$(elapsed "$t0" "$t1")
+rss_xz=$(rss_kib sop xz)
 sop_bytes=$(size_of "$work/fas2.dump.xz")
+t0=$(now)
+xz -T1 -dc "$work/fas2.dump.xz" > /dev/null
+t_sop_dec=$(elapsed "$t0" "$(now)")
 
-# 3. stg-dump | stg-restore, unmasked and masked (each replaces the previous copy).
+# pg_dump alone, the baseline of every stg-dump time below.
+log "pg_dump alone (fas2, fas2_small) > /dev/null"
+t0=$(now)
+{ time pg_dump -h 127.0.0.1 -p "$PROD" -U postgres fas2 > /dev/null; } 2> "$work/cpu.pgdump"
+t_pgdump=$(elapsed "$t0" "$(now)")
+cpu_sum() { awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.$1"; }
+cpu_sop=$(cpu_sum sop)
+cpu_pgdump=$(cpu_sum pgdump)
+t0=$(now)
+pg_dump -h 127.0.0.1 -p "$PROD" -U postgres fas2_small > /dev/null
+t_pgdump_small=$(elapsed "$t0" "$(now)")
+
+# 3. stg-dump | stg-restore at the default level and with --compress xz, unmasked, masked and
+#    on the small database (each replaces the previous copy). Every run's people are counted.
 sync_run() { # LABEL DB [stg-dump args...]
   local label=$1 db=$2; shift 2
   log "stg: $label"
@@ -85,26 +146,161 @@ sync_run() { # LABEL DB [stg-dump args...]
     | stg-restore -h 127.0.0.1 -p "$STG" -U postgres --no-keep > "$work/report.$label.json"
   elapsed "$t0" "$(now)" > "$work/time.$label"
   rss_stop
+  stg -d "$db" -c 'SELECT count(*) FROM people' > "$work/people.$label"
 }
+masking=(--mask "$here/bench/fas_rules.json" --key-file "$work/mask.key")
 sync_run unmasked fas2
-sync_run masked fas2 --mask "$here/bench/fas_rules.json" --key-file "$work/mask.key"
+sync_run masked fas2 "${masking[@]}"
 sync_run small fas2_small
+sync_run xz fas2 --compress xz
+sync_run xz_masked fas2 --compress xz "${masking[@]}"
+sync_run xz_small fas2_small --compress xz
 t_unmasked=$(cat "$work/time.unmasked")
 t_masked=$(cat "$work/time.masked")
-stg-dump -h 127.0.0.1 -p "$PROD" -U postgres fas2 > "$work/fas2.stg.xz"
-stg_bytes=$(size_of "$work/fas2.stg.xz")
-stg-dump -h 127.0.0.1 -p "$PROD" -U postgres --preset 1 fas2 > "$work/fas2.p1.xz"
-p1_bytes=$(size_of "$work/fas2.p1.xz")
+t_xz=$(cat "$work/time.xz")
+t_xz_masked=$(cat "$work/time.xz_masked")
+sync_loaded() { # LABEL EXPECTED -> "N people, zstd stream" (flagged when N or the format is wrong)
+  local n f; n=$(cat "$work/people.$1"); f=$(report_field "$work/report.$1.json" format)
+  if [ "$n" = "$2" ]; then printf '%s people, %s stream' "$n" "$f"
+  else printf '**%s people, expected %s**, %s stream' "$n" "$2" "$f"; fi
+}
 
-# 4. Restore alone, from one stream file (the unmasked stream just written): the DBA's
-#    `xzcat | psql --single-transaction` into a fresh database, the same SQL already decoded
-#    (the server's part alone), and stg-restore with one connection and with several. Every
-#    target is new and is dropped after its run; a CHECKPOINT before each run starts it clean.
-stream="$work/fas2.stg.xz"
-sql_bytes=$(xz --robot -l "$stream" | awk '$1 == "totals" { print $5 }')
+# 3b. The levels: stg-dump --compress C db > file (its own wall time, CPU and memory), the
+#     bytes, and the stream decoded alone, one thread, as stg-restore's reader does. A level
+#     stg-dump refuses gets its refusal in the table and, for reference, the zstd CLI at that
+#     level with one thread on the same plain SQL. zstd:19 runs on the small database unless
+#     BENCH_ZSTD19_FULL=1 (on fas2 it alone takes minutes).
+: > "$work/levels.tsv"
+accepted=" "
+decode_of() { # FILE COMPRESSION -> seconds to decode it alone, one thread
+  local t0; t0=$(now)
+  case $2 in
+    xz*) xz -T1 -dc "$1" > /dev/null ;;
+    *) zstd -q -dc "$1" > /dev/null ;;
+  esac
+  elapsed "$t0" "$(now)"
+}
+level_row() { # LABEL COMPRESSION full|small WALL PROCESS TOOL NOTE
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$(size_of "$work/lvl.$1")" \
+    "$(rss_kib "lvl.$1" "$5")" "$(decode_of "$work/lvl.$1" "$2")" "$(cpu_sum "lvl.$1")" "$6" "$7" >> "$work/levels.tsv"
+}
+level_run() { # LABEL DB full|small COMPRESSION; returns 1 when stg-dump refuses the level
+  local label=$1 db=$2 size=$3 c=$4 t0 t TIMEFORMAT='%U %S'
+  log "level: stg-dump --compress $c $db > file; decode alone"
+  rss_start "lvl.$label" stg-dump
+  t0=$(now)
+  if { time stg-dump -h 127.0.0.1 -p "$PROD" -U postgres --compress "$c" "$db" > "$work/lvl.$label" \
+         2> "$work/err.lvl.$label"; } 2> "$work/cpu.lvl.$label"; then
+    t=$(elapsed "$t0" "$(now)")
+    rss_stop
+    cat "$work/err.lvl.$label" >&2
+    level_row "$label" "$c" "$size" "$t" stg-dump stg-dump ""
+    accepted="$accepted$c "
+  else
+    rss_stop
+    if ! grep -q 'refused' "$work/err.lvl.$label"; then
+      cat "$work/err.lvl.$label" >&2
+      echo "bench: stg-dump --compress $c $db failed" >&2
+      exit 3
+    fi
+    log "level: stg-dump refuses $c"
+    printf '%s\t%s\t%s\t\t\t\t\t\trefused\t%s\n' "$label" "$c" "$size" \
+      "$(grep -o 'zstd level [0-9]* is refused.*' "$work/err.lvl.$label" | head -1 | tr -d '|')" >> "$work/levels.tsv"
+    return 1
+  fi
+}
+cli_run() { # LABEL full|small LEVEL SQLFILE: the zstd CLI, one thread, on plain SQL
+  local label=$1 size=$2 l=$3 t0 t TIMEFORMAT='%U %S'
+  log "level: zstd -$l -T1 on the plain SQL ($size), for reference"
+  rss_start "lvl.$label" zstd
+  t0=$(now)
+  { time zstd -q "-$l" -T1 -c "$4" > "$work/lvl.$label"; } 2> "$work/cpu.lvl.$label"
+  t=$(elapsed "$t0" "$(now)")
+  rss_stop
+  level_row "$label" "zstd:$l" "$size" "$t" zstd zstd-cli ""
+}
+levels="zstd:1 zstd:2 zstd:3 zstd:6 zstd:9"
+case " $levels " in *" $default_c "*) ;; *) levels="$levels $default_c" ;; esac
+levels=$(tr ' ' '\n' <<<"$levels" | sort -t: -k2 -n -u | tr '\n' ' ')
+if [ "${BENCH_ZSTD19_FULL:-0}" = 1 ]; then levels="$levels zstd:19"; fi
+refused=""
+for c in $levels $xz_c; do level_run "${c/:/_}" fas2 full "$c" || refused="$refused ${c#zstd:}"; done
+level_run small_default fas2_small small "$default_c"
+def_label=${default_c/:/_}
+xz_label=${xz_c/:/_}
+stg_bytes=$(size_of "$work/lvl.$def_label")
+xz_bytes=$(size_of "$work/lvl.$xz_label")
+# The plain SQL of both databases, as the streams carry it (also the restore section's file).
+zstd -q -dc "$work/lvl.$def_label" > "$work/fas2.sql"
+sql_bytes=$(size_of "$work/fas2.sql")
+small_sql_bytes=$(report_field "$work/report.small.json" bytes)
+for l in $refused; do cli_run "cli_zstd_$l" full "$l" "$work/fas2.sql"; done
+if [ "${BENCH_ZSTD19_FULL:-0}" != 1 ]; then
+  if ! level_run small_zstd_19 fas2_small small zstd:19; then
+    zstd -q -dc "$work/lvl.small_default" > "$work/fas2_small.sql"
+    cli_run cli_small_zstd_19 small 19 "$work/fas2_small.sql"
+    rm -f "$work/fas2_small.sql"
+  fi
+fi
+
+# 3c. The sync through a rate-limited pipe (pv -L), on the small database, for a few levels
+#     stg-dump accepts: which level pays for itself on which link. The uncompressed floor goes
+#     through the same links except the slowest (where it alone would take the longest of
+#     all); xz:6, the smallest stream that stg-dump's refusal of high zstd levels points to,
+#     only through the slowest (its dump alone takes tens of seconds).
+link_rates="0 1000 100 10"  # Mbit/s; 0: no limit
+link_levels=""
+for c in $default_c zstd:1 zstd:3 zstd:6 zstd:9 $xz_c; do
+  case "$accepted" in *" $c "*) case " $link_levels " in *" $c "*) ;; *) link_levels="$link_levels $c" ;; esac ;; esac
+done
+link_extra="xz:6@10"
+link_part=""
+if command -v pv >/dev/null; then
+  : > "$work/links.tsv"
+  limit() { if [ "$1" = 0 ]; then cat; else pv -q -L "$(($1 * 125000))"; fi; }
+  link_run() { # COMPRESSION MBIT
+    log "link ${2} Mbit/s: stg-dump --compress $1 fas2_small | pv | stg-restore"
+    local t0 t n; t0=$(now)
+    stg-dump -h 127.0.0.1 -p "$PROD" -U postgres --compress "$1" fas2_small | limit "$2" \
+      | stg-restore -h 127.0.0.1 -p "$STG" -U postgres --no-keep > "$work/report.link.json"
+    t=$(elapsed "$t0" "$(now)")
+    n=$(stg -d fas2_small -c 'SELECT count(*) FROM people')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$t" "$(report_field "$work/report.link.json" compressed_bytes)" "$n" >> "$work/links.tsv"
+  }
+  for m in $link_rates; do
+    if [ "$m" -ge 100 ] || [ "$m" = 0 ]; then
+      log "link ${m} Mbit/s: pg_dump fas2_small | pv | psql"
+      stg -d postgres -c 'CREATE DATABASE link_floor OWNER fas2'
+      t0=$(now)
+      pg_dump -h 127.0.0.1 -p "$PROD" -U postgres fas2_small | limit "$m" | stg -d link_floor >/dev/null
+      t=$(elapsed "$t0" "$(now)")
+      n=$(stg -d link_floor -c 'SELECT count(*) FROM people')
+      stg -d postgres -c 'DROP DATABASE link_floor'
+      printf 'floor\t%s\t%s\t0\t%s\n' "$m" "$t" "$n" >> "$work/links.tsv"
+    fi
+    for c in $link_levels; do link_run "$c" "$m"; done
+  done
+  for spec in $link_extra; do link_run "${spec%@*}" "${spec#*@}"; done
+  link_part=$(python3 "$here/bench/tables.py" links "$work/links.tsv" default_c="$default_c" \
+    small="$SMALL" small_sql_bytes="$small_sql_bytes")
+  link_tool="$(pv --version | head -1 | cut -d' ' -f1-2)"
+else
+  log "link runs skipped: pv not found (install the pv package)"
+  link_part="Skipped: \`pv\` was not found on this machine; install the \`pv\` package (Debian and Fedora: \`pv\`) and run \`make bench\` again."
+  link_tool="pv (missing)"
+fi
+
+# 4. Restore alone, from one stream file (the default level's, written above): the DBA's
+#    `zstdcat | psql --single-transaction` into a fresh database, the same SQL already decoded
+#    (the server's part alone), and stg-restore with one connection and with several; and the
+#    --compress xz stream with stg-restore's default connections. Every target is new and is
+#    dropped after its run; a CHECKPOINT before each run starts it clean.
+stream="$work/lvl.$def_label"
+xstream="$work/lvl.$xz_label"
+jdef=$(( threads > 2 ? threads : 2 ))  # stg-restore's default --jobs
 restore_jobs=1
-if [ "$(nproc)" -gt 1 ]; then restore_jobs="$restore_jobs $(nproc)"; fi
-if [ "$(nproc)" -lt 4 ]; then restore_jobs="$restore_jobs 4"; fi
+if [ "$jdef" -gt 1 ]; then restore_jobs="$restore_jobs $jdef"; fi
+if [ "$jdef" -lt 4 ]; then restore_jobs="$restore_jobs 4"; fi
 fresh() { stg -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $1" -c CHECKPOINT; }
 # What a target holds: rows per table and a checksum of its schema (pg_dump's random
 # \restrict key aside), to compare every restore with the baseline's.
@@ -115,22 +311,21 @@ shape() {
       AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)"
   pg_dump -s -h 127.0.0.1 -p "$STG" -U postgres "$1" | grep -v '^\\\(un\)\?restrict ' | sha256sum | cut -c1-16
 }
-log "restore: xz -T1 -dc stream > /dev/null (decoding alone)"
-t0=$(now)
-xz -T1 -dc "$stream" > /dev/null
-t_decode=$(elapsed "$t0" "$(now)")
+level_field() { awk -F'\t' -v l="$1" -v f="$2" '$1 == l { print $f }' "$work/levels.tsv"; }
+t_decode=$(level_field "$def_label" 7)   # measured in 3b: zstd -dc stream > /dev/null
+t_xdecode=$(level_field "$xz_label" 7)   # xz -T1 -dc xz-stream > /dev/null
 decode_rate=$(python3 -c "print(f'{$sql_bytes / 1e6 / $t_decode:.1f}')")
-log "restore: createdb; xzcat stream | psql --single-transaction"
+xdecode_rate=$(python3 -c "print(f'{$sql_bytes / 1e6 / $t_xdecode:.1f}')")
+log "restore: createdb; zstdcat stream | psql --single-transaction"
 fresh rs_psql
 stg -d postgres -c 'CREATE DATABASE rs_psql OWNER fas2'
 t0=$(now)
-xzcat "$stream" | psql -X -q -v ON_ERROR_STOP=1 --single-transaction -h 127.0.0.1 -p "$STG" -U postgres -d rs_psql >/dev/null
+zstdcat "$stream" | psql -X -q -v ON_ERROR_STOP=1 --single-transaction -h 127.0.0.1 -p "$STG" -U postgres -d rs_psql >/dev/null
 t_rs_psql=$(elapsed "$t0" "$(now)")
 shape rs_psql > "$work/shape.psql"
 rs_people=$(stg -d rs_psql -c 'SELECT count(*) FROM people')
 stg -d postgres -c 'DROP DATABASE rs_psql'
 log "restore: the same SQL decoded beforehand | psql --single-transaction"
-xz -dc "$stream" > "$work/fas2.sql"
 fresh rs_plain
 stg -d postgres -c 'CREATE DATABASE rs_plain OWNER fas2'
 t0=$(now)
@@ -138,46 +333,60 @@ psql -X -q -v ON_ERROR_STOP=1 --single-transaction -h 127.0.0.1 -p "$STG" -U pos
 t_rs_plain=$(elapsed "$t0" "$(now)")
 stg -d postgres -c 'DROP DATABASE rs_plain'
 rm -f "$work/fas2.sql"
-restore_run() { # JOBS -> $work/{time,cpu,report,shape}.jJOBS
-  local j=$1 db=rs_j$1 t0 TIMEFORMAT='%U %S'
+restore_run() { # TAG JOBS STREAM -> $work/{time,cpu,report,shape}.TAG
+  local tag=$1 j=$2 file=$3 db=rs_$1 t0 TIMEFORMAT='%U %S'
   fresh "$db"
-  log "restore: stg-restore --jobs $j < stream"
+  log "restore: stg-restore --jobs $j < $(basename "$file")"
   t0=$(now)
   { time stg-restore -h 127.0.0.1 -p "$STG" -U postgres --db "$db" --jobs "$j" --no-keep \
-      < "$stream" > "$work/report.j$j.json" 2>&3; } 3>&2 2> "$work/cpu.j$j"
-  elapsed "$t0" "$(now)" > "$work/time.j$j"
-  shape "$db" > "$work/shape.j$j"
+      < "$file" > "$work/report.$tag.json" 2>&3; } 3>&2 2> "$work/cpu.$tag"
+  elapsed "$t0" "$(now)" > "$work/time.$tag"
+  shape "$db" > "$work/shape.$tag"
   stg -d postgres -c "DROP DATABASE $db"
 }
-for j in $restore_jobs; do restore_run "$j"; done
+for j in $restore_jobs; do restore_run "j$j" "$j" "$stream"; done
+restore_run xz "$jdef" "$xstream"
+restore_row() { # TAG LABEL
+  local tag=$1 label=$2 t cpu_s load_s conns fmt same
+  t=$(cat "$work/time.$tag")
+  cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.$tag")
+  read -r load_s conns fmt < <(python3 -c "import json,sys; r = json.load(open(sys.argv[1]))
+print(f\"{r['timings_ms']['load'] / 1000:.2f} {r['connections']} {r.get('format')}\")" "$work/report.$tag.json")
+  if cmp -s "$work/shape.psql" "$work/shape.$tag"; then same="same rows per table and schema as the baseline"
+  else same="**DIFFERS from the baseline**: $(head -1 "$work/shape.$tag")"; fi
+  printf '| %s (%s stream; load phase %s s, connections opened: %s) | %s s | %s | %s s | %s |\n' \
+    "$label" "$fmt" "$load_s" "$conns" "$t" "$(ratio "$t" "$t_rs_psql")" "$cpu_s" "$same"
+}
 restore_rows=""
 for j in $restore_jobs; do
-  t=$(cat "$work/time.j$j")
-  cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.j$j")
-  read -r load_s conns < <(python3 -c "import json,sys; r = json.load(open(sys.argv[1]))
-print(f\"{r['timings_ms']['load'] / 1000:.2f} {r['connections']}\")" "$work/report.j$j.json")
-  if cmp -s "$work/shape.psql" "$work/shape.j$j"; then same="same rows per table and schema as the baseline"
-  else same="DIFFERS from the baseline: $(head -1 "$work/shape.j$j")"; fi
   note=""
-  if [ "$j" -gt 1 ] && [ "$j" -eq "$(nproc)" ]; then note=", N = the $(nproc) cores"; fi
-  if [ "$j" -gt "$(nproc)" ]; then note=", more connections than the $(nproc) cores this machine has"; fi
-  restore_rows+="| \`stg-restore --jobs $j < stream\`$note (load phase ${load_s} s, connections opened: $conns) | ${t} s | $(ratio "$t" "$t_rs_psql") | ${cpu_s} s | $same |"$'\n'
+  if [ "$j" -eq "$jdef" ]; then note=", stg-restore's default (the $threads cores, at least 2)"; fi
+  if [ "$j" -gt "$threads" ]; then note="$note, more connections than the $threads cores this machine has"; fi
+  restore_rows+="$(restore_row "j$j" "\`stg-restore --jobs $j < stream\`$note")"$'\n'
 done
-restore_rows=${restore_rows%$'\n'}
+restore_rows+="$(restore_row xz "\`stg-restore --jobs $jdef < xz-stream\`: the \`--compress xz\` stream of the same data")"
 t_rs_j1=$(cat "$work/time.j1")
 cpu_j1=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.j1")
 j_max=${restore_jobs##* }
 t_rs_jmax=$(cat "$work/time.j$j_max")
+t_rs_jdef=$(cat "$work/time.j$jdef")
+t_rs_xz=$(cat "$work/time.xz")
 t_slower=$(python3 -c "print(max($t_decode, $t_rs_plain))")
 # Of the decoding's time, the share hidden behind the server's work in the --jobs 1 restore.
 overlap=$(python3 -c "print(round(100 * min(1, max(0, ($t_decode + $t_rs_plain - $t_rs_j1) / $t_decode))))")
-if python3 -c "import sys; sys.exit(0 if $t_decode >= $t_rs_plain else 1)"; then
-  restore_bound="The reader's xz decoding is the slower of the two here, so it bounds the restore: more
-connections cannot help until decoding gets faster (or runs on several threads)."
-else
-  restore_bound="The server's COPYs and index builds are the slower of the two here, so they bound the
-restore, not decoding; more connections can shorten only their index and constraint part."
-fi
+bound_of() { # DECODE_S NAME
+  if python3 -c "import sys; sys.exit(0 if $1 >= $t_rs_plain else 1)"; then
+    echo "$2 decoding ($1 s) is slower than the server's load ($t_rs_plain s), so the decoder bounds the restore: more connections cannot help until decoding gets faster."
+  else
+    echo "$2 decoding ($1 s) is faster than the server's load ($t_rs_plain s), so the server's COPYs and index builds bound the restore, not the decoder; more connections can shorten only their index and constraint part."
+  fi
+}
+cpu_jdef=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.j$jdef")
+cpu_xz=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu.xz")
+restore_bound="With the default zstd stream: $(bound_of "$t_decode" zstd) With \`--compress xz\`: $(bound_of "$t_xdecode" xz)
+At the same --jobs $jdef, stg-restore used ${cpu_xz} s of CPU on the xz stream against ${cpu_jdef} s on the zstd
+one: on $threads cores that decoding work is taken from the server's backends, which is why the xz
+restore took $(ratio "$t_rs_xz" "$t_rs_jdef")x the zstd one."
 
 # 5. The COPY masking path alone.
 log "COPY rewriter"
@@ -235,75 +444,127 @@ t_blame=$(python3 -c "print(f'{($(now) - $t0) * 5:.1f}')")
 read -r age_checked age_mismatch < <(python3 "$here/bench/compare_blame.py" "$work/age.json" "$work/blame")
 age_line="| stg-age, 20,000 commits, 300 files, $conditions conditions | ${t_age} s | git blame -w -M -C of each file in turn: ${t_blame} s (60 files measured, x5) | $(ratio "$t_blame" "$t_age")x faster (target: 5x); dates: $age_mismatch of $age_checked differ |"
 
-rss_dump=$(rss_of unmasked stg-dump); rss_restore=$(rss_of unmasked stg-restore)
-rss_dump_m=$(rss_of masked stg-dump); rss_restore_m=$(rss_of masked stg-restore)
-rss_dump_s=$(rss_of small stg-dump); rss_restore_s=$(rss_of small stg-restore)
+# Memory against the encoder's threads (the default level, fas2, dump to /dev/null).
+for th in 1 4; do
+  log "memory: stg-dump --threads $th fas2 > /dev/null"
+  rss_start "thr$th" stg-dump
+  stg-dump -h 127.0.0.1 -p "$PROD" -U postgres --threads "$th" fas2 > /dev/null
+  rss_stop
+done
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+t_lvl_def=$(level_field "$def_label" 4)
+t_lvl_xz=$(level_field "$xz_label" 4)
+side() { # DUMP_S RESTORE_S -> which side of the pipe is slower alone, and its time
+  python3 -c "print('the dump side (stg-dump alone, $1 s)' if $1 >= $2 else 'the restore side (stg-restore alone, $2 s)')"
+}
+slower() { python3 -c "print(max($1, $2))"; }
+levels_part=$(python3 "$here/bench/tables.py" levels "$work/levels.tsv" default_c="$default_c" xz_c="$xz_c" \
+  sop_bytes="$sop_bytes" t_sop_dump="$t_sop_dump" t_sop_dec="$t_sop_dec" rss_xz="$rss_xz" \
+  t_pgdump="$t_pgdump" t_pgdump_small="$t_pgdump_small" cpu_pgdump="$cpu_pgdump" cpu_sop="$cpu_sop" t_rs_plain="$t_rs_plain" sql_bytes="$sql_bytes" \
+  small_sql_bytes="$small_sql_bytes" small="$SMALL" threads="$threads")
+choice_part=$(python3 "$here/bench/tables.py" choice "$work/levels.tsv" default_c="$default_c" \
+  sop_bytes="$sop_bytes" t_pgdump="$t_pgdump")
+bench_minutes=$(python3 -c "print(f'{($(date +%s) - $bench_t0) / 60:.1f}')")
 
 cat > "$out_md" <<MD
 # Benchmarks
 
-Measured by \`make bench\` on $(date -u +%Y-%m-%d) — $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB,
-$(postgres --version 2>/dev/null || "$pgbin/postgres" --version), $(xz --version | head -1), stg $(stg-dump --version | cut -d' ' -f2).
-Data: \`bench/fas_data.sql\` with $PEOPLE people ($db_size on disk; the small run: $SMALL people, $small_size).
+Measured by \`make bench\` on $(date -u +%Y-%m-%d) — $threads cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB,
+$(postgres --version 2>/dev/null || "$pgbin/postgres" --version), $(xz --version | head -1), $(zstd --version | sed 's/^\*\*\* //; s/, by.*//'), $link_tool, stg $(stg-dump --version | cut -d' ' -f2).
+Data: \`bench/fas_data.sql\` with $PEOPLE people ($db_size on disk, $(ratio "$sql_bytes" 1000000) MB of SQL; the small run: $SMALL people, $small_size).
 Every figure is a ratio to a baseline measured in the same run on the same data: absolute
-times on a shared 2-core machine are noise.
+times on a shared $threads-core machine are noise. Both clusters run with fsync and autovacuum off
+(the generated databases are vacuumed once), so that no run's background work lands in another's
+time. The whole run took $bench_minutes minutes.
+
+stg-dump's default is \`$default_c\` $levels_note; \`--compress xz\` is \`$xz_c\`.
 
 ## Sync of one database between two local clusters
 
-| procedure | wall time | ratio to the floor | target |
-|---|---|---|---|
-| floor: \`pg_dump db \| psql\` into a fresh database ($floor_people people loaded) | ${t_floor} s | 1.00 | |
-| the SOP: \`pg_dump -C \| xz -c > file\`, drop, \`xzcat \| psql\` | ${t_sop} s | $(ratio "$t_sop" "$t_floor") | |
-| \`stg-dump \| stg-restore\`, unmasked | ${t_unmasked} s | $(ratio "$t_unmasked" "$t_floor") | <= 1.5 |
-| \`stg-dump --mask \| stg-restore\` (12 rules, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | |
+| procedure | wall time | ratio to the floor | target | loaded |
+|---|---|---|---|---|
+| floor: \`pg_dump db \| psql\` into a fresh database | ${t_floor} s | 1.00 | | $floor_people people |
+| the SOP: \`pg_dump -C \| xz -c > file\`, drop, \`xzcat \| psql\` | ${t_sop} s | $(ratio "$t_sop" "$t_floor") | | |
+| \`stg-dump \| stg-restore\` (default, \`$default_c\`), unmasked | ${t_unmasked} s | $(ratio "$t_unmasked" "$t_floor") | <= 1.25: $(verdict "$(ratio "$t_unmasked" "$t_floor")" '<=' 1.25) | $(sync_loaded unmasked "$floor_people") |
+| \`stg-dump --mask \| stg-restore\` (default, 12 rules, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | | $(sync_loaded masked "$floor_people") |
+| \`stg-dump --compress xz \| stg-restore\` (\`$xz_c\`), unmasked | ${t_xz} s | $(ratio "$t_xz" "$t_floor") | xz-era target <= 1.5: $(verdict "$(ratio "$t_xz" "$t_floor")" '<=' 1.5) | $(sync_loaded xz "$floor_people") |
+| \`stg-dump --compress xz --mask \| stg-restore\` | ${t_xz_masked} s | $(ratio "$t_xz_masked" "$t_floor") | | $(sync_loaded xz_masked "$floor_people") |
 
-- stg unmasked vs the SOP: $(ratio "$t_sop" "$t_unmasked")x faster (target: at least 10x).
-- masked vs unmasked: $(ratio "$t_masked" "$t_unmasked") (target: at most 1.15).
-- bytes on the wire: stg-dump (preset 0) $stg_bytes bytes, $(ratio "$stg_bytes" "$sop_bytes")x the SOP's \`xz -6\` file ($sop_bytes bytes; target at most 1.35x); preset 1 would be $(ratio "$p1_bytes" "$sop_bytes")x.
+- against the SOP: the default is $(ratio "$t_sop" "$t_unmasked")x faster (target: at least 20x, $(verdict "$(ratio "$t_sop" "$t_unmasked")" '>=' 20)); \`--compress xz\` is $(ratio "$t_sop" "$t_xz")x faster (the xz-era target: at least 10x, $(verdict "$(ratio "$t_sop" "$t_xz")" '>=' 10)).
+- masked vs unmasked: default $(ratio "$t_masked" "$t_unmasked"), \`--compress xz\` $(ratio "$t_xz_masked" "$t_xz") (target: at most 1.15).
+- bytes on the wire: the default $stg_bytes bytes, $(ratio "$stg_bytes" "$sop_bytes")x the SOP's \`xz -6\` file ($sop_bytes bytes; target at most 1.35x, $(verdict "$(ratio "$stg_bytes" "$sop_bytes")" '<=' 1.35)); \`--compress xz\` $xz_bytes bytes, $(ratio "$xz_bytes" "$sop_bytes")x. Other levels: the level table below.
+- peak RSS (target under 64 MiB each): the default, stg-dump $(rss_cell unmasked stg-dump) and stg-restore $(rss_cell unmasked stg-restore); \`--compress xz\`, stg-dump $(rss_cell xz stg-dump) and stg-restore $(rss_cell xz stg-restore). All runs: the memory table below.
 
-Reading these: stg's work beyond the floor is compressing and decompressing the stream (xz,
-even at preset 0, is the most expensive step per byte), plus hashing and counting it at both
-ends. On two cores that CPU is taken from pg_dump, psql and the two servers, so the unmasked
-ratio to the floor is bounded by xz's speed here; with more cores the encoder's threads
-overlap the load. The masked run moves less data (sessions excluded, audit details replaced
-by a constant), which is why it can be faster than the unmasked one.
+Reading these: the sync is one pipeline, pg_dump → stg-dump's encoder → stg-restore's decoder →
+the server's load, all sharing the same $threads cores, so it takes at least about as long as its
+slower side measured alone. Measured alone in this run: pg_dump ${t_pgdump} s; stg-dump at \`$default_c\`
+to a file ${t_lvl_def} s; stg-restore of that file (its default --jobs $jdef) ${t_rs_jdef} s; the server's
+load of the decoded SQL alone (psql) ${t_rs_plain} s. The default sync took ${t_unmasked} s, $(ratio "$t_unmasked" "$(slower "$t_lvl_def" "$t_rs_jdef")")x its slower
+side, $(side "$t_lvl_def" "$t_rs_jdef"); on the restore side zstd decoding alone (${t_decode} s) is
+$(ratio "$t_decode" "$t_rs_plain")x the server's load, $(python3 -c "print('so the load bounds it' if $t_decode < $t_rs_plain else 'so the decoder bounds it')") (restore section). With \`--compress xz\`, stg-dump alone
+takes ${t_lvl_xz} s ($(ratio "$t_lvl_xz" "$t_pgdump")x pg_dump alone, $(ratio "$t_lvl_xz" "$t_lvl_def")x the default's) and stg-restore ${t_rs_xz} s, so its sync
+(${t_xz} s, $(ratio "$t_xz" "$(slower "$t_lvl_xz" "$t_rs_xz")")x its slower side) is bound by $(side "$t_lvl_xz" "$t_rs_xz"); xz decoding
+alone takes $(ratio "$t_xdecode" "$t_decode")x zstd's. The masked runs move less data (sessions excluded, audit details
+replaced by a constant), which is why they can be faster than the unmasked ones.
+
+## Compression levels: the same database, stg-dump itself
+
+Each row is \`stg-dump --compress C fas2 > file\`, one run each, the stream then decoded alone
+(\`zstd -dc\` or \`xz -T1 -dc\`, one thread, as stg-restore's reader decodes), with stg-dump's peak
+RSS sampled by \`bench/peak_rss.py\`. The SOP's row is its dump step, with xz's own memory.
+
+$levels_part
+
+## Sync through a rate-limited link (fas2_small)
+
+$link_part
 
 ## Restore of one stream file
 
-One \`stg-dump\` stream of fas2 ($(ratio "$sql_bytes" 1000000) MB of SQL, $(ratio "$stg_bytes" 1000000) MB as xz), written once to a
-file and loaded from it by each procedure into a new database on the staging cluster.
+One \`stg-dump\` stream of fas2 at \`$default_c\` ($(ratio "$sql_bytes" 1000000) MB of SQL, $(ratio "$stg_bytes" 1000000) MB as zstd; the \`$xz_c\` stream of
+the same data: $(ratio "$xz_bytes" 1000000) MB), written once to a file and loaded from it by each procedure into a new
+database on the staging cluster.
 
-| procedure | wall time | ratio to \`xzcat \| psql\` | stg-restore CPU (user + sys) | what was loaded |
+| procedure | wall time | ratio to \`zstdcat \| psql\` | stg-restore CPU (user + sys) | what was loaded |
 |---|---|---|---|---|
-| \`xz -T1 -dc stream > /dev/null\`: decoding alone, one thread (${decode_rate} MB/s of SQL) | ${t_decode} s | $(ratio "$t_decode" "$t_rs_psql") | | |
-| baseline: \`createdb\`, then \`xzcat stream \| psql -X -q -v ON_ERROR_STOP=1 --single-transaction\` (the load only) | ${t_rs_psql} s | 1.00 | | $rs_people people |
+| \`zstd -dc stream > /dev/null\`: decoding alone, one thread (${decode_rate} MB/s of SQL) | ${t_decode} s | $(ratio "$t_decode" "$t_rs_psql") | | |
+| \`xz -T1 -dc xz-stream > /dev/null\`: the xz stream's decoding alone, one thread (${xdecode_rate} MB/s of SQL) | ${t_xdecode} s | $(ratio "$t_xdecode" "$t_rs_psql") | | |
+| baseline: \`createdb\`, then \`zstdcat stream \| psql -X -q -v ON_ERROR_STOP=1 --single-transaction\` (the load only) | ${t_rs_psql} s | 1.00 | | $rs_people people |
 | the same SQL decoded beforehand, \`psql ... --single-transaction < file.sql\`: the server's part alone | ${t_rs_plain} s | $(ratio "$t_rs_plain" "$t_rs_psql") | | |
 $restore_rows
 
 stg-restore's wall times include connecting, creating the database and the swap; its load
-phase (which ends with the trailer's verification) is in parentheses. This machine has $(nproc) cores,
-so every \`--jobs\` above $(nproc) shares them with the reader and the server's other backends.
+phase (which ends with the trailer's verification) is in parentheses. This machine has $threads cores,
+so every \`--jobs\` above $threads shares them with the reader and the server's other backends.
 
-What bounds the restore: stg-restore decodes xz on its reader thread, one block after the
-other, and reads the stream in order, so one COPY receives data at a time; more connections
-overlap only a COPY still being stored with the next one, and the index and constraint
-builds after the data. Decoding alone takes ${t_decode} s (${decode_rate} MB/s of SQL); the server's
-COPYs and index builds alone (the decoded SQL through psql) take ${t_rs_plain} s.
-$restore_bound
-The \`--jobs 1\` restore took ${t_rs_j1} s, $(ratio "$t_rs_j1" "$t_slower")x the slower of the two (its process used ${cpu_j1} s of
-CPU: decoding, splitting, hashing, counting); ${overlap}% of the decoding's time was hidden
+What bounds the restore: stg-restore decodes the stream on its reader thread, one frame or block
+after the other, and reads it in order, so one COPY receives data at a time; more connections
+overlap only a COPY still being stored with the next one, and the index and constraint builds
+after the data. $restore_bound
+The \`--jobs 1\` restore took ${t_rs_j1} s, $(ratio "$t_rs_j1" "$t_slower")x the slower of zstd decoding and the load (its process used
+${cpu_j1} s of CPU: decoding, splitting, hashing, counting); ${overlap}% of the decoding's time was hidden
 behind the server's work. \`--jobs $j_max\` against \`--jobs 1\`: $(ratio "$t_rs_jmax" "$t_rs_j1").
 
 ## Peak memory (VmHWM of the stg process itself, not pg_dump or psql)
 
 | run | stg-dump | stg-restore |
 |---|---|---|
-| $PEOPLE people, unmasked | ${rss_dump} MiB | ${rss_restore} MiB |
-| $PEOPLE people, masked | ${rss_dump_m} MiB | ${rss_restore_m} MiB |
-| $SMALL people, unmasked | ${rss_dump_s} MiB | ${rss_restore_s} MiB |
+| $PEOPLE people, default (\`$default_c\`), unmasked | $(rss_cell unmasked stg-dump) | $(rss_cell unmasked stg-restore) |
+| $PEOPLE people, default, masked | $(rss_cell masked stg-dump) | $(rss_cell masked stg-restore) |
+| $SMALL people, default, unmasked | $(rss_cell small stg-dump) | $(rss_cell small stg-restore) |
+| $PEOPLE people, \`--compress xz\`, unmasked | $(rss_cell xz stg-dump) | $(rss_cell xz stg-restore) |
+| $PEOPLE people, \`--compress xz\`, masked | $(rss_cell xz_masked stg-dump) | $(rss_cell xz_masked stg-restore) |
+| $SMALL people, \`--compress xz\`, unmasked | $(rss_cell xz_small stg-dump) | $(rss_cell xz_small stg-restore) |
+| $PEOPLE people, default, \`--threads 1\`, dump to /dev/null | $(rss_cell thr1 stg-dump) | |
+| $PEOPLE people, default, \`--threads 4\`, dump to /dev/null | $(rss_cell thr4 stg-dump) | |
 
-Target: under 64 MiB each, the same at both sizes.
+Target: under 64 MiB each, the same at both sizes. The rows above use all $threads cores for
+compression (stg-dump's default) unless they say otherwise; the last two show how stg-dump's
+memory follows its compression threads at the default level ($(rss_of thr1 stg-dump), $(rss_of unmasked stg-dump) and $(rss_of thr4 stg-dump) MiB
+with 1, $threads and 4 threads), and the level table how it follows the level: a host with more
+cores than this one runs more threads by default. stg-restore's figure is its decoder and the
+load's buffers, whatever the level (zstd windows are at most 8 MiB).
 
 ## Hot paths
 
@@ -313,10 +574,9 @@ Target: under 64 MiB each, the same at both sizes.
 $probe_line
 $age_line
 
-## Choice of the default preset
+## Choice of the default level
 
-stg-dump defaults to \`--preset 0\` with all cores: the bytes ratio above stays under the 1.35x
-target, while preset 1 costs about twice the CPU for a few percent (figure above), and on two
-cores the compressor competes with pg_dump, psql and the server for the same CPUs.
+$choice_part
 MD
 cat "$out_md"
+log "done in $bench_minutes minutes"

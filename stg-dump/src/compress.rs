@@ -89,7 +89,7 @@ impl FromStr for Compression {
                     return Err(format!(
                         "zstd level {level} is refused: levels 1 to {MAX_ZSTD_LEVEL} keep \
                          stg-dump within its 64 MiB memory bound (level 9 needs about 85 MiB, \
-                         19 about 230 MiB); for a smaller stream on a slow link use xz:PRESET"
+                         19 about 230 MiB); zstd:1 was the fastest sync on every link measured (docs/benchmarks.md)"
                     ));
                 }
                 Ok(Compression::Zstd(level))

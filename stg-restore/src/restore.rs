@@ -506,7 +506,7 @@ impl<'a> Restore<'a> {
         drop(loader);
         let outcome = match result {
             Ok(outcome) => outcome,
-            Err(err) if interrupted_error(&err) => return Err(err),
+            Err(err) if cancel.fired().is_some() => return Err(err),
             Err(err) => return Err(explain_failure(err, rx).await),
         };
         self.summary.format = Some(outcome.format);
@@ -590,10 +590,6 @@ impl<'a> Restore<'a> {
         }
         Ok(())
     }
-}
-
-fn interrupted_error(err: &anyhow::Error) -> bool {
-    format!("{err}").starts_with("interrupted by ")
 }
 
 /// The load failed on the server. A damaged stream (corrupt data decodes to garbage before

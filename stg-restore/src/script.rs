@@ -54,17 +54,6 @@ pub struct Statement {
     pub class: Class,
 }
 
-impl Item {
-    /// Bytes this item holds (for bounding what is buffered).
-    pub fn size(&self) -> usize {
-        match self {
-            Item::Statement(s) => s.sql.len(),
-            Item::CopyData(d) => d.len(),
-            Item::CopyBegin { .. } | Item::CopyEnd { .. } => 64,
-        }
-    }
-}
-
 /// Turns lines into [`Item`]s.
 #[derive(Default)]
 pub struct Splitter {

@@ -147,6 +147,7 @@ pub fn run_main<P: clap::Parser>(
     codes: Codes,
     run: impl FnOnce(P) -> anyhow::Result<u8>,
 ) -> std::process::ExitCode {
+    crate::format::set_tool(tool);
     let parsed = match P::try_parse() {
         Ok(parsed) => parsed,
         Err(err) => {

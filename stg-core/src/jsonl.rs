@@ -52,6 +52,29 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// Writes one typed record: `{"type":R::TYPE,...the record's fields}` on one line, the
+    /// type first. The record must serialize to a JSON object without a `type` field.
+    pub fn record<R: crate::format::Record>(&mut self, record: &R) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(record)?;
+        anyhow::ensure!(
+            body.first() == Some(&b'{') && body.last() == Some(&b'}'),
+            "internal error: a {} record does not serialize to a JSON object",
+            R::TYPE
+        );
+        let mut line = serde_json::to_vec(&serde_json::json!({ "type": R::TYPE }))?;
+        if body.len() > 2 {
+            line.pop(); // the closing brace of {"type":...}
+            line.push(b',');
+            line.extend_from_slice(&body[1..]);
+        }
+        line.push(b'\n');
+        self.out.write_all(&line)?;
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
     /// Flushes the output.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush()?;
@@ -161,6 +184,42 @@ mod tests {
         assert!(lines[0].starts_with("{\"type\":\"check\""), "{}", lines[0]);
         let last: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(last["type"], "summary");
+    }
+
+    #[test]
+    fn typed_records_take_their_type_from_the_type() {
+        #[derive(Serialize)]
+        struct Finding<'a> {
+            path: &'a str,
+            line: usize,
+        }
+        impl crate::format::Record for Finding<'_> {
+            const TYPE: &'static str = "finding";
+        }
+        #[derive(Serialize)]
+        struct Empty {}
+        impl crate::format::Record for Empty {
+            const TYPE: &'static str = "summary";
+        }
+        let mut w = Writer::new(Vec::new());
+        w.record(&Finding {
+            path: "roles/a \"b\".yml",
+            line: 3,
+        })
+        .unwrap();
+        w.record(&Empty {}).unwrap();
+        let out = String::from_utf8(w.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"type":"finding","path":"roles/a \"b\".yml","line":3}"#,
+                r#"{"type":"summary"}"#
+            ]
+        );
+        for line in lines {
+            serde_json::from_str::<serde_json::Value>(line).expect("valid JSON");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! ([`address`]), the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`],
 //! [`copy_text`]), the provenance `stg-restore` records and `stg-age` reads
 //! ([`provenance`]), reading small input files safely ([`files`]) and escaping untrusted text
-//! for text output ([`terminal`]). Code that one tool needs lives in that tool.
+//! for text output ([`terminal`]), and the output layer: report format, typed
+//! records, text tables and warnings ([`format`]). Code that one tool needs lives in that tool.
 
 pub mod address;
 pub mod conn;
@@ -16,6 +17,7 @@ pub mod copy_text;
 pub mod duration;
 pub mod exit;
 pub mod files;
+pub mod format;
 pub mod host;
 pub mod inventory;
 pub mod jsonl;

@@ -94,7 +94,7 @@ pub struct Codes {
 }
 
 impl Codes {
-    /// DESIGN.md's codes: usage 2, runtime 3.
+    /// The house codes (docs/architecture.md): usage 2, runtime 3.
     pub const STANDARD: Codes = Codes {
         usage: USAGE,
         runtime: RUNTIME,

@@ -36,9 +36,6 @@ pub enum Kind {
 /// One difference, as a `{"type":"drift",...}` JSON Lines record.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Drift {
-    /// Always `"drift"`.
-    #[serde(rename = "type")]
-    pub record: &'static str,
     /// The kind of difference.
     pub kind: Kind,
     /// The host name concerned (absent for `hand-edited`).
@@ -67,10 +64,13 @@ pub struct Drift {
     pub actual_sha256: Option<String>,
 }
 
+impl stg_core::format::Record for Drift {
+    const TYPE: &'static str = "drift";
+}
+
 impl Drift {
     fn new(kind: Kind) -> Drift {
         Drift {
-            record: "drift",
             kind,
             name: None,
             address: None,

@@ -3,27 +3,29 @@
 //! The flow is the house one: clap's [`Cli`] is validated into a [`Config`] (the inventory
 //! loaded and its overrides computed, so every input error surfaces before any file is
 //! touched), then [`run`] does the work. The block format is [`hosts_block`], what goes in
-//! it is [`overrides`], comparing is [`check`], and writing safely is [`hosts_file`]. Not
+//! it is [`overrides`], the new bytes of a change are planned in [`plan`] and written by
+//! [`change`] through [`hosts_file`] (locked, backed up, renamed), comparing is [`check`],
+//! and what is printed is [`report`]. Not
 //! for probing whether the overrides work (that is `stg-probe`, which reads `emit`'s JSON).
 
+pub mod change;
 pub mod check;
 pub mod diff;
 pub mod hosts_block;
 pub mod hosts_file;
 pub mod overrides;
+pub mod plan;
+pub mod report;
+mod resolve;
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::json;
+use clap::{Args, Parser, Subcommand};
+use stg_core::format::Format;
 use stg_core::inventory::Inventory;
-use stg_core::jsonl;
-use stg_core::terminal::escape;
-use stg_core::Error;
 
-use crate::hosts_block::HostsFile;
-use crate::hosts_file::{Method, Resolve, Target};
+use crate::hosts_file::Resolve;
 use crate::overrides::Override;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
@@ -47,17 +49,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Output format: text for people, json for JSON Lines [default: text on a terminal, json otherwise]
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
-}
-
-/// Output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Lines for people (hosts lines for `emit`).
-    Text,
-    /// JSON Lines with a closing summary record.
-    Json,
 }
 
 /// The subcommands.
@@ -243,11 +236,7 @@ fn load(source: &Source) -> anyhow::Result<(String, Vec<Override>)> {
 impl Config {
     /// Validates the command line: loads the inventory and computes the overrides.
     pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
-        let format = cli.format.unwrap_or(if std::io::stdout().is_terminal() {
-            Format::Text
-        } else {
-            Format::Json
-        });
+        let format = Format::or_default(cli.format);
         let action = match cli.command {
             Command::Emit { source } => {
                 let (inventory, overrides) = load(&source)?;
@@ -294,418 +283,55 @@ impl Config {
 
 /// Runs the tool; returns the exit status of a completed run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let config = Config::from_cli(cli)?;
+    let Config { format, action } = Config::from_cli(cli)?;
+    // stdout, which a reader may close early without changing the exit status.
     let mut out = BufWriter::new(stg_core::output::stdout());
-    let code = match config.action {
+    let code = match action {
         Action::Emit {
             inventory,
             overrides,
-        } => emit(config.format, &mut out, &inventory, &overrides)?,
+        } => {
+            report::emit(format, &mut out, &inventory, &overrides)?;
+            stg_core::exit::OK
+        }
         Action::Apply {
             inventory,
             overrides,
             change,
-        } => apply(config.format, &mut out, &inventory, &overrides, &change)?,
+        } => {
+            let (target, outcome) = change::apply(&inventory, &overrides, &change)?;
+            let subject = report::Subject {
+                action: "apply",
+                block: Some(&inventory),
+                overrides: Some(overrides.len()),
+            };
+            report::change(format, &mut out, &subject, &change, &target, &outcome)?;
+            stg_core::exit::OK
+        }
         Action::Check {
             inventory,
             overrides,
             file,
-        } => check(config.format, &mut out, &inventory, &overrides, &file)?,
-        Action::Remove { name, change } => remove(config.format, &mut out, name, &change)?,
+        } => {
+            let checked = change::check(&inventory, &overrides, &file)?;
+            report::check(format, &mut out, &inventory, &overrides, &checked)?;
+            if checked.in_sync() {
+                stg_core::exit::OK
+            } else {
+                stg_core::exit::FOUND
+            }
+        }
+        Action::Remove { name, change } => {
+            let (target, outcome, block) = change::remove(name, &change)?;
+            let subject = report::Subject {
+                action: "remove",
+                block: block.as_deref(),
+                overrides: None,
+            };
+            report::change(format, &mut out, &subject, &change, &target, &outcome)?;
+            stg_core::exit::OK
+        }
     };
     out.flush()?;
     Ok(code)
-}
-
-/// The report's output: stdout, which a reader may close early without changing the exit
-/// status (see [`stg_core::output`]).
-type Out = BufWriter<stg_core::output::Stdout>;
-
-fn emit(
-    format: Format,
-    out: &mut Out,
-    inventory: &str,
-    overrides: &[Override],
-) -> anyhow::Result<u8> {
-    match format {
-        Format::Text => {
-            for line in overrides::hosts_lines(overrides) {
-                writeln!(out, "{line}")?;
-            }
-        }
-        Format::Json => {
-            let mut w = jsonl::Writer::new(&mut *out);
-            for o in overrides {
-                w.write(o)?;
-            }
-            let mut addresses: Vec<_> = overrides.iter().map(|o| o.address).collect();
-            addresses.dedup();
-            w.write(&json!({
-                "type": "summary",
-                "inventory": inventory,
-                "overrides": overrides.len(),
-                "addresses": addresses.len(),
-            }))?;
-        }
-    }
-    Ok(stg_core::exit::OK)
-}
-
-fn parse_hosts<'a>(path: &Path, bytes: &'a [u8]) -> anyhow::Result<HostsFile<'a>> {
-    hosts_block::parse(bytes).map_err(|e| {
-        Error::usage(format!(
-            "hosts file {}: {e} (fix the stg-hosts markers by hand; nothing was changed)",
-            path.display()
-        ))
-        .into()
-    })
-}
-
-/// The new bytes for `apply`, after refusing a hand-edited block or a conflicting block.
-fn plan_apply(
-    target: &Target,
-    bytes: &[u8],
-    inventory: &str,
-    overrides: &[Override],
-    force: bool,
-) -> anyhow::Result<Vec<u8>> {
-    let path = target.path();
-    let file = parse_hosts(path, bytes)?;
-    if let Some(block) = file.block(inventory) {
-        if block.is_hand_edited() && !force {
-            stg_core::bail_usage!(
-                "hosts file {}: block {inventory} (line {}) was edited by hand; `stg-hosts check` shows how, --force overwrites it",
-                path.display(),
-                block.begin + 1
-            );
-        }
-    }
-    for d in check::compare(&file, inventory, overrides) {
-        if d.kind != check::Kind::Conflict {
-            continue;
-        }
-        let (name, line) = (d.name.unwrap_or_default(), d.line.unwrap_or(0));
-        let (want, found) = (
-            d.address.map(|a| a.to_string()).unwrap_or_default(),
-            d.found.map(|a| a.to_string()).unwrap_or_default(),
-        );
-        if let Some(other) = d.block {
-            stg_core::bail_usage!(
-                "hosts file {}: {name} is {found} in block {other} (line {line}) but {want} in inventory {inventory}: a name mapped to two addresses",
-                path.display()
-            );
-        }
-        eprintln!(
-            "stg-hosts: warning: {} line {line} maps {name} to {found}; resolvers may use it instead of the block's {want}",
-            path.display()
-        );
-    }
-    let body = overrides::block_body(inventory, overrides);
-    with_context_usage(path, hosts_block::with_block(bytes, inventory, &body))
-}
-
-fn with_context_usage(
-    path: &Path,
-    r: Result<Vec<u8>, hosts_block::ParseError>,
-) -> anyhow::Result<Vec<u8>> {
-    r.map_err(|e| Error::usage(format!("hosts file {}: {e}", path.display())).into())
-}
-
-/// The new bytes for `remove`, and the name of the block removed (`None`: no such block).
-fn plan_remove(
-    target: &Target,
-    bytes: &[u8],
-    name: Option<&str>,
-    force: bool,
-) -> anyhow::Result<(Vec<u8>, Option<String>)> {
-    let path = target.path();
-    let file = parse_hosts(path, bytes)?;
-    let block = match name {
-        Some(name) => file.block(name),
-        None => match file.blocks.as_slice() {
-            [] => None,
-            [only] => Some(only),
-            several => {
-                let names: Vec<&str> = several.iter().map(|b| b.name.as_str()).collect();
-                stg_core::bail_usage!(
-                    "hosts file {} has several stg-hosts blocks ({}); say which with --name or --inventory",
-                    path.display(),
-                    names.join(", ")
-                );
-            }
-        },
-    };
-    let Some(block) = block else {
-        return Ok((bytes.to_vec(), None));
-    };
-    if block.is_hand_edited() && !force {
-        stg_core::bail_usage!(
-            "hosts file {}: block {} (line {}) was edited by hand; --force removes it anyway",
-            path.display(),
-            block.name,
-            block.begin + 1
-        );
-    }
-    let name = block.name.clone();
-    let new = with_context_usage(path, hosts_block::without_block(bytes, &name))?;
-    Ok((new, Some(name)))
-}
-
-/// The outcome of a change, for the report.
-struct Outcome {
-    changed: bool,
-    written: Option<hosts_file::Written>,
-    diff: String,
-}
-
-/// Plans on a plain read; when there is something to do and it is not a dry run, checks
-/// that the host is staging (when `guard` names the action), takes the lock, re-reads and
-/// plans again, and writes.
-fn change_file(
-    change: &ChangeConfig,
-    guard: Option<&str>,
-    plan: impl Fn(&Target, &[u8]) -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<(Target, Outcome)> {
-    let target = Target::new(&change.file.path, &change.file.resolve)?;
-    let before = target.read()?;
-    let after = plan(&target, &before)?;
-    let diff = diff::unified(&before, &after, &target.path().display().to_string());
-    if before == after || change.dry_run {
-        let changed = before != after;
-        return Ok((
-            target,
-            Outcome {
-                changed,
-                written: None,
-                diff,
-            },
-        ));
-    }
-    if let Some(action) = guard {
-        // Staging overrides on a production host would send production to staging.
-        stg_core::host::require_staging(&format!("{action} in {}", target.path().display()))?;
-    }
-    let locked = target.lock()?;
-    let before = locked.read()?;
-    let after = plan(&target, &before)?;
-    if before == after {
-        drop(locked);
-        return Ok((
-            target,
-            Outcome {
-                changed: false,
-                written: None,
-                diff: String::new(),
-            },
-        ));
-    }
-    let diff = diff::unified(&before, &after, &target.path().display().to_string());
-    let written = locked.replace(&before, &after, change.keep_backups)?;
-    drop(locked);
-    Ok((
-        target,
-        Outcome {
-            changed: true,
-            written: Some(written),
-            diff,
-        },
-    ))
-}
-
-/// What a change was about, for the report.
-struct Subject<'a> {
-    action: &'a str,
-    block: Option<&'a str>,
-    overrides: Option<usize>,
-}
-
-fn report_change(
-    format: Format,
-    out: &mut Out,
-    subject: &Subject<'_>,
-    change: &ChangeConfig,
-    target: &Target,
-    outcome: &Outcome,
-) -> anyhow::Result<()> {
-    let Subject {
-        action,
-        block,
-        overrides,
-    } = *subject;
-    let file = target.path().display().to_string();
-    let backup = outcome
-        .written
-        .as_ref()
-        .map(|w| w.backup.display().to_string());
-    let method = outcome.written.as_ref().map(|w| w.method);
-    let pruned: Vec<String> = outcome
-        .written
-        .as_ref()
-        .map(|w| w.pruned.iter().map(|p| p.display().to_string()).collect())
-        .unwrap_or_default();
-    match format {
-        Format::Json => {
-            let mut w = jsonl::Writer::new(&mut *out);
-            if change.dry_run && outcome.changed {
-                w.write(&json!({"type": "diff", "file": file, "diff": outcome.diff}))?;
-            }
-            w.write(&json!({
-                "type": "summary",
-                "action": action,
-                "file": file,
-                "block": block,
-                "overrides": overrides,
-                "changed": outcome.changed,
-                "dry_run": change.dry_run,
-                "method": method,
-                "backup": backup,
-                "pruned_backups": pruned,
-            }))?;
-        }
-        Format::Text => {
-            if change.dry_run {
-                out.write_all(outcome.diff.as_bytes())?;
-            }
-            let block = block.unwrap_or("(none)");
-            let verb = if !outcome.changed {
-                "unchanged"
-            } else if change.dry_run {
-                "would change"
-            } else {
-                "changed"
-            };
-            // Paths resolved through links may hold any bytes: escaped for the terminal.
-            let file = escape(&file);
-            write!(out, "{verb} {file}: {action} block {block}")?;
-            if let Some(n) = overrides {
-                write!(out, " ({n} names)")?;
-            }
-            if let Some(backup) = &backup {
-                write!(out, "; backup {}", escape(backup))?;
-            }
-            if method == Some(Method::InPlace) {
-                write!(out, "; written in place (the file is a mount point)")?;
-            }
-            writeln!(out)?;
-        }
-    }
-    Ok(())
-}
-
-fn apply(
-    format: Format,
-    out: &mut Out,
-    inventory: &str,
-    overrides: &[Override],
-    change: &ChangeConfig,
-) -> anyhow::Result<u8> {
-    let (target, outcome) = change_file(
-        change,
-        Some("point production names at staging addresses"),
-        |target, bytes| plan_apply(target, bytes, inventory, overrides, change.force),
-    )?;
-    report_change(
-        format,
-        out,
-        &Subject {
-            action: "apply",
-            block: Some(inventory),
-            overrides: Some(overrides.len()),
-        },
-        change,
-        &target,
-        &outcome,
-    )?;
-    Ok(stg_core::exit::OK)
-}
-
-fn remove(
-    format: Format,
-    out: &mut Out,
-    name: Option<String>,
-    change: &ChangeConfig,
-) -> anyhow::Result<u8> {
-    let found = std::cell::RefCell::new(None);
-    let (target, outcome) = change_file(change, None, |target, bytes| {
-        let (new, block) = plan_remove(target, bytes, name.as_deref(), change.force)?;
-        *found.borrow_mut() = block;
-        Ok(new)
-    })?;
-    let block = found.into_inner().or(name);
-    report_change(
-        format,
-        out,
-        &Subject {
-            action: "remove",
-            block: block.as_deref(),
-            overrides: None,
-        },
-        change,
-        &target,
-        &outcome,
-    )?;
-    Ok(stg_core::exit::OK)
-}
-
-fn check(
-    format: Format,
-    out: &mut Out,
-    inventory: &str,
-    overrides: &[Override],
-    file: &FileConfig,
-) -> anyhow::Result<u8> {
-    let target = Target::new(&file.path, &file.resolve)?;
-    let bytes = target.read()?;
-    let hosts = parse_hosts(target.path(), &bytes)?;
-    let drifts = check::compare(&hosts, inventory, overrides);
-    let count = |k: check::Kind| drifts.iter().filter(|d| d.kind == k).count();
-    let present = hosts.block(inventory).is_some();
-    let in_sync = drifts.is_empty() && present;
-    let path = target.path().display().to_string();
-    match format {
-        Format::Json => {
-            let mut w = jsonl::Writer::new(&mut *out);
-            for d in &drifts {
-                w.write(d)?;
-            }
-            w.write(&json!({
-                "type": "summary",
-                "file": path,
-                "block": inventory,
-                "present": present,
-                "in_sync": in_sync,
-                "hand_edited": count(check::Kind::HandEdited) > 0,
-                "missing": count(check::Kind::Missing),
-                "stale": count(check::Kind::Stale),
-                "extra": count(check::Kind::Extra),
-                "conflicts": count(check::Kind::Conflict),
-                "overrides": overrides.len(),
-            }))?;
-        }
-        Format::Text => {
-            let path = escape(&path);
-            for d in &drifts {
-                writeln!(out, "{}", d.to_text())?;
-            }
-            if in_sync {
-                writeln!(
-                    out,
-                    "in sync: {path} block {inventory} ({} names)",
-                    overrides.len()
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "drift: {path} block {inventory}{}: {} difference(s)",
-                    if present { "" } else { " is missing" },
-                    drifts.len()
-                )?;
-            }
-        }
-    }
-    Ok(if in_sync {
-        stg_core::exit::OK
-    } else {
-        stg_core::exit::FOUND
-    })
 }

@@ -26,15 +26,16 @@ pub const NAMES_PER_LINE: usize = 8;
 /// One production name pointed at a staging address: the record `stg-probe` reads.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Override {
-    /// Always `"override"`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
     /// The production name, as written in the inventory.
     pub name: String,
     /// The staging address it now resolves to.
     pub address: IpAddr,
     /// The service the name belongs to.
     pub service: String,
+}
+
+impl stg_core::format::Record for Override {
+    const TYPE: &'static str = "override";
 }
 
 /// The overrides of an inventory, sorted by address, then name. `resolve` allows looking up
@@ -93,7 +94,6 @@ pub fn from_inventory(inventory: &Inventory, resolve: bool) -> anyhow::Result<Ve
             }
             seen.insert(key, (address, service.name.clone()));
             out.push(Override {
-                kind: "override",
                 name: name.clone(),
                 address,
                 service: service.name.clone(),

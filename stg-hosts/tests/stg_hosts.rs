@@ -1056,7 +1056,7 @@ fn remove_without_a_name_needs_a_single_block() {
 
 #[test]
 fn closed_stdout_ends_quietly() {
-    // See: DESIGN.md, "A closed stdout (`| head`) ends the tool quietly".
+    // docs/architecture.md, conventions: a closed stdout (`| head`) ends the tool quietly.
     let dir = tempfile::tempdir().unwrap();
     let services: Vec<(String, Vec<String>, String)> = (0..2000)
         .map(|s| {

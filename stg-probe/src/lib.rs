@@ -26,7 +26,7 @@ use stg_core::inventory::Inventory;
 
 use crate::execute::Options;
 use crate::plan::{Check, Ranges};
-use crate::report::Format;
+use stg_core::format::Format;
 
 /// Exit statuses for errors: every error is Nagios UNKNOWN (3), since 2 means a breach.
 pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::NAGIOS;
@@ -149,11 +149,7 @@ impl Config {
             // An inventory always gives checks (every service has a production name).
             stg_core::bail_usage!("no targets to check in the input: an empty list proves nothing");
         }
-        let format = format.unwrap_or(if std::io::stdout().is_terminal() {
-            Format::Text
-        } else {
-            Format::Json
-        });
+        let format = Format::or_default(format);
         let concurrency = fit_open_files(concurrency);
         Ok(Config {
             checks,
@@ -186,7 +182,7 @@ fn fit_open_files(concurrency: u32) -> u32 {
         };
     let fits = u32::try_from(soft.saturating_sub(SPARE).max(1)).unwrap_or(u32::MAX);
     if fits < concurrency {
-        eprintln!("stg-probe: warning: open-files limit {soft} allows only {fits} connections at once (asked for {concurrency})");
+        stg_core::format::warn(format!("open-files limit {soft} allows only {fits} connections at once (asked for {concurrency})"));
     }
     concurrency.min(fits)
 }

@@ -10,23 +10,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::execute::{AddressResult, CheckResult, Run, Status};
+use stg_core::format::{Format, Record, Table};
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// JSON Lines: one `check` record per check, then a `summary`.
-    Json,
-    /// A table for people.
-    Text,
-    /// One Nagios plugin status line with perfdata.
-    Nagios,
-}
+use crate::execute::{AddressResult, CheckResult, Run, Status};
 
 /// One `check` record.
 #[derive(Serialize)]
 struct CheckRecord<'a> {
-    r#type: &'static str,
     check: &'static str,
     host: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,11 +35,13 @@ struct CheckRecord<'a> {
     error: Option<&'a str>,
 }
 
+impl Record for CheckRecord<'_> {
+    const TYPE: &'static str = "check";
+}
+
 /// The closing `summary` record.
 #[derive(Serialize, Debug, PartialEq, Eq)]
 pub struct Summary {
-    /// Always `summary`.
-    pub r#type: &'static str,
     /// Number of checks.
     pub checks: usize,
     /// Checks that passed.
@@ -70,6 +62,10 @@ pub struct Summary {
     pub elapsed_ms: u64,
 }
 
+impl Record for Summary {
+    const TYPE: &'static str = "summary";
+}
+
 /// Counts the results into a summary.
 #[must_use]
 pub fn summarize(run: &Run, elapsed: Duration) -> Summary {
@@ -88,7 +84,6 @@ pub fn summarize(run: &Run, elapsed: Duration) -> Summary {
         ("OK", 0)
     };
     Summary {
-        r#type: "summary",
         checks: run.results.len(),
         ok,
         inconclusive,
@@ -104,7 +99,6 @@ pub fn summarize(run: &Run, elapsed: Duration) -> Summary {
 fn record(result: &CheckResult) -> CheckRecord<'_> {
     let check = &result.check;
     CheckRecord {
-        r#type: "check",
         check: check.kind.as_str(),
         host: &check.host,
         port: check.port,
@@ -163,48 +157,24 @@ pub fn write(out: impl Write, format: Format, run: &Run, summary: &Summary) -> a
 fn write_json(out: impl Write, run: &Run, summary: &Summary) -> anyhow::Result<()> {
     let mut writer = stg_core::jsonl::Writer::new(out);
     for result in &run.results {
-        writer.write(&record(result))?;
+        writer.record(&record(result))?;
     }
-    writer.write(summary)?;
+    writer.record(summary)?;
     writer.flush()
 }
 
 fn write_text(mut out: impl Write, run: &Run, summary: &Summary) -> anyhow::Result<()> {
-    let rows: Vec<[String; 5]> = run
-        .results
-        .iter()
-        .map(|r| {
-            [
-                name_of(r.status).to_uppercase(),
-                r.check.kind.as_str().to_owned(),
-                endpoint(r),
-                name_of(r.outcome),
-                detail(r),
-            ]
-        })
-        .collect();
-    let header = ["STATUS", "CHECK", "ENDPOINT", "OUTCOME", "DETAIL"].map(str::to_owned);
-    let mut widths = [0usize; 4];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.len());
-        }
+    let mut table = Table::new(["STATUS", "CHECK", "ENDPOINT", "OUTCOME", "DETAIL"]);
+    for r in &run.results {
+        table.row([
+            name_of(r.status).to_uppercase(),
+            r.check.kind.as_str().to_owned(),
+            endpoint(r),
+            name_of(r.outcome),
+            detail(r),
+        ]);
     }
-    for row in std::iter::once(&header).chain(&rows) {
-        writeln!(
-            out,
-            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        )?;
-    }
+    table.write(&mut out)?;
     writeln!(
         out,
         "\n{}: {}, {} ok, {} breach, {} inconclusive, {} down{} ({} ms)",

@@ -4,6 +4,8 @@
 //! - [`pg::Cluster`]: a real, throwaway PostgreSQL cluster on a free loopback port.
 //! - [`git::Repo`]: a temporary git repository with fixed commit dates.
 //! - [`cmd::stg`]: a hermetic command for one of the workspace's binaries.
+//! - [`run::Tool`] and [`run::Run`]: the test vocabulary: run a tool with arguments, env and
+//!   stdin, assert its exit code, read its JSON Lines and summary.
 //! - [`sshd::Sshd`]: a real OpenSSH server on a free loopback port.
 //! - [`netns::Netns`]: a network namespace (veth links, nftables, its own /etc/hosts).
 //!
@@ -14,6 +16,7 @@ pub mod cmd;
 pub mod git;
 pub mod netns;
 pub mod pg;
+pub mod run;
 pub mod sshd;
 
 /// Fails the test with an install hint: used when a system tool a test needs is missing.

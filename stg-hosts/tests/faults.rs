@@ -9,11 +9,10 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use nix::sys::signal::Signal;
-use serde_json::Value;
-use stg_tests::cmd::{bin_path, program, stg};
+use stg_tests::cmd::{bin_path, program};
+use stg_tests::run::{Run, Tool};
 
 /// Mode and owner given to the hosts file, so a lost chmod/chown would show.
 const MODE: u32 = 0o640;
@@ -42,33 +41,11 @@ fn args(action: &str, file: &Path) -> Vec<String> {
 }
 
 /// Runs `stg-hosts ACTION` normally on a host marked staging.
-fn run(action: &str, file: &Path) -> Output {
-    stg("stg-hosts")
+fn run(action: &str, file: &Path) -> Run {
+    Tool::new("stg-hosts")
         .env("STG_ENVIRONMENT_FILE", staging_env())
         .args(args(action, file))
-        .output()
-        .expect("run stg-hosts")
-}
-
-#[track_caller]
-fn ok(out: &Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    summary(out)
-}
-
-/// The last JSON Lines record of stdout, which must be the summary.
-fn summary(out: &Output) -> Value {
-    let stdout = String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout");
-    let last = stdout.lines().last().expect("a summary line");
-    let record: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
-    assert_eq!(record["type"], "summary", "{stdout}");
-    record
+        .run()
 }
 
 /// What strace saw of a run it killed.
@@ -186,7 +163,7 @@ fn temporaries(dir: &Path) -> Vec<String> {
 /// The bytes an uninterrupted `stg-hosts ACTION` gives, starting from `bytes`.
 fn fresh(action: &str, bytes: &[u8]) -> Vec<u8> {
     let (_dir, file) = hosts_dir(bytes);
-    ok(&run(action, &file));
+    run(action, &file).ok();
     fs::read(&file).unwrap()
 }
 
@@ -219,7 +196,7 @@ fn kill_then_recover(action: &str, start: &[u8]) -> (tempfile::TempDir, PathBuf)
     );
     assert_eq!(temporaries(&base).len(), 1);
 
-    let summary = ok(&run(action, &file));
+    let summary = run(action, &file).ok().summary();
     assert_eq!(summary["changed"], true, "{summary}");
     assert_eq!(summary["method"], "rename", "{summary}");
     assert!(
@@ -247,8 +224,8 @@ fn kill_then_recover(action: &str, start: &[u8]) -> (tempfile::TempDir, PathBuf)
 fn apply_killed_between_temp_write_and_rename_loses_nothing_and_the_next_apply_recovers() {
     let original = fs::read(fixtures().join("hosts/debian-default")).unwrap();
     let (_dir, file) = kill_then_recover("apply", &original);
-    let check = run("check", &file);
-    let summary = ok(&check);
+    let check = run("check", &file).ok();
+    let summary = check.summary();
     assert_eq!(summary["in_sync"], true, "{summary}");
 }
 
@@ -263,6 +240,6 @@ fn remove_killed_between_temp_write_and_rename_loses_nothing_and_the_next_remove
         "apply then remove gives back the original bytes"
     );
     let check = run("check", &file);
-    assert_eq!(check.status.code(), Some(1), "the block is gone");
-    assert_eq!(summary(&check)["present"], false);
+    assert_eq!(check.code, 1, "the block is gone");
+    assert_eq!(check.summary()["present"], false);
 }

@@ -9,10 +9,11 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use stg_tests::cmd::{bin_path, closed_pipe, program, stg};
+use stg_tests::run::Run;
 
 const CORPUS: &[&str] = &[
     "debian-default",
@@ -32,53 +33,6 @@ fn fixtures() -> PathBuf {
 
 fn fedora_inventory() -> PathBuf {
     fixtures().join("fedora-stg.json")
-}
-
-/// A finished run of the tool.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(out: Output) -> Run {
-        Run {
-            code: out.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
-    }
-
-    /// The JSON Lines records of stdout; the last must be the summary.
-    fn records(&self) -> Vec<Value> {
-        let records: Vec<Value> = self
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        assert_eq!(
-            records.last().map(|r| r["type"].clone()),
-            Some(Value::from("summary")),
-            "{}",
-            self.stdout
-        );
-        records
-    }
-
-    fn summary(&self) -> Value {
-        self.records().pop().unwrap()
-    }
-
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
 }
 
 /// The tool on a host marked as staging (`apply` refuses elsewhere).

@@ -9,11 +9,11 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use stg_tests::cmd::{output_bounded, stg};
+use stg_tests::run::Run;
 
 /// What stands for the host's `/etc/shadow`.
 const SECRET: &str = "root:$6$SECRETHASH$xyz:19000:0:99999:7:::\n";
@@ -37,38 +37,21 @@ fn stg_hosts(args: &[&str]) -> Command {
 }
 
 /// A run of the tool, bounded: 20 seconds, 2 GiB of address space.
-fn run(args: &[&str]) -> Output {
+fn run(args: &[&str]) -> Run {
     run_with_stdin(args, Stdio::null())
 }
 
-fn run_with_stdin(args: &[&str], stdin: Stdio) -> Output {
-    output_bounded(&stg_hosts(args), stdin, Duration::from_secs(20), 2 << 30)
+fn run_with_stdin(args: &[&str], stdin: Stdio) -> Run {
+    Run::from(output_bounded(
+        &stg_hosts(args),
+        stdin,
+        Duration::from_secs(20),
+        2 << 30,
+    ))
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or_else(|| {
-        panic!(
-            "killed by a signal ({:?}); stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn all_output(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
-
-fn summary(out: &Output) -> Value {
-    let stdout = text(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_else(|| {
-        panic!("no output; stderr: {}", text(&out.stderr));
-    });
-    serde_json::from_str(last).unwrap()
+fn all_output(out: &Run) -> String {
+    format!("{}{}", out.stdout, out.stderr)
 }
 
 fn listing(dir: &Path) -> BTreeSet<String> {
@@ -146,21 +129,16 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
         for extra in [&[][..], &["--follow-symlink"][..]] {
             for args in every_command(inv, path(&hosts), extra) {
                 let out = run(&args);
-                assert_eq!(
-                    code(&out),
-                    2,
-                    "{args:?} -> {target:?}: {}",
-                    all_output(&out)
-                );
+                assert_eq!(out.code, 2, "{args:?} -> {target:?}: {}", all_output(&out));
                 assert!(
                     !all_output(&out).contains("SECRETHASH"),
                     "{args:?} -> {target:?}: {}",
                     all_output(&out)
                 );
                 assert!(
-                    text(&out.stderr).contains("symbolic link"),
+                    out.stderr.contains("symbolic link"),
                     "{args:?}: {}",
-                    text(&out.stderr)
+                    out.stderr
                 );
             }
         }
@@ -172,22 +150,13 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
             &["--root", path(&chroot), "--follow-symlink"],
         ) {
             let out = run(&args);
-            assert_eq!(
-                code(&out),
-                2,
-                "{args:?} -> {target:?}: {}",
-                all_output(&out)
-            );
+            assert_eq!(out.code, 2, "{args:?} -> {target:?}: {}", all_output(&out));
             assert!(
                 !all_output(&out).contains("SECRETHASH"),
                 "{}",
                 all_output(&out)
             );
-            assert!(
-                text(&out.stderr).contains("does not exist"),
-                "{}",
-                text(&out.stderr)
-            );
+            assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
         }
         assert_eq!(fs::read_to_string(&shadow).unwrap(), SECRET);
         assert_eq!(listing(&outside), BTreeSet::from(["shadow".to_owned()]));
@@ -209,11 +178,11 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
     for extra in [&[][..], &["--follow-symlink"][..]] {
         for args in every_command(inv, path(&hosts2), extra) {
             let out = run(&args);
-            assert_eq!(code(&out), 2, "{args:?}: {}", all_output(&out));
+            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
             assert!(
-                text(&out.stderr).contains("etc is a symbolic link"),
+                out.stderr.contains("etc is a symbolic link"),
                 "{}",
-                text(&out.stderr)
+                out.stderr
             );
         }
     }
@@ -223,7 +192,7 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
         &["--root", path(&chroot2), "--follow-symlink"],
     ) {
         let out = run(&args);
-        assert_eq!(code(&out), 2, "{args:?}: {}", all_output(&out));
+        assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
     }
     assert_eq!(
         fs::read(&host_hosts).unwrap(),
@@ -256,7 +225,7 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
         "--file",
         path(&link),
     ]);
-    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert_eq!(out.code, 2, "{}", all_output(&out));
     assert_eq!(
         fs::read(&real).unwrap(),
         original,
@@ -272,9 +241,9 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
         path(&link),
         "--follow-symlink",
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    assert_eq!(out.code, 0, "{}", all_output(&out));
     let real_canonical = fs::canonicalize(&real).unwrap();
-    assert_eq!(summary(&out)["file"], path(&real_canonical));
+    assert_eq!(out.summary()["file"], path(&real_canonical));
     assert!(fs::read_to_string(&real)
         .unwrap()
         .contains("# BEGIN stg-hosts fedora-stg"));
@@ -290,11 +259,12 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
     std::os::unix::fs::symlink("/etc/hosts.d/real", chroot.path().join("etc/hosts")).unwrap();
     let root = path(chroot.path());
     let out = run(&["apply", "--format", "json", "-i", inv, "--root", root]);
-    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert_eq!(out.code, 2, "{}", all_output(&out));
     assert!(
-        text(&out.stderr).contains("etc/hosts is a symbolic link (to /etc/hosts.d/real)"),
+        out.stderr
+            .contains("etc/hosts is a symbolic link (to /etc/hosts.d/real)"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
     let out = run(&[
         "apply",
@@ -306,8 +276,8 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
         root,
         "--follow-symlink",
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    assert_eq!(summary(&out)["file"], path(&inside));
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    assert_eq!(out.summary()["file"], path(&inside));
     assert!(fs::read_to_string(&inside)
         .unwrap()
         .contains("# BEGIN stg-hosts fedora-stg"));
@@ -321,7 +291,7 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
         root,
         "--follow-symlink",
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    assert_eq!(out.code, 0, "{}", all_output(&out));
 
     // A tree without links needs no flag.
     let plain = tempfile::tempdir().unwrap();
@@ -336,8 +306,8 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
         "--root",
         path(plain.path()),
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    assert_eq!(summary(&out)["file"], path(&plain.path().join("etc/hosts")));
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    assert_eq!(out.summary()["file"], path(&plain.path().join("etc/hosts")));
 }
 
 // See: issue "Hardening, round 2", item 5. A link planted at the lock path made root create
@@ -369,11 +339,11 @@ fn links_planted_at_the_lock_temporary_and_backup_paths_are_never_followed() {
             "--file",
             path(&hosts),
         ]);
-        assert_eq!(code(&out), 3, "{}", all_output(&out));
+        assert_eq!(out.code, 3, "{}", all_output(&out));
         assert!(
-            text(&out.stderr).contains("lock file") && text(&out.stderr).contains("symbolic link"),
+            out.stderr.contains("lock file") && out.stderr.contains("symbolic link"),
             "{}",
-            text(&out.stderr)
+            out.stderr
         );
         assert_eq!(fs::read(&hosts).unwrap(), original);
         fs::remove_file(&lock).unwrap();
@@ -411,8 +381,8 @@ fn links_planted_at_the_lock_temporary_and_backup_paths_are_never_followed() {
         "--file",
         path(&hosts),
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    let backup = PathBuf::from(summary(&out)["backup"].as_str().unwrap().to_owned());
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let backup = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert!(!fs::symlink_metadata(&backup).unwrap().is_symlink());
     assert_eq!(fs::read(&backup).unwrap(), original);
     assert_eq!(
@@ -447,12 +417,8 @@ fn fifos_devices_and_huge_files_are_refused_not_waited_on_or_read_whole() {
     ] {
         for args in every_command(inv, file, &[]) {
             let out = run(&args);
-            assert_eq!(code(&out), 2, "{args:?}: {}", all_output(&out));
-            assert!(
-                text(&out.stderr).contains(why),
-                "{args:?}: {}",
-                text(&out.stderr)
-            );
+            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
+            assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
         }
     }
 
@@ -489,22 +455,18 @@ fn fifos_devices_and_huge_files_are_refused_not_waited_on_or_read_whole() {
             ],
         ] {
             let out = run(&args);
-            assert_eq!(code(&out), 2, "{args:?}: {}", all_output(&out));
-            assert!(
-                text(&out.stderr).contains(why),
-                "{args:?}: {}",
-                text(&out.stderr)
-            );
+            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
+            assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
         }
     }
     // The inventory on stdin is read up to the same bound.
     let zero = fs::File::open("/dev/zero").unwrap();
     let out = run_with_stdin(&["emit", "--format", "json", "-i", "-"], Stdio::from(zero));
-    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert_eq!(out.code, 2, "{}", all_output(&out));
     assert!(
-        text(&out.stderr).contains("more than 4194304 bytes"),
+        out.stderr.contains("more than 4194304 bytes"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
     assert_eq!(
         fs::read(&hosts).unwrap(),
@@ -539,8 +501,8 @@ fn a_backup_stamped_in_the_future_cannot_push_out_the_one_just_made() {
         "--keep-backups",
         "2",
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    let made = PathBuf::from(summary(&out)["backup"].as_str().unwrap().to_owned());
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let made = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert_eq!(
         fs::read(&made).unwrap(),
         original,
@@ -552,13 +514,13 @@ fn a_backup_stamped_in_the_future_cannot_push_out_the_one_just_made() {
     );
     assert!(!past.exists());
     assert_eq!(
-        summary(&out)["pruned_backups"],
+        out.summary()["pruned_backups"],
         serde_json::json!([path(&past)])
     );
     assert!(
-        text(&out.stderr).contains("stamped later than now"),
+        out.stderr.contains("stamped later than now"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
 
     // With one backup kept, it is this run's.
@@ -573,8 +535,8 @@ fn a_backup_stamped_in_the_future_cannot_push_out_the_one_just_made() {
         "--keep-backups",
         "1",
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    let made = PathBuf::from(summary(&out)["backup"].as_str().unwrap().to_owned());
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let made = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert!(made.exists(), "the backup just made is kept");
     let backups: Vec<String> = listing(dir.path())
         .into_iter()
@@ -609,8 +571,8 @@ fn text_output_escapes_what_the_hosts_file_holds() {
         "--file",
         path(&hosts),
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
-    let stdout = text(&out.stdout);
+    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let stdout = out.stdout;
     assert!(!stdout.contains(['\x1b', '\x07']), "{stdout:?}");
     assert!(
         stdout.contains(r##" "# \x1b]0;owned\a\x1b[2J note""##),
@@ -627,7 +589,7 @@ fn text_output_escapes_what_the_hosts_file_holds() {
         "--file",
         path(&hosts),
     ]);
-    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    assert_eq!(out.code, 0, "{}", all_output(&out));
     let applied = fs::read(&hosts).unwrap();
     let marker = b"# END stg-hosts fedora-stg";
     let at = applied
@@ -647,8 +609,8 @@ fn text_output_escapes_what_the_hosts_file_holds() {
         "--file",
         path(&hosts),
     ]);
-    assert_eq!(code(&out), 1, "{}", all_output(&out));
-    let stdout = text(&out.stdout);
+    assert_eq!(out.code, 1, "{}", all_output(&out));
+    let stdout = out.stdout;
     assert!(!stdout.contains('\x1b'), "{stdout:?}");
     assert!(
         stdout.contains(r#"extra        "evil\x1b[2J.example.org" -> 10.5.128.10"#),

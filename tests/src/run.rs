@@ -92,67 +92,51 @@ pub fn run(cmd: Command, input: impl Into<Vec<u8>>) -> Run {
     Tool::from(cmd).stdin(input).run()
 }
 
-/// A finished run: what the tool printed and how it exited.
+/// A finished run: how the tool exited and what it printed.
 #[derive(Debug)]
 pub struct Run {
-    /// The raw output.
-    pub output: Output,
+    /// The exit code (a run ended by a signal fails the test when it becomes a `Run`).
+    pub code: i32,
+    /// Stdout as text (invalid UTF-8 shown as U+FFFD; the bytes are in [`Run::bytes`]).
+    pub stdout: String,
+    /// Stderr as text.
+    pub stderr: String,
+    /// Stdout as bytes (a dump stream).
+    pub bytes: Vec<u8>,
 }
 
 impl From<Output> for Run {
+    #[track_caller]
     fn from(output: Output) -> Run {
-        Run { output }
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let code = output.status.code().unwrap_or_else(|| {
+            panic!("killed by a signal ({:?}); stderr: {stderr}", output.status)
+        });
+        Run {
+            code,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr,
+            bytes: output.stdout,
+        }
     }
 }
 
+// The asserting methods return the run for chaining (`.ok().summary()`) and are just as
+// often statements (`apply(...).ok();`): not `must_use`.
+#[allow(clippy::return_self_not_must_use)]
 impl Run {
-    /// The exit code; fails the test when a signal ended the tool.
-    #[must_use]
-    #[track_caller]
-    pub fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or_else(|| {
-            panic!(
-                "killed by a signal ({:?}); stderr: {}",
-                self.output.status,
-                self.stderr()
-            )
-        })
-    }
-
-    /// Stdout as text (invalid UTF-8 shown as U+FFFD).
-    #[must_use]
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    /// Stdout as bytes (a dump stream).
-    #[must_use]
-    pub fn bytes(&self) -> &[u8] {
-        &self.output.stdout
-    }
-
-    /// Stderr as text.
-    #[must_use]
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
     /// Asserts the exit code, showing stdout and stderr when it differs.
-    #[must_use]
     #[track_caller]
     pub fn code_is(self, code: i32) -> Run {
         assert_eq!(
-            self.code(),
-            code,
+            self.code, code,
             "exit code\nstdout: {}\nstderr: {}",
-            self.stdout(),
-            self.stderr()
+            self.stdout, self.stderr
         );
         self
     }
 
     /// Asserts exit code 0.
-    #[must_use]
     #[track_caller]
     pub fn ok(self) -> Run {
         self.code_is(0)
@@ -163,8 +147,7 @@ impl Run {
     #[must_use]
     #[track_caller]
     pub fn records(&self) -> Vec<Value> {
-        let stdout = self.stdout();
-        stdout
+        self.stdout
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
@@ -173,7 +156,7 @@ impl Run {
                     panic!(
                         "stdout line {}: not JSON ({e}): {line}\nstderr: {}",
                         i + 1,
-                        self.stderr()
+                        self.stderr
                     )
                 });
                 assert!(
@@ -202,9 +185,8 @@ impl Run {
     pub fn summary(&self) -> Value {
         let record = self.records().pop().unwrap_or_else(|| {
             panic!(
-                "no JSON Lines on stdout (exit {:?}); stderr: {}",
-                self.output.status.code(),
-                self.stderr()
+                "no JSON Lines on stdout (exit {}); stderr: {}",
+                self.code, self.stderr
             )
         });
         assert_eq!(

@@ -8,46 +8,33 @@
 //! /etc/hosts and /etc/nsswitch.conf, so the system resolver sees the test's names.
 
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use stg_tests::cmd::{bin_path, closed_pipe, stg};
 use stg_tests::netns::{link, Netns};
+use stg_tests::run::{Run, RunExt};
 
 // ---------------------------------------------------------------------------------------
 // helpers
 
 /// Runs a command with `stdin` as its input.
-fn run_with_input(mut cmd: Command, stdin: &str) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn stg-probe");
-    let mut input = child.stdin.take().expect("stdin");
-    // The probe may refuse before reading everything; a closed pipe is fine then.
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    child.wait_with_output().expect("wait for stg-probe")
+fn run_with_input(cmd: Command, stdin: &str) -> Run {
+    stg_tests::run::run(cmd, stdin)
 }
 
 /// The JSON Lines of a run, decoded: (check records, summary).
-fn records(out: &Output) -> (Vec<Value>, Value) {
-    let text = String::from_utf8(out.stdout.clone()).expect("utf-8 output");
-    let mut lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect();
-    let summary = lines.pop().unwrap_or_else(|| {
-        panic!(
-            "no output; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(summary["type"], "summary", "last record is the summary");
-    assert!(lines.iter().all(|r| r["type"] == "check"));
-    (lines, summary)
+#[track_caller]
+fn records(out: &Run) -> (Vec<Value>, Value) {
+    let summary = out.summary();
+    let checks = out.of_type("check");
+    assert_eq!(
+        checks.len() + 1,
+        out.records().len(),
+        "only checks, then the summary"
+    );
+    (checks, summary)
 }
 
 fn find<'a>(checks: &'a [Value], kind: &str, host: &str, port: Option<u16>) -> &'a Value {
@@ -79,26 +66,15 @@ fn per_address(check: &Value) -> Vec<(String, String)> {
     pairs
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, text).expect("write fixture");
     path.display().to_string()
 }
 
-/// A loopback port with nothing listening on it (bound, then released).
-fn closed_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
+/// A loopback port that refuses connections while the descriptor lives.
+fn closed_port(ip: &str) -> (std::os::fd::OwnedFd, u16) {
+    stg_tests::refused_port(SocketAddr::new(ip.parse().expect("an address"), 0))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -108,14 +84,14 @@ fn closed_port(ip: &str) -> u16 {
 fn loopback_targets_report_open_refused_and_reachable() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();
-    let closed = closed_port("127.0.0.1");
+    let (_closed, closed) = closed_port("127.0.0.1");
     let input = format!(
         "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{closed}}}\n\
          {{\"type\":\"target\",\"check\":\"reachable\",\"host\":\"127.0.0.1\",\"port\":{open}}}\n\
          {{\"type\":\"target\",\"check\":\"resolves\",\"host\":\"localhost\",\"expect\":[\"127.0.0.1\",\"::1\"]}}\n"
     );
     let out = run_with_input(stg("stg-probe"), &input);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, summary) = records(&out);
     assert_eq!(
         find(&checks, "blocked", "127.0.0.1", Some(closed))["outcome"],
@@ -138,7 +114,7 @@ fn loopback_targets_report_open_refused_and_reachable() {
         "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"localhost\",\"port\":{open}}}\n"
     );
     let out = run_with_input(stg("stg-probe"), &input);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, summary) = records(&out);
     assert_eq!(checks[0]["outcome"], "open");
     assert_eq!(checks[0]["status"], "breach");
@@ -170,11 +146,8 @@ fn loopback_inventory_ok_breach_and_allowed() {
     let inventory = write_file(&dir, "inv.json", &loopback_inventory(port, ""));
 
     // Production closed, staging answering: OK.
-    let out = stg("stg-probe")
-        .args(["--inventory", &inventory])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = stg("stg-probe").args(["--inventory", &inventory]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, _) = records(&out);
     let blocked = find(&checks, "blocked", "localhost", Some(port));
     assert_eq!(blocked["outcome"], "refused");
@@ -189,10 +162,9 @@ fn loopback_inventory_ok_breach_and_allowed() {
     let production = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let out = stg("stg-probe")
         .args(["--inventory", &inventory, "--format", "nagios"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    let line = String::from_utf8(out.stdout).unwrap();
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out.stdout.clone();
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.starts_with("STG-PROBE CRITICAL - "), "{line}");
     assert!(
@@ -211,25 +183,25 @@ fn loopback_inventory_ok_breach_and_allowed() {
             &format!(r#"{{"host": "localhost", "ports": [{port}], "reason": "log host"}}"#),
         ),
     );
-    let out = stg("stg-probe")
-        .args(["--inventory", &allowed])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = stg("stg-probe").args(["--inventory", &allowed]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, _) = records(&out);
     let blocked = find(&checks, "blocked", "localhost", Some(port));
     assert_eq!(blocked["outcome"], "allowed");
     assert_eq!(blocked["reason"], "log host");
     assert_eq!(blocked["status"], "ok");
+    // Production closed again, and the staging service down: WARNING, exit 1, counted as
+    // down. The ports stay taken (bound, not listening), so no other process can answer.
+    let at = production.local_addr().unwrap();
     drop(production);
-
-    // Staging service down: WARNING, exit 1, counted as down.
+    let _production_closed = stg_tests::refused_port(at);
+    let at = staging.local_addr().unwrap();
     drop(staging);
+    let _staging_down = stg_tests::refused_port(at);
     let out = stg("stg-probe")
         .args(["--inventory", &inventory, "--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let (checks, summary) = records(&out);
     let reachable = find(&checks, "reachable", "127.0.0.2", Some(port));
     assert_eq!(reachable["outcome"], "refused");
@@ -239,15 +211,15 @@ fn loopback_inventory_ok_breach_and_allowed() {
 
 #[test]
 fn text_format_is_a_table_with_a_verdict() {
-    let closed = closed_port("127.0.0.1");
+    let (_closed, closed) = closed_port("127.0.0.1");
     let input = format!(
         "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{closed}}}\n"
     );
     let mut cmd = stg("stg-probe");
     cmd.args(["--format", "text"]);
     let out = run_with_input(cmd, &input);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = out.stdout.clone();
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("STATUS"), "{text}");
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -259,7 +231,7 @@ fn text_format_is_a_table_with_a_verdict() {
 }
 
 /// Runs a command with `stdin` as its input and a stdout whose reader is already gone.
-fn run_with_closed_stdout(mut cmd: Command, stdin: &str) -> Output {
+fn run_with_closed_stdout(mut cmd: Command, stdin: &str) -> Run {
     cmd.stdout(closed_pipe());
     run_with_input(cmd, stdin)
 }
@@ -269,7 +241,7 @@ fn closed_stdout_keeps_the_verdict() {
     // Issue 20, item 4: `stg-probe | head -1` with a breach present exited 0.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();
-    let closed = closed_port("127.0.0.1");
+    let (_closed, closed) = closed_port("127.0.0.1");
     let breach = format!(
         "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{open}}}\n"
     );
@@ -277,8 +249,8 @@ fn closed_stdout_keeps_the_verdict() {
         let mut cmd = stg("stg-probe");
         cmd.args(["--format", format]);
         let out = run_with_closed_stdout(cmd, &breach);
-        assert_eq!(code(&out), 2, "{format}: a breach is still CRITICAL");
-        assert_eq!(stderr(&out), "", "{format}: quiet on a closed pipe");
+        assert_eq!(out.code, 2, "{format}: a breach is still CRITICAL");
+        assert_eq!(out.stderr, "", "{format}: quiet on a closed pipe");
     }
     // Under pipefail, as a shell script or cron job would run it.
     let mut cmd = stg_tests::cmd::program("bash");
@@ -287,20 +259,15 @@ fn closed_stdout_keeps_the_verdict() {
         bin_path("stg-probe").display()
     ));
     let out = run_with_input(cmd, &breach);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "2 2\n",
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.stdout, "2 2\n", "{}", out.stderr);
 
     // All good: 0, and still nothing on stderr.
     let ok = format!(
         "{{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"127.0.0.1\",\"port\":{closed}}}\n"
     );
     let out = run_with_closed_stdout(stg("stg-probe"), &ok);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stderr(&out), "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
     drop(listener);
 }
 
@@ -311,7 +278,7 @@ fn unresolvable_name_is_inconclusive_never_a_pass() {
     let input =
         "{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"no-such-host.invalid\",\"port\":443}\n";
     let out = run_with_input(stg("stg-probe"), input);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let (checks, summary) = records(&out);
     assert!(
         ["nxdomain", "dns_error"].contains(&checks[0]["outcome"].as_str().unwrap()),
@@ -325,13 +292,13 @@ fn unresolvable_name_is_inconclusive_never_a_pass() {
 // ---------------------------------------------------------------------------------------
 // bad input: exit 3 (Nagios UNKNOWN), a message naming what is wrong, no report
 
-fn assert_unknown(out: &Output, needle: &str) {
-    assert_eq!(code(out), 3, "stderr: {}", stderr(out));
+fn assert_unknown(out: &Run, needle: &str) {
+    assert_eq!(out.code, 3, "stderr: {}", out.stderr);
     assert!(out.stdout.is_empty(), "no report on bad input");
     assert!(
-        stderr(out).contains(needle),
+        out.stderr.contains(needle),
         "stderr should contain {needle:?}: {}",
-        stderr(out)
+        out.stderr
     );
 }
 
@@ -377,10 +344,7 @@ fn inventory_errors_are_named() {
         &loopback_inventory(5432, "").replace("\"ports\"", "\"port\""),
     );
     assert_unknown(
-        &stg("stg-probe")
-            .args(["--inventory", &unknown])
-            .output()
-            .unwrap(),
+        &stg("stg-probe").args(["--inventory", &unknown]).run(),
         "unknown field `port`",
     );
     let dup = write_file(
@@ -391,17 +355,13 @@ fn inventory_errors_are_named() {
                         {"name":"b","production":["A.example.org"],"staging":{"address":"10.0.0.1"}}]}"#,
     );
     assert_unknown(
-        &stg("stg-probe")
-            .args(["--inventory", &dup])
-            .output()
-            .unwrap(),
+        &stg("stg-probe").args(["--inventory", &dup]).run(),
         "services[1].production[0]: duplicate name",
     );
     assert_unknown(
         &stg("stg-probe")
             .args(["--inventory", "/nonexistent/inv.json"])
-            .output()
-            .unwrap(),
+            .run(),
         "cannot read inventory /nonexistent/inv.json",
     );
 }
@@ -410,15 +370,13 @@ fn inventory_errors_are_named() {
 fn bad_flags_are_unknown_not_breach() {
     let out = stg("stg-probe")
         .args(["--timeout", "2", "--inventory", "x.json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert!(stderr(&out).contains("missing unit"), "{}", stderr(&out));
+        .run();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("missing unit"), "{}", out.stderr);
     let out = stg("stg-probe")
         .args(["--concurrency", "0", "--inventory", "x.json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
+        .run();
+    assert_eq!(out.code, 3, "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -531,9 +489,8 @@ fn namespace_firewall_outcomes_drop_reject_prohibit_allow() {
     // first retransmission (after about 1 s), so the timeout leaves room for it.
     let out = lab
         .probe(&["--inventory", &inventory, "--timeout", "2500ms"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, summary) = records(&out);
     let both = |outcome: &str| {
         vec![
@@ -580,9 +537,8 @@ fn namespace_hole_in_the_firewall_is_a_breach_on_any_address() {
     );
     let out = lab
         .probe(&["--inventory", &inventory, "--timeout", "500ms"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, summary) = records(&out);
     let hole = find(&checks, "blocked", "web.prod.test", Some(HOLE));
     assert_eq!(hole["outcome"], "open");
@@ -621,7 +577,7 @@ fn namespace_overrides_resolve_through_the_hosts_file() {
         lab.probe(&["--inventory", &inventory, "--targets", "-"]),
         &overrides,
     );
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, _) = records(&out);
     let fas = find(&checks, "resolves", "fas.prod.test", None);
     assert_eq!(fas["outcome"], "ok");
@@ -644,7 +600,7 @@ fn namespace_overrides_resolve_through_the_hosts_file() {
 
     // Without the inventory the override alone decides: only its address is right.
     let out = run_with_input(lab.probe(&[]), &overrides);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, _) = records(&out);
     assert_eq!(
         find(&checks, "resolves", "wiki.prod.test", None)["outcome"],
@@ -658,7 +614,7 @@ fn namespace_overrides_resolve_through_the_hosts_file() {
          {{\"type\":\"override\",\"name\":\"missing.prod.test\",\"address\":\"{STG4}\"}}\n"
     );
     let out = run_with_input(lab.probe(&["--format", "json"]), &missing);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let (checks, summary) = records(&out);
     let missing = find(&checks, "resolves", "missing.prod.test", None);
     assert_eq!(missing["outcome"], "nxdomain");
@@ -686,8 +642,7 @@ fn namespace_mapped_ipv6_spellings_of_production_are_production() {
     );
     let out = lab
         .probe(&["--inventory", &bad, "--timeout", "500ms"])
-        .output()
-        .unwrap();
+        .run();
     assert_unknown(
         &out,
         &format!(
@@ -711,7 +666,7 @@ fn namespace_mapped_ipv6_spellings_of_production_are_production() {
         lab.probe(&["--inventory", &inventory, "--targets", "-"]),
         &overrides,
     );
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, _) = records(&out);
     let mapped = find(&checks, "resolves", "mapped.prod.test", None);
     assert_eq!(mapped["outcome"], "production");
@@ -731,7 +686,7 @@ fn namespace_mapped_ipv6_spellings_of_production_are_production() {
          {{\"type\":\"override\",\"name\":\"fas.prod.test\",\"address\":\"::ffff:{STG4}\"}}\n"
     );
     let out = run_with_input(lab.probe(&[]), &same);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, _) = records(&out);
     assert!(checks.iter().all(|c| c["outcome"] == "ok"), "{checks:#?}");
 }
@@ -751,8 +706,8 @@ fn namespace_services_without_ports_have_their_production_names_resolved() {
         ),
         r#"{"host": "db.prod.test", "reason": "monitoring reads it, every port"}"#,
     );
-    let out = lab.probe(&["--inventory", &inventory]).output().unwrap();
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = lab.probe(&["--inventory", &inventory]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, summary) = records(&out);
     // Points at production: a breach, with where it points.
     let wiki = find(&checks, "resolves", "wiki.prod.test", None);
@@ -784,10 +739,9 @@ fn namespace_services_without_ports_have_their_production_names_resolved() {
 
     let out = lab
         .probe(&["--inventory", &inventory, "--format", "nagios"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
-    let line = String::from_utf8(out.stdout).unwrap();
+        .run();
+    assert_eq!(out.code, 2);
+    let line = out.stdout.clone();
     assert!(
         line.contains("resolves wiki.prod.test production"),
         "{line}"
@@ -810,7 +764,7 @@ fn namespace_failing_resolver_is_dns_error() {
         cmd,
         "{\"type\":\"target\",\"check\":\"blocked\",\"host\":\"db.prod.test\",\"port\":5432}\n",
     );
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let (checks, _) = records(&out);
     assert_eq!(checks[0]["outcome"], "dns_error");
     assert_eq!(checks[0]["status"], "inconclusive");
@@ -827,7 +781,7 @@ fn namespace_deadline_reports_unfinished_checks_as_inconclusive() {
         lab.probe(&["--timeout", "30s", "--deadline", "300ms"]),
         &input,
     );
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let (checks, summary) = records(&out);
     assert_eq!(checks[0]["outcome"], "deadline");
     assert_eq!(checks[0]["status"], "inconclusive");
@@ -850,7 +804,7 @@ fn namespace_a_thousand_dropped_endpoints_all_time_out() {
         lab.probe(&["--timeout", "1s", "--concurrency", "1000"]),
         &input,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let (checks, summary) = records(&out);
     assert_eq!(checks.len(), 1000);
     assert!(checks.iter().all(|c| c["outcome"] == "timeout"));
@@ -891,7 +845,7 @@ fn inventory_on_stdin_and_allow_list_applies_to_targets() {
     let out = run_with_input(cmd, &inventory);
     // localhost:port from the inventory is open (a breach); 127.0.0.1:port from the targets
     // file is the allow-listed host (all ports), so it is allowed and not connected to.
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(out.code, 2, "{}", out.stderr);
     let (checks, summary) = records(&out);
     let target = find(&checks, "blocked", "127.0.0.1", Some(port));
     assert_eq!(target["outcome"], "allowed");
@@ -924,10 +878,9 @@ fn text_output_escapes_the_inventorys_free_text() {
     );
     let out = stg("stg-probe")
         .args(["--inventory", &inventory, "--format", "text"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = out.stdout.clone();
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
         "{text:?}"
@@ -968,6 +921,6 @@ fn fifos_devices_and_huge_inventories_are_refused_not_waited_on_or_read_whole() 
             std::time::Duration::from_secs(20),
             4 << 30,
         );
-        assert_unknown(&out, why);
+        assert_unknown(&Run::from(out), why);
     }
 }

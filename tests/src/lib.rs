@@ -29,6 +29,41 @@ pub fn require(what: &str, debian_package: &str) -> ! {
     )
 }
 
+/// A TCP port where a connection is refused, and stays refused while the returned descriptor
+/// lives: a socket bound to `at` (port 0: any free port) without `listen`. A port bound and
+/// then released can be handed to any other process, or another test, before the check runs;
+/// to take a listener down, drop it and take its port at once with this.
+///
+/// # Panics
+/// When the address cannot be bound.
+#[must_use]
+pub fn refused_port(at: std::net::SocketAddr) -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    };
+    let ip = at.ip();
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("a socket");
+    let addr = SockaddrStorage::from(at);
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("bind a port without listening");
+    let bound: SockaddrStorage =
+        getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("the bound port");
+    let port = bound
+        .as_sockaddr_in()
+        .map(nix::sys::socket::SockaddrIn::port)
+        .or_else(|| {
+            bound
+                .as_sockaddr_in6()
+                .map(nix::sys::socket::SockaddrIn6::port)
+        })
+        .expect("an inet address");
+    (fd, port)
+}
+
 /// True when running as root (tests then run servers as an unprivileged user).
 #[must_use]
 pub fn is_root() -> bool {

@@ -85,6 +85,20 @@ impl From<Command> for Tool {
     }
 }
 
+/// Running a `std::process::Command` prepared elsewhere (with pipes or a closed stdout set
+/// by the test) straight into a [`Run`].
+pub trait RunExt {
+    /// Runs the command to its end (stdin empty unless the command says otherwise).
+    fn run(&mut self) -> Run;
+}
+
+impl RunExt for Command {
+    #[track_caller]
+    fn run(&mut self) -> Run {
+        Run::from(self.output().expect("start the command"))
+    }
+}
+
 /// Runs a prepared command (any program, e.g. from [`crate::cmd::program`]) with `input`
 /// on stdin.
 #[must_use]

@@ -78,6 +78,40 @@ pub struct MaskingSummary {
     /// (`strip` or `keep`), when the database had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreign_connections: Option<String>,
+    /// What the rules said about columns nothing decides: `refuse` (the default; the dump
+    /// had none) or `keep` (copied as they are). `None` in unmasked dumps and in streams
+    /// written before stg-dump decided every column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<String>,
+    /// Every dumped table (excluded ones are in `excluded_tables`) with each of its
+    /// columns and how it was decided. Empty in unmasked dumps and older streams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableDecisions>,
+}
+
+/// The columns of one dumped table and how each was decided.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableDecisions {
+    /// `schema.table`.
+    pub table: String,
+    /// Column name -> decision: a transform name (`pseudonym`, `json`...), `keep`,
+    /// `keep_table` (the whole table is kept), `generated` (computed on restore) or
+    /// `undecided` (copied as it is under `"undecided": "keep"`).
+    pub columns: BTreeMap<String, String>,
+}
+
+impl MaskingSummary {
+    /// Counts of column decisions across the tables, e.g. `[("keep", 40), ("pseudonym", 3)]`.
+    #[must_use]
+    pub fn decision_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for table in &self.tables {
+            for decision in table.columns.values() {
+                *counts.entry(decision.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
 }
 
 /// One masked column.

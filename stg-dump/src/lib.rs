@@ -11,6 +11,8 @@
 
 pub mod compress;
 pub mod connections;
+pub mod json_path;
+pub mod mask_init;
 pub mod masking;
 pub mod pg_dump;
 pub mod pipeline;
@@ -24,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use stg_core::conn::{Conn, ConnArgs};
-use stg_core::stream::{self, Manifest, MaskedColumn, MaskingSummary};
+use stg_core::stream::{self, Manifest, MaskedColumn, MaskingSummary, TableDecisions};
 use stg_core::{exit, jsonl, timestamp, Error};
 
 use crate::masking::Pseudonymizer;
@@ -58,7 +60,7 @@ pub enum Format {
     name = "stg-dump",
     version,
     disable_help_flag = true,
-    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.zst\n  stg-dump --compress xz:6 fas2 > fas2.stg.xz      # the SOP's format\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask masking.json --check fas2\n  zstdcat fas2.stg.zst | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
+    after_help = "Examples:\n  stg-dump fas2 > fas2.stg.zst\n  stg-dump --compress xz:6 fas2 > fas2.stg.xz      # the SOP's format\n  stg-dump -h db01 -U postgres --mask masking.json fas2 | ssh db02.stg stg-restore\n  stg-dump --mask-init fas2 > masking.json         # a complete rules file to review\n  stg-dump --mask masking.json --check fas2        # in cron: exit 1 on a new, undecided column\n  zstdcat fas2.stg.zst | head -1\n\nExit status: 0 ok; 1 --check found problems; 2 usage or input error (bad rules, undecided columns, pg_dump too old, stdout is a terminal); 3 runtime failure (server unreachable, pg_dump failed, output closed).\nEnvironment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGPASSFILE PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY, STG_MASK_KEY, STG_MASK_KEY_FILE.\nSee docs/stg-dump.md and docs/masking.md."
 )]
 pub struct Cli {
     /// Database to dump (default: PGDATABASE, then the user name).
@@ -90,6 +92,12 @@ pub struct Cli {
     /// columns, as JSON Lines or a table; dump nothing. Exit 1 if anything is found.
     #[arg(long)]
     pub check: bool,
+
+    /// Write a complete masking rules file for the database to stdout and dump nothing:
+    /// every table and column, sensitive-looking ones with a proposed rule, the rest
+    /// kept. Review it, then use it with --mask.
+    #[arg(long = "mask-init", conflicts_with_all = ["mask", "check"])]
+    pub mask_init: bool,
 
     /// Compression threads (default: all cores).
     #[arg(long, value_name = "N")]
@@ -133,6 +141,8 @@ pub struct Config {
     pub keyed: Option<Pseudonymizer>,
     /// Check only.
     pub check: bool,
+    /// `--mask-init`: write a rules file, dump nothing.
+    pub mask_init: bool,
     /// Compression threads.
     pub threads: u32,
     /// Compression and level.
@@ -231,6 +241,7 @@ impl Config {
             rules,
             masked,
             check: cli.check,
+            mask_init: cli.mask_init,
             threads,
             compression: match (cli.compress, cli.preset) {
                 (Some(c), _) => c,
@@ -247,7 +258,7 @@ impl Config {
 /// Runs the tool; returns the exit status of a completed run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
-    if !config.check && std::io::stdout().is_terminal() {
+    if !config.check && !config.mask_init && std::io::stdout().is_terminal() {
         return Err(Error::usage(
             "refusing to write the binary dump stream to a terminal; redirect it (stg-dump fas2 > fas2.stg.zst) \
              or pipe it (stg-dump fas2 | ssh db02.stg stg-restore)",
@@ -272,14 +283,35 @@ fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> M
         };
     }
     let mut columns = Vec::new();
-    for rule in &config.rules.rules {
-        for table in schema.with_descendants(&rule.table) {
-            columns.push(MaskedColumn {
-                table: table.to_string(),
-                column: rule.column.clone(),
-                transform: rule.transform.name().to_owned(),
-            });
+    let mut tables = Vec::new();
+    for (table, cols) in &schema.tables {
+        if schema.excluded(&config.rules, table) {
+            continue;
         }
+        for c in cols {
+            if let schema::Decision::Rule(rule) = schema.decision(&config.rules, table, &c.name) {
+                columns.push(MaskedColumn {
+                    table: table.to_string(),
+                    column: c.name.clone(),
+                    transform: rule.transform.name().to_owned(),
+                });
+            }
+        }
+        tables.push(TableDecisions {
+            table: table.to_string(),
+            columns: cols
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        schema
+                            .decision(&config.rules, table, &c.name)
+                            .name()
+                            .to_owned(),
+                    )
+                })
+                .collect(),
+        });
     }
     MaskingSummary {
         rules_sha256: Some(config.rules.sha256.clone()),
@@ -289,6 +321,8 @@ fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> M
             .map(ToString::to_string)
             .collect(),
         foreign_connections,
+        undecided: Some(config.rules.undecided.name().to_owned()),
+        tables,
     }
 }
 
@@ -330,13 +364,26 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
     let schema = Schema::read(&client).await?;
     // Before the rule checks: a failed cast there aborts the snapshot's transaction.
     let connections = connections::find(&client).await?;
+    if config.mask_init {
+        let out = mask_init::rules_file(&schema, &config.conn.dbname);
+        let mut stdout = stg_core::output::stdout();
+        stdout.write_all(out.as_bytes())?;
+        stdout.flush()?;
+        return Ok(exit::OK);
+    }
     let mut problems = if config.masked {
         schema::check_rules(&client, &schema, &config.rules).await
     } else {
         Vec::new()
     };
+    let refuse_undecided = config.masked && config.rules.undecided == rules::Undecided::Refuse;
+    if refuse_undecided {
+        problems.extend(schema::undecided(&schema, &config.rules));
+    }
     if config.check {
-        problems.extend(schema::unmasked_sensitive(&schema, &config.rules));
+        if !refuse_undecided {
+            problems.extend(schema::unmasked_sensitive(&schema, &config.rules));
+        }
         problems.extend(connections.iter().map(|c| Finding::ForeignConnection {
             kind: c.kind,
             name: c.name.clone(),
@@ -382,15 +429,28 @@ async fn async_main(config: &Config) -> anyhow::Result<u8> {
         );
     }
     if !problems.is_empty() {
-        let list: Vec<String> = problems
+        let mut list: Vec<String> = problems
             .iter()
-            .map(|p| match p {
-                Finding::RuleProblem { rule, message } => format!("  {rule}: {message}"),
-                Finding::UnmaskedSensitive { .. } | Finding::ForeignConnection { .. } => {
-                    String::new()
-                }
+            .filter_map(|p| match p {
+                Finding::RuleProblem { rule, message } => Some(format!("  {rule}: {message}")),
+                _ => None,
             })
             .collect();
+        let undecided: Vec<String> = problems
+            .iter()
+            .filter_map(|p| match p {
+                Finding::Undecided { .. } => Some(format!("  {}", undecided_line(p))),
+                _ => None,
+            })
+            .collect();
+        if !undecided.is_empty() {
+            list.push(format!(
+                "{} undecided column(s): every column of a dumped table needs a rule, a \"keep\" \
+                 entry or exclude_data (or \"undecided\": \"keep\" in the rules file; see docs/masking.md):",
+                undecided.len()
+            ));
+            list.extend(undecided);
+        }
         return Err(Error::usage(format!(
             "the masking rules do not fit database {} (nothing was dumped):\n{}",
             config.conn.dbname,
@@ -568,6 +628,28 @@ fn applied(config: &Config, schema: &Schema) -> Vec<Applied> {
     out
 }
 
+/// `public.people.email (text): suggested rule {...}` or `... suggested: keep`.
+fn undecided_line(finding: &Finding) -> String {
+    let Finding::Undecided {
+        table,
+        column,
+        data_type,
+        suggested_rule,
+        ..
+    } = finding
+    else {
+        return String::new();
+    };
+    format!(
+        "{table}.{} ({data_type}): {}",
+        rules::quote_if_needed(column),
+        suggested_rule.as_ref().map_or_else(
+            || "suggested: keep (add it to \"keep\")".to_owned(),
+            |r| format!("suggested rule {r}")
+        )
+    )
+}
+
 fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyhow::Result<u8> {
     let applied = if config.masked {
         applied(config, schema)
@@ -582,7 +664,11 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
         .iter()
         .filter(|f| matches!(f, Finding::ForeignConnection { .. }))
         .count();
-    let unmasked = findings.len() - rule_problems - connections;
+    let undecided = findings
+        .iter()
+        .filter(|f| matches!(f, Finding::Undecided { .. }))
+        .count();
+    let unmasked = findings.len() - rule_problems - connections - undecided;
     // A reader gone early does not change the verdict: see stg_core::output.
     let stdout = stg_core::output::stdout();
     match config.format {
@@ -600,6 +686,7 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
                 "rules": config.rules.rules.len(),
                 "excluded_tables": config.rules.exclude_data.len(),
                 "rule_problems": rule_problems,
+                "undecided": undecided,
                 "unmasked_sensitive": unmasked,
                 "foreign_connections": connections,
                 "ok": findings.is_empty(),
@@ -624,6 +711,7 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
                         "CONNECTION {} {name} ({detail}): staging would reach production through it",
                         serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
                     )?,
+                    Finding::Undecided { .. } => writeln!(out, "UNDECIDED  {}", undecided_line(finding))?,
                     Finding::UnmaskedSensitive { table, column, data_type, matched } => writeln!(
                         out,
                         "UNMASKED   {table}.{} ({data_type}): name contains \"{matched}\" and no rule masks it",
@@ -633,7 +721,7 @@ fn report_check(config: &Config, findings: &[Finding], schema: &Schema) -> anyho
             }
             writeln!(
                 out,
-                "{}: {} rules, {rule_problems} rule problems, {unmasked} unmasked sensitive-looking columns, {connections} connections to other servers",
+                "{}: {} rules, {rule_problems} rule problems, {undecided} undecided columns, {unmasked} unmasked sensitive-looking columns, {connections} connections to other servers",
                 config.conn.dbname,
                 config.rules.rules.len()
             )?;

@@ -76,6 +76,92 @@ pub struct Scratch {
     masked: Vec<u8>,
 }
 
+/// Applies a text transform (`pseudonym`, `email`, `replace`, `regex`) to a decoded
+/// value, appending the result to `out`. `null` and `constant` never reach here.
+fn transform_text(transform: &Transform, v: &[u8], keyed: Option<&Pseudonymizer>, m: &mut Vec<u8>) {
+    match transform {
+        Transform::Pseudonym { prefix } => {
+            m.extend_from_slice(prefix.as_bytes());
+            keyed
+                .expect("key checked before dumping")
+                .digest_hex_into(v, m);
+        }
+        Transform::Email { domain } => {
+            m.push(b'u');
+            keyed
+                .expect("key checked before dumping")
+                .digest_hex_into(v, m);
+            m.push(b'@');
+            match domain {
+                Some(d) => m.extend_from_slice(d.as_bytes()),
+                None => match memchr::memrchr(b'@', v) {
+                    Some(at) => m.extend_from_slice(&v[at + 1..]),
+                    None => m.extend_from_slice(b"example.invalid"),
+                },
+            }
+        }
+        Transform::Replace { from, to } => replace_all(v, from, to.as_bytes(), m),
+        Transform::Regex {
+            pattern,
+            replacement,
+        } => {
+            m.extend_from_slice(&pattern.replace_all(v, replacement.as_bytes()));
+        }
+        Transform::Null | Transform::Constant(_) | Transform::Json { .. } => {
+            unreachable!("not a text transform")
+        }
+    }
+}
+
+/// Rewrites a json/jsonb document at the rule's paths, appending the new document to
+/// `out`; returns false (and appends nothing) when no path reaches a value, so the
+/// caller can keep the original bytes. A value reached: JSON null stays null; `null`
+/// makes it null; `constant` makes it the constant (a JSON string, or null); the text
+/// transforms take a string's decoded text, or the JSON text of a number, boolean,
+/// object or array, and give a JSON string.
+pub fn rewrite_json(
+    paths: &[(crate::json_path::JsonPath, Transform)],
+    doc: &[u8],
+    keyed: Option<&Pseudonymizer>,
+    out: &mut Vec<u8>,
+) -> Result<bool, &'static str> {
+    let refs: Vec<&crate::json_path::JsonPath> = paths.iter().map(|(p, _)| p).collect();
+    let hits = crate::json_path::find(doc, &refs)?;
+    if hits.is_empty() {
+        return Ok(false);
+    }
+    let mut text = Vec::new();
+    let mut pos = 0;
+    for hit in hits {
+        out.extend_from_slice(&doc[pos..hit.start]);
+        pos = hit.end;
+        let value = &doc[hit.start..hit.end];
+        let transform = &paths[hit.path].1;
+        match transform {
+            _ if value == b"null" => out.extend_from_slice(b"null"),
+            Transform::Null | Transform::Constant(None) => out.extend_from_slice(b"null"),
+            Transform::Constant(Some(c)) => {
+                out.extend_from_slice(serde_json::to_string(c).expect("strings encode").as_bytes());
+            }
+            _ => {
+                text.clear();
+                if value.first() == Some(&b'"') {
+                    let decoded: String =
+                        serde_json::from_slice(value).map_err(|_| "not a valid JSON document")?;
+                    transform_text(transform, decoded.as_bytes(), keyed, &mut text);
+                } else {
+                    transform_text(transform, value, keyed, &mut text);
+                }
+                let encoded =
+                    serde_json::to_string(&String::from_utf8_lossy(&text)).expect("strings encode");
+                out.extend_from_slice(encoded.as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&doc[pos..]);
+    Ok(true)
+}
+
 /// Applies a transform to one raw (escaped) field, appending the raw result to `out`.
 /// Returns the masked value's length in characters when `count_chars` (for length limits).
 fn apply_field(
@@ -84,7 +170,7 @@ fn apply_field(
     keyed: Option<&Pseudonymizer>,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
-) -> Option<usize> {
+) -> Result<Option<usize>, &'static str> {
     let is_null = field == copy_text::NULL;
     let masked: Option<&[u8]> = match transform {
         // These two never look at the value: no decoding needed.
@@ -97,53 +183,33 @@ fn apply_field(
             }
         }
         _ if is_null => None,
+        Transform::Json { paths } => {
+            scratch.value.clear();
+            scratch.masked.clear();
+            copy_text::unescape_into(field, &mut scratch.value);
+            if !rewrite_json(paths, &scratch.value, keyed, &mut scratch.masked)? {
+                // No path reached a value: the field as pg_dump wrote it.
+                out.extend_from_slice(field);
+                return Ok(None);
+            }
+            Some(&scratch.masked[..])
+        }
         _ => {
             scratch.value.clear();
             scratch.masked.clear();
             copy_text::unescape_into(field, &mut scratch.value);
-            let v = &scratch.value;
-            let m = &mut scratch.masked;
-            match transform {
-                Transform::Pseudonym { prefix } => {
-                    m.extend_from_slice(prefix.as_bytes());
-                    keyed
-                        .expect("key checked before dumping")
-                        .digest_hex_into(v, m);
-                }
-                Transform::Email { domain } => {
-                    m.push(b'u');
-                    keyed
-                        .expect("key checked before dumping")
-                        .digest_hex_into(v, m);
-                    m.push(b'@');
-                    match domain {
-                        Some(d) => m.extend_from_slice(d.as_bytes()),
-                        None => match memchr::memrchr(b'@', v) {
-                            Some(at) => m.extend_from_slice(&v[at + 1..]),
-                            None => m.extend_from_slice(b"example.invalid"),
-                        },
-                    }
-                }
-                Transform::Replace { from, to } => replace_all(v, from, to.as_bytes(), m),
-                Transform::Regex {
-                    pattern,
-                    replacement,
-                } => {
-                    m.extend_from_slice(&pattern.replace_all(v, replacement.as_bytes()));
-                }
-                Transform::Null | Transform::Constant(_) => unreachable!("handled above"),
-            }
+            transform_text(transform, &scratch.value, keyed, &mut scratch.masked);
             Some(&scratch.masked[..])
         }
     };
     copy_text::escape_into(masked, out);
-    masked.map(|m| {
+    Ok(masked.map(|m| {
         if m.is_ascii() {
             m.len()
         } else {
             String::from_utf8_lossy(m).chars().count()
         }
-    })
+    }))
 }
 
 fn replace_all(haystack: &[u8], from: &Finder, to: &[u8], out: &mut Vec<u8>) {
@@ -181,7 +247,13 @@ impl TablePlan {
             count += 1;
             match self.columns.get(i) {
                 Some(Some(plan)) => {
-                    let chars = apply_field(&plan.transform, field, keyed, scratch, out);
+                    let chars =
+                        apply_field(&plan.transform, field, keyed, scratch, out).map_err(|e| {
+                            format!(
+                                "table {}, row {row_no}: column {}: {e}; refusing the dump",
+                                self.table, plan.column
+                            )
+                        })?;
                     if let (Some(limit), Some(chars)) = (plan.max_chars, chars) {
                         if chars > limit {
                             return Err(format!(

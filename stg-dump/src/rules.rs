@@ -130,6 +130,12 @@ pub enum Transform {
         /// The replacement.
         replacement: String,
     },
+    /// Other transforms applied at paths inside a json/jsonb document
+    /// ([`crate::json_path`]); the rest of the document is kept byte for byte.
+    Json {
+        /// Path and transform (never itself `Json`), in file order.
+        paths: Vec<(crate::json_path::JsonPath, Transform)>,
+    },
 }
 
 impl Transform {
@@ -143,13 +149,33 @@ impl Transform {
             Transform::Email { .. } => "email",
             Transform::Replace { .. } => "replace",
             Transform::Regex { .. } => "regex",
+            Transform::Json { .. } => "json",
         }
     }
 
     /// True when the transform needs the masking key.
     #[must_use]
     pub fn needs_key(&self) -> bool {
-        matches!(self, Transform::Pseudonym { .. } | Transform::Email { .. })
+        match self {
+            Transform::Pseudonym { .. } | Transform::Email { .. } => true,
+            Transform::Json { paths } => paths.iter().any(|(_, t)| t.needs_key()),
+            _ => false,
+        }
+    }
+
+    /// True when two different values can come out the same (a constant, a regex
+    /// replacement...): refused on columns under a UNIQUE or PRIMARY KEY constraint.
+    /// `null` counts only when `nulls_collide` (a `NULLS NOT DISTINCT` index).
+    #[must_use]
+    pub fn can_collide(&self, nulls_collide: bool) -> bool {
+        match self {
+            Transform::Null | Transform::Constant(None) => nulls_collide,
+            Transform::Constant(Some(_)) | Transform::Replace { .. } | Transform::Regex { .. } => {
+                true
+            }
+            Transform::Pseudonym { .. } | Transform::Email { .. } => false,
+            Transform::Json { paths } => paths.iter().any(|(_, t)| t.can_collide(true)),
+        }
     }
 }
 
@@ -179,11 +205,59 @@ impl Rule {
     }
 }
 
+/// Columns kept as they are, by decision: one entry of the file's `keep` array.
+#[derive(Clone, Debug)]
+pub struct Keep {
+    /// Position in the file's `keep` array, for messages.
+    pub index: usize,
+    /// The table.
+    pub table: TableName,
+    /// The columns kept, as stored (empty when `all`).
+    pub columns: Vec<String>,
+    /// `"all": true`: every column of the table that no rule masks, including columns
+    /// added later (so drift in this table is not caught).
+    pub all: bool,
+}
+
+impl Keep {
+    /// `keep[2] (public.groups)`, for messages.
+    #[must_use]
+    pub fn at(&self) -> String {
+        format!("keep[{}] ({})", self.index, self.table)
+    }
+}
+
+/// What happens to a column that no rule, keep or exclusion decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Undecided {
+    /// The dump is refused, naming every such column (the default).
+    #[default]
+    Refuse,
+    /// The column is copied as it is (the opt-out, `"undecided": "keep"`); the manifest
+    /// records it.
+    Keep,
+}
+
+impl Undecided {
+    /// The setting as written in the file and the manifest.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Undecided::Refuse => "refuse",
+            Undecided::Keep => "keep",
+        }
+    }
+}
+
 /// A parsed rules file.
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
     /// Column rules, in file order.
     pub rules: Vec<Rule>,
+    /// Columns and tables kept as they are.
+    pub keep: Vec<Keep>,
+    /// What happens to columns nothing decides.
+    pub undecided: Undecided,
     /// Tables dumped without data (schema kept).
     pub exclude_data: Vec<TableName>,
     /// SHA-256 of the file's bytes, recorded in the manifest.
@@ -233,11 +307,14 @@ impl Rules {
 fn parse_value(value: &Value) -> Result<Rules, String> {
     let top = value
         .as_object()
-        .ok_or("the file must be a JSON object with \"rules\" and/or \"exclude_data\"")?;
+        .ok_or("the file must be a JSON object with \"rules\", \"keep\" and/or \"exclude_data\"")?;
     for key in top.keys() {
-        if !matches!(key.as_str(), "rules" | "exclude_data" | "comment") {
+        if !matches!(
+            key.as_str(),
+            "rules" | "keep" | "exclude_data" | "undecided" | "comment"
+        ) {
             return Err(format!(
-                "unknown top-level field {key:?} (expected \"rules\", \"exclude_data\", \"comment\")"
+                "unknown top-level field {key:?} (expected \"rules\", \"keep\", \"exclude_data\", \"undecided\", \"comment\")"
             ));
         }
     }
@@ -272,7 +349,105 @@ fn parse_value(value: &Value) -> Result<Rules, String> {
             rules.exclude_data.push(table);
         }
     }
+    rules.undecided = match top.get("undecided") {
+        None => Undecided::Refuse,
+        Some(Value::String(s)) if s == "refuse" => Undecided::Refuse,
+        Some(Value::String(s)) if s == "keep" => Undecided::Keep,
+        Some(other) => {
+            return Err(format!(
+                "\"undecided\" must be \"refuse\" (the default: columns that no rule, keep or \
+                 exclude_data decides stop the dump) or \"keep\" (copy them as they are), not {other}"
+            ))
+        }
+    };
+    if let Some(list) = top.get("keep") {
+        let list = list.as_array().ok_or("\"keep\" must be an array")?;
+        for (index, item) in list.iter().enumerate() {
+            let keep = parse_keep(index, item)?;
+            if let Some(prev) = rules.keep.iter().find(|k| k.table == keep.table) {
+                return Err(format!(
+                    "{}: the table already has a keep entry at keep[{}]; list its columns there",
+                    keep.at(),
+                    prev.index
+                ));
+            }
+            for column in &keep.columns {
+                if let Some(rule) = rules
+                    .rules
+                    .iter()
+                    .find(|r| r.table == keep.table && &r.column == column)
+                {
+                    return Err(format!(
+                        "{}: column {} is kept here and masked by {}; decide one",
+                        keep.at(),
+                        quote_if_needed(column),
+                        rule.at()
+                    ));
+                }
+            }
+            rules.keep.push(keep);
+        }
+    }
     Ok(rules)
+}
+
+fn parse_keep(index: usize, item: &Value) -> Result<Keep, String> {
+    let mut at = format!("keep[{index}]");
+    let obj = item.as_object().ok_or_else(|| {
+        format!("{at}: must be an object like {{\"table\": \"public.groups\", \"columns\": [\"id\", \"name\"]}} or {{\"table\": \"public.audit\", \"all\": true}}")
+    })?;
+    let table_text = required(obj, "table", &at)?;
+    let table = TableName::parse(&table_text).map_err(|e| format!("{at}: table: {e}"))?;
+    at = format!("{at} ({table})");
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "table" | "columns" | "all" | "comment") {
+            return Err(format!(
+                "{at}: unknown field {key:?} (allowed: table, columns, all, comment)"
+            ));
+        }
+    }
+    let all = match obj.get("all") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("{at}: \"all\" must be true or false, not {other}")),
+    };
+    let mut columns: Vec<String> = Vec::new();
+    match obj.get("columns") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for (i, c) in list.iter().enumerate() {
+                let name = c
+                    .as_str()
+                    .ok_or_else(|| format!("{at}: columns[{i}] must be a string"))?;
+                if columns.iter().any(|x| x == name) {
+                    return Err(format!(
+                        "{at}: column {} is listed twice",
+                        quote_if_needed(name)
+                    ));
+                }
+                columns.push(name.to_owned());
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "{at}: \"columns\" must be an array of column names, not {other}"
+            ))
+        }
+    }
+    match (all, columns.is_empty()) {
+        (true, false) => Err(format!(
+            "{at}: give either \"columns\" or \"all\": true, not both"
+        )),
+        (false, true) => Err(format!(
+            "{at}: needs \"columns\" (a non-empty list) or \"all\": true"
+        )),
+        _ => Ok(Keep {
+            index,
+            table,
+            columns,
+            all,
+        }),
+    }
 }
 
 fn string_field(obj: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>, String> {
@@ -296,7 +471,24 @@ fn parse_rule(index: usize, item: &Value) -> Result<Rule, String> {
     let table = TableName::parse(&table_text).map_err(|e| format!("{at}: table: {e}"))?;
     let column = required(obj, "column", &at)?;
     at = format!("{at} ({table}.{})", quote_if_needed(&column));
-    let name = required(obj, "transform", &at)?;
+    let transform = parse_transform(obj, &at, &["table", "column"], false)?;
+    Ok(Rule {
+        index,
+        table,
+        column,
+        transform,
+    })
+}
+
+/// The transform of a rule or of a json path entry; `fixed` are the entry's other fields,
+/// `nested` is true inside a json transform's paths.
+fn parse_transform(
+    obj: &Map<String, Value>,
+    at: &str,
+    fixed: &[&str],
+    nested: bool,
+) -> Result<Transform, String> {
+    let name = required(obj, "transform", at)?;
     let (transform, allowed): (Transform, &[&str]) = match name.as_str() {
         "null" => (Transform::Null, &[]),
         "constant" => {
@@ -310,12 +502,12 @@ fn parse_rule(index: usize, item: &Value) -> Result<Rule, String> {
         }
         "pseudonym" => (
             Transform::Pseudonym {
-                prefix: string_field(obj, "prefix", &at)?.unwrap_or_default(),
+                prefix: string_field(obj, "prefix", at)?.unwrap_or_default(),
             },
             &["prefix"],
         ),
         "email" => {
-            let domain = string_field(obj, "domain", &at)?;
+            let domain = string_field(obj, "domain", at)?;
             let keep = match obj.get("keep_domain") {
                 None => false,
                 Some(Value::Bool(b)) => *b,
@@ -337,29 +529,58 @@ fn parse_rule(index: usize, item: &Value) -> Result<Rule, String> {
             (Transform::Email { domain }, &["domain", "keep_domain"])
         }
         "replace" => {
-            let from = required(obj, "from", &at)?;
+            let from = required(obj, "from", at)?;
             if from.is_empty() {
                 return Err(format!("{at}: \"from\" must not be empty"));
             }
-            let to = required(obj, "to", &at)?;
+            let to = required(obj, "to", at)?;
             let from = Box::new(memchr::memmem::Finder::new(from.as_bytes()).into_owned());
             (Transform::Replace { from, to }, &["from", "to"])
         }
         "regex" => {
-            let pattern_text = required(obj, "pattern", &at)?;
+            let pattern_text = required(obj, "pattern", at)?;
             let pattern = regex::bytes::Regex::new(&pattern_text)
                 .map_err(|e| format!("{at}: invalid \"pattern\": {e}"))?;
-            let replacement = required(obj, "replacement", &at)?;
+            let replacement = required(obj, "replacement", at)?;
             (Transform::Regex { pattern, replacement }, &["pattern", "replacement"])
+        }
+        "json" if nested => {
+            return Err(format!(
+                "{at}: transform json cannot be used inside json paths"
+            ))
+        }
+        "json" => {
+            let list = obj
+                .get("paths")
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| {
+                    format!("{at}: transform json needs \"paths\": a non-empty array of {{\"path\": \"$.a.b\", \"transform\": ...}}")
+                })?;
+            let mut paths = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let inner_at = format!("{at} paths[{i}]");
+                let inner = item
+                    .as_object()
+                    .ok_or_else(|| format!("{inner_at}: must be an object"))?;
+                let text = required(inner, "path", &inner_at)?;
+                let path = crate::json_path::JsonPath::parse(&text)
+                    .map_err(|e| format!("{inner_at}: malformed path {text:?}: {e}"))?;
+                let inner_at = format!("{at} paths[{i}] ({text})");
+                let transform = parse_transform(inner, &inner_at, &["path"], true)?;
+                paths.push((path, transform));
+            }
+            (Transform::Json { paths }, &["paths"])
         }
         other => {
             return Err(format!(
-                "{at}: unknown transform {other:?} (known: null, constant, pseudonym, email, replace, regex)"
+                "{at}: unknown transform {other:?} (known: null, constant, pseudonym, email, replace, regex, json)"
             ))
         }
     };
     for key in obj.keys() {
-        if !matches!(key.as_str(), "table" | "column" | "transform" | "comment")
+        if !matches!(key.as_str(), "transform" | "comment")
+            && !fixed.contains(&key.as_str())
             && !allowed.contains(&key.as_str())
         {
             return Err(format!(
@@ -368,12 +589,7 @@ fn parse_rule(index: usize, item: &Value) -> Result<Rule, String> {
             ));
         }
     }
-    Ok(Rule {
-        index,
-        table,
-        column,
-        transform,
-    })
+    Ok(transform)
 }
 
 #[cfg(test)]

@@ -274,6 +274,22 @@ pub enum Finding {
         /// Option names or what matched (never values).
         detail: String,
     },
+    /// A column of a dumped table that no rule, keep or `exclude_data` decides: the dump
+    /// is refused (unless the rules say `"undecided": "keep"`).
+    Undecided {
+        /// `schema.table`.
+        table: String,
+        /// Column name.
+        column: String,
+        /// The column's type.
+        data_type: String,
+        /// `rule` or `keep`: what `suggested_rule` or a keep entry would say.
+        suggested: &'static str,
+        /// A rule to paste into `rules` (from the sensitive-name check), when one is
+        /// suggested.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        suggested_rule: Option<serde_json::Value>,
+    },
     /// A column whose name looks sensitive and that no rule masks.
     UnmaskedSensitive {
         /// `schema.table`.
@@ -393,6 +409,94 @@ fn similar<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> String {
         .unwrap_or_default()
 }
 
+/// A unique index (or UNIQUE / PRIMARY KEY constraint) a column is part of, as a key
+/// column or inside an expression.
+#[derive(Clone, Debug)]
+pub struct UniqueIndex {
+    /// Index name.
+    pub name: String,
+    /// `NULLS NOT DISTINCT` (PostgreSQL 15+): two NULLs collide too.
+    pub nulls_not_distinct: bool,
+}
+
+/// Every column that is part of a unique index: its key columns and the columns its
+/// expressions use (`pg_depend`), PRIMARY KEY and UNIQUE constraints included.
+pub async fn unique_columns(
+    client: &Client,
+) -> anyhow::Result<BTreeMap<(TableName, String), UniqueIndex>> {
+    let rows = client
+        .query(
+            "WITH u AS (
+                 SELECT i.indexrelid, i.indrelid, k.attnum
+                 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
+                 WHERE i.indisunique AND k.attnum > 0
+                 UNION
+                 SELECT i.indexrelid, i.indrelid, d.refobjsubid::int2
+                 FROM pg_index i
+                 JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid
+                  AND d.refobjsubid > 0
+                 WHERE i.indisunique
+             )
+             SELECT n.nspname, c.relname, a.attname, ic.relname,
+                    coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false)
+             FROM u
+             JOIN pg_index i ON i.indexrelid = u.indexrelid
+             JOIN pg_class ic ON ic.oid = u.indexrelid
+             JOIN pg_class c ON c.oid = u.indrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = u.indrelid AND a.attnum = u.attnum
+             ORDER BY 1, 2, 3, 5 DESC, 4",
+            &[],
+        )
+        .await
+        .context("while reading unique indexes")?;
+    let mut map = BTreeMap::new();
+    for r in &rows {
+        map.entry((
+            TableName {
+                schema: r.get(0),
+                table: r.get(1),
+            },
+            r.get::<_, String>(2),
+        ))
+        .or_insert_with(|| UniqueIndex {
+            name: r.get(3),
+            nulls_not_distinct: r.get(4),
+        });
+    }
+    Ok(map)
+}
+
+/// How a column of a dumped table is decided.
+#[derive(Clone, Copy, Debug)]
+pub enum Decision<'r> {
+    /// A rule masks it (the table's own, else the nearest ancestor's).
+    Rule(&'r Rule),
+    /// A keep entry names it (or keeps its whole table: `all` is `true`).
+    Keep(&'r crate::rules::Keep),
+    /// A generated column: never in the dump, computed again on restore from the
+    /// (masked) columns it derives from.
+    Generated,
+    /// Nothing decides it.
+    Undecided,
+}
+
+impl Decision<'_> {
+    /// The decision as recorded in the manifest: the transform's name, `keep`,
+    /// `keep_table` (a whole-table keep), `generated` or `undecided`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Rule(rule) => rule.transform.name(),
+            Decision::Keep(keep) if keep.all => "keep_table",
+            Decision::Keep(_) => "keep",
+            Decision::Generated => "generated",
+            Decision::Undecided => "undecided",
+        }
+    }
+}
+
 /// Everything the check needs from the database, read once.
 pub struct Schema {
     /// Columns by table.
@@ -401,6 +505,8 @@ pub struct Schema {
     pub ancestors: BTreeMap<TableName, Vec<TableName>>,
     /// Foreign-key column pairs.
     pub foreign_keys: Vec<ForeignKey>,
+    /// Columns in unique indexes.
+    pub unique: BTreeMap<(TableName, String), UniqueIndex>,
 }
 
 impl Schema {
@@ -410,11 +516,47 @@ impl Schema {
             tables: columns(client).await?,
             ancestors: ancestors(client).await?,
             foreign_keys: foreign_keys(client).await?,
+            unique: unique_columns(client).await?,
         })
     }
 
-    fn column(&self, table: &TableName, column: &str) -> Option<&Column> {
+    /// A column of a table, if both exist.
+    #[must_use]
+    pub fn column(&self, table: &TableName, column: &str) -> Option<&Column> {
         self.tables.get(table)?.iter().find(|c| c.name == column)
+    }
+
+    /// How a column is decided. Per-column decisions (a rule or a keep naming the column)
+    /// come first, the table's own then the nearest ancestor's; then a whole-table keep
+    /// (`"all": true`), the table's own then the nearest ancestor's having the column. So a
+    /// parent's rule on `email` still masks a child the child's `all` keep would copy.
+    pub fn decision<'r>(&self, rules: &'r Rules, table: &TableName, column: &str) -> Decision<'r> {
+        if self.column(table, column).is_some_and(|c| c.generated) {
+            return Decision::Generated;
+        }
+        let has = |t: &TableName| t == table || self.column(t, column).is_some();
+        for t in self.lineage(table).filter(|t| has(t)) {
+            if let Some(rule) = rules
+                .rules
+                .iter()
+                .find(|r| &r.table == t && r.column == column)
+            {
+                return Decision::Rule(rule);
+            }
+            if let Some(keep) = rules
+                .keep
+                .iter()
+                .find(|k| &k.table == t && k.columns.iter().any(|c| c == column))
+            {
+                return Decision::Keep(keep);
+            }
+        }
+        for t in self.lineage(table).filter(|t| has(t)) {
+            if let Some(keep) = rules.keep.iter().find(|k| &k.table == t && k.all) {
+                return Decision::Keep(keep);
+            }
+        }
+        Decision::Undecided
     }
 
     /// The table, then its ancestors nearest first.
@@ -430,12 +572,10 @@ impl Schema {
         table: &TableName,
         column: &str,
     ) -> Option<&'r Rule> {
-        self.lineage(table).find_map(|t| {
-            rules
-                .rules
-                .iter()
-                .find(|r| r.column == column && &r.table == t)
-        })
+        match self.decision(rules, table, column) {
+            Decision::Rule(rule) => Some(rule),
+            _ => None,
+        }
     }
 
     /// True when the table's data is excluded, by its own entry or an ancestor's.
@@ -474,14 +614,23 @@ async fn constant_fits(client: &Client, value: &str, data_type: &str) -> Result<
         })
 }
 
+/// True for the json and jsonb types (and arrays of neither).
+fn is_json(col: &Column) -> bool {
+    matches!(col.data_type.as_str(), "json" | "jsonb")
+}
+
 fn transform_problem(transform: &Transform, col: &Column) -> Option<String> {
     let is_string = col.category == "S";
     match transform {
+        Transform::Json { .. } if !is_json(col) => Some(format!(
+            "transform json rewrites values at paths inside json or jsonb documents, but the column's type is {}",
+            col.data_type
+        )),
         Transform::Null | Transform::Constant(None) if col.not_null => Some(format!(
             "column is NOT NULL, so transform {} would make the restore fail",
             transform.name()
         )),
-        Transform::Null | Transform::Constant(_) => None,
+        Transform::Null | Transform::Constant(_) | Transform::Json { .. } => None,
         _ if !is_string => Some(format!(
             "transform {} writes text, but the column's type is {}; use constant or null for it",
             transform.name(),
@@ -569,6 +718,10 @@ pub async fn check_rules(client: &Client, schema: &Schema, rules: &Rules) -> Vec
             findings.push(problem(rule.at(), message));
             continue;
         }
+        if let Some(message) = collision_problem(schema, rule) {
+            findings.push(problem(rule.at(), message));
+            continue;
+        }
         if let Transform::Constant(Some(value)) = &rule.transform {
             if let Some(max) = col.max_chars.filter(|max| value.chars().count() > *max) {
                 findings.push(problem(
@@ -589,6 +742,32 @@ pub async fn check_rules(client: &Client, schema: &Schema, rules: &Rules) -> Vec
             }
         }
     }
+    for keep in &rules.keep {
+        let Some(columns) = schema.tables.get(&keep.table) else {
+            let hint = similar(
+                &keep.table.table,
+                schema.tables.keys().map(|t| t.table.as_str()),
+            );
+            findings.push(problem(
+                keep.at(),
+                format!("no table {} in the database{hint}", keep.table),
+            ));
+            continue;
+        };
+        for name in &keep.columns {
+            if !columns.iter().any(|c| &c.name == name) {
+                let hint = similar(name, columns.iter().map(|c| c.name.as_str()));
+                findings.push(problem(
+                    keep.at(),
+                    format!(
+                        "table {} has no column {}{hint}",
+                        keep.table,
+                        quote_if_needed(name)
+                    ),
+                ));
+            }
+        }
+    }
     for (i, table) in rules.exclude_data.iter().enumerate() {
         if !schema.tables.contains_key(table) {
             let hint = similar(&table.table, schema.tables.keys().map(|t| t.table.as_str()));
@@ -600,6 +779,31 @@ pub async fn check_rules(client: &Client, schema: &Schema, rules: &Rules) -> Vec
     }
     findings.extend(foreign_key_problems(schema, rules));
     findings
+}
+
+/// A transform that can give two rows the same value, on a column of a unique index (of
+/// the rule's table or of any table the rule reaches), would make the restore fail after
+/// the whole stream was loaded: refused. Part of a multi-column index counts too: whether
+/// two rows then collide depends on the data, which the check cannot see.
+fn collision_problem(schema: &Schema, rule: &Rule) -> Option<String> {
+    schema
+        .with_descendants(&rule.table)
+        .iter()
+        .chain(std::iter::once(&rule.table))
+        .find_map(|t| {
+            let index = schema.unique.get(&(t.clone(), rule.column.clone()))?;
+            rule.transform
+                .can_collide(index.nulls_not_distinct)
+                .then(|| {
+                    format!(
+                        "column is part of unique index {} on {t}: transform {} can give two rows the same value \
+                         and the restore would fail after loading the whole stream; use pseudonym or email \
+                         (one value in, one value out)",
+                        quote_if_needed(&index.name),
+                        rule.transform.name()
+                    )
+                })
+        })
 }
 
 /// A foreign key survives masking only when both of its columns are masked the same way
@@ -659,7 +863,140 @@ fn signature(transform: &Transform) -> String {
     }
 }
 
-/// Columns that look sensitive and no rule covers (tables whose data is excluded are fine).
+/// Every undecided column of every table whose rows are dumped. A column that an
+/// ancestor also has undecided is reported once, on the ancestor (deciding it there
+/// decides it for every partition and child).
+pub fn undecided(schema: &Schema, rules: &Rules) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (table, columns) in &schema.tables {
+        if schema.excluded(rules, table) {
+            continue;
+        }
+        for col in columns {
+            if !matches!(
+                schema.decision(rules, table, &col.name),
+                Decision::Undecided
+            ) {
+                continue;
+            }
+            let on_ancestor = schema
+                .ancestors
+                .get(table)
+                .into_iter()
+                .flatten()
+                .any(|a| schema.column(a, &col.name).is_some());
+            if on_ancestor {
+                continue;
+            }
+            let suggested_rule = suggest(schema, table, col);
+            findings.push(Finding::Undecided {
+                table: table.to_string(),
+                column: col.name.clone(),
+                data_type: col.data_type.clone(),
+                suggested: if suggested_rule.is_some() {
+                    "rule"
+                } else {
+                    "keep"
+                },
+                suggested_rule,
+            });
+        }
+    }
+    findings
+}
+
+/// Name parts after which a constant (or NULL) is the natural mask: secrets, not identities.
+const SECRET_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "salt",
+    "hash",
+    "otp",
+    "totp",
+    "credential",
+    "apikey",
+    "session",
+    "cookie",
+    "gpg",
+    "ssh",
+    "answer",
+    "security_question",
+    "secret_question",
+];
+
+/// A constant every value of a type category accepts, for NOT NULL non-text columns.
+fn constant_for(col: &Column) -> Option<&'static str> {
+    Some(match (col.category.as_str(), col.data_type.as_str()) {
+        (_, "json" | "jsonb") => "{}",
+        (_, "uuid") => "00000000-0000-0000-0000-000000000000",
+        (_, "date") => "2000-01-01",
+        (_, t) if t.starts_with("timestamp") => "2000-01-01 00:00:00+00",
+        (_, "inet" | "cidr") => "192.0.2.1",
+        (_, "bytea") => "",
+        ("N", _) => "0",
+        ("B", _) => "false",
+        _ => return None,
+    })
+}
+
+/// A rule for a column whose name looks sensitive, valid for its type and constraints, as
+/// a rules-file object; `None` when the name looks harmless (keep it) or no transform fits.
+/// Text columns get `email` or `pseudonym` (or a constant for secrets), others `null` when
+/// nullable, else a constant of their type; a unique column only gets one-to-one transforms.
+#[must_use]
+pub fn suggest(schema: &Schema, table: &TableName, col: &Column) -> Option<serde_json::Value> {
+    let matched = sensitive_part(&col.name)?;
+    if col.generated {
+        return None;
+    }
+    let unique = schema
+        .with_descendants(table)
+        .iter()
+        .chain(std::iter::once(table))
+        .find_map(|t| schema.unique.get(&(t.clone(), col.name.clone())))
+        .map(|u| u.nulls_not_distinct);
+    let fits = |chars: usize| col.max_chars.is_none_or(|max| chars <= max);
+    let base = serde_json::json!({"table": table.to_string(), "column": col.name});
+    let mut rule = base.as_object().expect("object").clone();
+    let mut set = |fields: serde_json::Value| {
+        for (k, v) in fields.as_object().expect("object") {
+            rule.insert(k.clone(), v.clone());
+        }
+    };
+    let nullable_ok = !col.not_null && unique != Some(true);
+    if col.category == "S" {
+        if SECRET_PARTS.contains(&matched.as_str()) && unique.is_none() && fits(7) {
+            if col.not_null {
+                set(serde_json::json!({"transform": "constant", "value": "INVALID"}));
+            } else {
+                set(serde_json::json!({"transform": "null"}));
+            }
+        } else if matched.contains("mail") && fits(33) {
+            set(serde_json::json!({"transform": "email", "domain": "example.invalid"}));
+        } else if fits(16) {
+            set(serde_json::json!({"transform": "pseudonym"}));
+        } else if nullable_ok {
+            set(serde_json::json!({"transform": "null"}));
+        } else {
+            return None;
+        }
+    } else if nullable_ok {
+        set(serde_json::json!({"transform": "null"}));
+    } else if unique.is_none() {
+        set(serde_json::json!({"transform": "constant", "value": constant_for(col)?}));
+    } else {
+        return None;
+    }
+    Some(serde_json::Value::Object(rule))
+}
+
+/// Columns that look sensitive and are copied because nothing decides them
+/// (`"undecided": "keep"`); tables whose data is excluded and columns a keep names are
+/// decisions, not findings.
 pub fn unmasked_sensitive(schema: &Schema, rules: &Rules) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (table, columns) in &schema.tables {
@@ -667,7 +1004,10 @@ pub fn unmasked_sensitive(schema: &Schema, rules: &Rules) -> Vec<Finding> {
             continue;
         }
         for col in columns {
-            if col.generated || schema.rule_for(rules, table, &col.name).is_some() {
+            if !matches!(
+                schema.decision(rules, table, &col.name),
+                Decision::Undecided
+            ) {
                 continue;
             }
             if let Some(matched) = sensitive_part(&col.name) {

@@ -67,7 +67,8 @@ b'::text AS t;",
     let rules = dir.path().join("rules.json");
     std::fs::write(
         &rules,
-        r#"{"rules": [{"table": "aaa", "column": "secret", "transform": "constant", "value": "MASKED"}]}"#,
+        r#"{"rules": [{"table": "aaa", "column": "secret", "transform": "constant", "value": "MASKED"}],
+            "keep": [{"table": "aaa", "columns": ["id"]}, {"table": "zzz", "all": true}]}"#,
     )
     .unwrap();
     let out = cmd::stg("stg-dump")
@@ -120,9 +121,39 @@ fn exclusions_and_rules_reach_partitions_and_inheritance_children() {
     );
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.json");
+    // The parent's decisions cover the columns children inherit; a child's own columns
+    // (staff.badge, contractors.agency) must be decided on the child.
     std::fs::write(
         &rules,
         r#"{"rules": [{"table": "people", "column": "notes", "transform": "constant", "value": "MASKED"}],
+            "keep": [{"table": "people", "columns": ["id"]}],
+            "exclude_data": ["sessions"]}"#,
+    )
+    .unwrap();
+    let refused = cmd::stg("stg-dump")
+        .args(cluster.conn_args())
+        .args(["--mask", rules.to_str().unwrap(), "kids"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(refused.stdout.is_empty());
+    assert!(stderr.contains("2 undecided column(s)"), "{stderr}");
+    assert!(stderr.contains("public.staff.badge (text)"), "{stderr}");
+    assert!(
+        stderr.contains("public.contractors.agency (text)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("staff.notes") && !stderr.contains("staff.id"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &rules,
+        r#"{"rules": [{"table": "people", "column": "notes", "transform": "constant", "value": "MASKED"}],
+            "keep": [{"table": "people", "columns": ["id"]}, {"table": "staff", "columns": ["badge"]},
+                     {"table": "contractors", "columns": ["agency"]}],
             "exclude_data": ["sessions"]}"#,
     )
     .unwrap();

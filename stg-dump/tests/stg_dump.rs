@@ -329,7 +329,8 @@ fn odd_identifiers_and_values_round_trip_byte_for_byte() {
     let rules = dir.path().join("rules.json");
     std::fs::write(
         &rules,
-        r#"{"rules": [{"table": "\"My \"\"Odd\"\" Schema\".\"Tåble Name\"", "column": "E-Mail Address", "transform": "email", "keep_domain": true}]}"#,
+        r#"{"rules": [{"table": "\"My \"\"Odd\"\" Schema\".\"Tåble Name\"", "column": "E-Mail Address", "transform": "email", "keep_domain": true}],
+            "keep": [{"table": "\"My \"\"Odd\"\" Schema\".\"Tåble Name\"", "columns": ["Id", "Notes", "Blob"]}]}"#,
     )
     .unwrap();
     let (sql, raw) = dump_ok(&cluster, &["--mask", rules.to_str().unwrap(), "odd"]);
@@ -367,7 +368,7 @@ fn check_reports_rule_problems_and_unmasked_sensitive_columns() {
             {"table": "public.people", "column": "password", "transform": "null"},
             {"table": "public.people", "column": "created", "transform": "constant", "value": "not a date"},
             {"table": "public.people", "column": "username", "transform": "pseudonym"}
-        ]}"#,
+        ], "undecided": "keep"}"#,
     )
     .unwrap();
     let out = run(dump_cmd(

@@ -89,7 +89,7 @@ fn mask_files(dir: &Path) -> (PathBuf, PathBuf) {
         &rules,
         serde_json::json!({"rules": [
             {"table": "public.customers", "column": "email", "transform": "email", "domain": "stg.example.org"}
-        ]})
+        ], "keep": [{"table": "public.customers", "columns": ["id", "note"]}]})
         .to_string(),
     )
     .unwrap();

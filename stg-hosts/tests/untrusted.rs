@@ -50,6 +50,32 @@ fn run_with_stdin(args: &[&str], stdin: Stdio) -> Run {
     ))
 }
 
+/// A bounded run whose exit code must be `code`, and whose output (stdout and stderr) never
+/// holds the secret, whatever the run did.
+#[track_caller]
+fn expect(args: &[&str], code: i32) -> Run {
+    let out = run(args);
+    let all = all_output(&out);
+    assert_eq!(out.code, code, "{args:?}: {all}");
+    assert!(!all.contains("SECRETHASH"), "{args:?}: {all}");
+    out
+}
+
+/// A run refused as bad input (exit 2) whose stderr says `why`.
+#[track_caller]
+fn refused(args: &[&str], why: &str) -> Run {
+    let out = expect(args, 2);
+    assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
+    out
+}
+
+/// `COMMAND --format json -i INVENTORY REST...`.
+fn with_inventory<'a>(command: &'a str, inv: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![command, "--format", "json", "-i", inv];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn all_output(out: &Run) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
@@ -128,18 +154,7 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
         std::os::unix::fs::symlink(&target, &hosts).unwrap();
         for extra in [&[][..], &["--follow-symlink"][..]] {
             for args in every_command(inv, path(&hosts), extra) {
-                let out = run(&args);
-                assert_eq!(out.code, 2, "{args:?} -> {target:?}: {}", all_output(&out));
-                assert!(
-                    !all_output(&out).contains("SECRETHASH"),
-                    "{args:?} -> {target:?}: {}",
-                    all_output(&out)
-                );
-                assert!(
-                    out.stderr.contains("symbolic link"),
-                    "{args:?}: {}",
-                    out.stderr
-                );
+                refused(&args, "symbolic link");
             }
         }
         // Inside --root, the link is resolved as the chroot sees it: the host's file is
@@ -149,14 +164,7 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
             "/etc/hosts",
             &["--root", path(&chroot), "--follow-symlink"],
         ) {
-            let out = run(&args);
-            assert_eq!(out.code, 2, "{args:?} -> {target:?}: {}", all_output(&out));
-            assert!(
-                !all_output(&out).contains("SECRETHASH"),
-                "{}",
-                all_output(&out)
-            );
-            assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+            refused(&args, "does not exist");
         }
         assert_eq!(fs::read_to_string(&shadow).unwrap(), SECRET);
         assert_eq!(listing(&outside), BTreeSet::from(["shadow".to_owned()]));
@@ -177,13 +185,7 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
     let hosts2 = chroot2.join("etc/hosts");
     for extra in [&[][..], &["--follow-symlink"][..]] {
         for args in every_command(inv, path(&hosts2), extra) {
-            let out = run(&args);
-            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
-            assert!(
-                out.stderr.contains("etc is a symbolic link"),
-                "{}",
-                out.stderr
-            );
+            refused(&args, "etc is a symbolic link");
         }
     }
     for args in every_command(
@@ -191,8 +193,7 @@ fn a_hosts_file_linked_out_of_a_chroot_is_neither_read_nor_written() {
         "/etc/hosts",
         &["--root", path(&chroot2), "--follow-symlink"],
     ) {
-        let out = run(&args);
-        assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
+        expect(&args, 2);
     }
     assert_eq!(
         fs::read(&host_hosts).unwrap(),
@@ -216,32 +217,16 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
     fs::write(&real, &original).unwrap();
     let link = dir.path().join("hosts");
     std::os::unix::fs::symlink("sub/hosts.real", &link).unwrap();
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--file",
-        path(&link),
-    ]);
-    assert_eq!(out.code, 2, "{}", all_output(&out));
+    expect(&with_inventory("apply", inv, &["--file", path(&link)]), 2);
     assert_eq!(
         fs::read(&real).unwrap(),
         original,
         "refused without the flag"
     );
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--file",
-        path(&link),
-        "--follow-symlink",
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &with_inventory("apply", inv, &["--file", path(&link), "--follow-symlink"]),
+        0,
+    );
     let real_canonical = fs::canonicalize(&real).unwrap();
     assert_eq!(out.summary()["file"], path(&real_canonical));
     assert!(fs::read_to_string(&real)
@@ -258,55 +243,34 @@ fn follow_symlink_resolves_only_within_the_directory_or_the_root() {
     fs::write(&inside, &original).unwrap();
     std::os::unix::fs::symlink("/etc/hosts.d/real", chroot.path().join("etc/hosts")).unwrap();
     let root = path(chroot.path());
-    let out = run(&["apply", "--format", "json", "-i", inv, "--root", root]);
-    assert_eq!(out.code, 2, "{}", all_output(&out));
+    let out = expect(&with_inventory("apply", inv, &["--root", root]), 2);
     assert!(
         out.stderr
             .contains("etc/hosts is a symbolic link (to /etc/hosts.d/real)"),
         "{}",
         out.stderr
     );
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--root",
-        root,
-        "--follow-symlink",
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &with_inventory("apply", inv, &["--root", root, "--follow-symlink"]),
+        0,
+    );
     assert_eq!(out.summary()["file"], path(&inside));
     assert!(fs::read_to_string(&inside)
         .unwrap()
         .contains("# BEGIN stg-hosts fedora-stg"));
-    let out = run(&[
-        "check",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--root",
-        root,
-        "--follow-symlink",
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    expect(
+        &with_inventory("check", inv, &["--root", root, "--follow-symlink"]),
+        0,
+    );
 
     // A tree without links needs no flag.
     let plain = tempfile::tempdir().unwrap();
     fs::create_dir(plain.path().join("etc")).unwrap();
     fs::write(plain.path().join("etc/hosts"), &original).unwrap();
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--root",
-        path(plain.path()),
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &with_inventory("apply", inv, &["--root", path(plain.path())]),
+        0,
+    );
     assert_eq!(out.summary()["file"], path(&plain.path().join("etc/hosts")));
 }
 
@@ -330,16 +294,7 @@ fn links_planted_at_the_lock_temporary_and_backup_paths_are_never_followed() {
 
     for target in [outside.join("created-by-root"), victim.clone()] {
         std::os::unix::fs::symlink(&target, &lock).unwrap();
-        let out = run(&[
-            "apply",
-            "--format",
-            "json",
-            "-i",
-            inv,
-            "--file",
-            path(&hosts),
-        ]);
-        assert_eq!(out.code, 3, "{}", all_output(&out));
+        let out = expect(&with_inventory("apply", inv, &["--file", path(&hosts)]), 3);
         assert!(
             out.stderr.contains("lock file") && out.stderr.contains("symbolic link"),
             "{}",
@@ -372,16 +327,7 @@ fn links_planted_at_the_lock_temporary_and_backup_paths_are_never_followed() {
         )
         .unwrap();
     }
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--file",
-        path(&hosts),
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(&with_inventory("apply", inv, &["--file", path(&hosts)]), 0);
     let backup = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert!(!fs::symlink_metadata(&backup).unwrap().is_symlink());
     assert_eq!(fs::read(&backup).unwrap(), original);
@@ -416,8 +362,7 @@ fn fifos_devices_and_huge_files_are_refused_not_waited_on_or_read_whole() {
         (path(&huge_hosts), "at most 16777216 are read"),
     ] {
         for args in every_command(inv, file, &[]) {
-            let out = run(&args);
-            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
+            let out = expect(&args, 2);
             assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
         }
     }
@@ -454,8 +399,7 @@ fn fifos_devices_and_huge_files_are_refused_not_waited_on_or_read_whole() {
                 path(&hosts),
             ],
         ] {
-            let out = run(&args);
-            assert_eq!(out.code, 2, "{args:?}: {}", all_output(&out));
+            let out = expect(&args, 2);
             assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
         }
     }
@@ -490,18 +434,14 @@ fn a_backup_stamped_in_the_future_cannot_push_out_the_one_just_made() {
     fs::write(&future, "from a clock in 2099\n").unwrap();
     fs::write(&past, "from 2000\n").unwrap();
 
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--file",
-        path(&hosts),
-        "--keep-backups",
-        "2",
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &with_inventory(
+            "apply",
+            inv,
+            &["--file", path(&hosts), "--keep-backups", "2"],
+        ),
+        0,
+    );
     let made = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert_eq!(
         fs::read(&made).unwrap(),
@@ -524,18 +464,20 @@ fn a_backup_stamped_in_the_future_cannot_push_out_the_one_just_made() {
     );
 
     // With one backup kept, it is this run's.
-    let out = run(&[
-        "remove",
-        "--format",
-        "json",
-        "--name",
-        "fedora-stg",
-        "--file",
-        path(&hosts),
-        "--keep-backups",
-        "1",
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &[
+            "remove",
+            "--format",
+            "json",
+            "--name",
+            "fedora-stg",
+            "--file",
+            path(&hosts),
+            "--keep-backups",
+            "1",
+        ],
+        0,
+    );
     let made = PathBuf::from(out.summary()["backup"].as_str().unwrap().to_owned());
     assert!(made.exists(), "the backup just made is kept");
     let backups: Vec<String> = listing(dir.path())
@@ -561,17 +503,19 @@ fn text_output_escapes_what_the_hosts_file_holds() {
     bytes.extend_from_slice(b"# \x1b]0;owned\x07\x1b[2J note\n");
     fs::write(&hosts, &bytes).unwrap();
 
-    let out = run(&[
-        "apply",
-        "--dry-run",
-        "--format",
-        "text",
-        "-i",
-        inv,
-        "--file",
-        path(&hosts),
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    let out = expect(
+        &[
+            "apply",
+            "--dry-run",
+            "--format",
+            "text",
+            "-i",
+            inv,
+            "--file",
+            path(&hosts),
+        ],
+        0,
+    );
     let stdout = out.stdout;
     assert!(!stdout.contains(['\x1b', '\x07']), "{stdout:?}");
     assert!(
@@ -580,16 +524,7 @@ fn text_output_escapes_what_the_hosts_file_holds() {
     );
 
     // A name added to the block by hand: `check` lists it as extra, escaped.
-    let out = run(&[
-        "apply",
-        "--format",
-        "json",
-        "-i",
-        inv,
-        "--file",
-        path(&hosts),
-    ]);
-    assert_eq!(out.code, 0, "{}", all_output(&out));
+    expect(&with_inventory("apply", inv, &["--file", path(&hosts)]), 0);
     let applied = fs::read(&hosts).unwrap();
     let marker = b"# END stg-hosts fedora-stg";
     let at = applied
@@ -600,16 +535,18 @@ fn text_output_escapes_what_the_hosts_file_holds() {
     edited.extend_from_slice(b"10.5.128.10\tevil\x1b[2J.example.org\n");
     edited.extend_from_slice(&applied[at..]);
     fs::write(&hosts, &edited).unwrap();
-    let out = run(&[
-        "check",
-        "--format",
-        "text",
-        "-i",
-        inv,
-        "--file",
-        path(&hosts),
-    ]);
-    assert_eq!(out.code, 1, "{}", all_output(&out));
+    let out = expect(
+        &[
+            "check",
+            "--format",
+            "text",
+            "-i",
+            inv,
+            "--file",
+            path(&hosts),
+        ],
+        1,
+    );
     let stdout = out.stdout;
     assert!(!stdout.contains('\x1b'), "{stdout:?}");
     assert!(

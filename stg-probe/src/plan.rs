@@ -155,6 +155,20 @@ fn allowed_everywhere(inventory: &Inventory, host: &str) -> Option<String> {
         .map(|a| a.reason.clone())
 }
 
+/// A check the inventory implies for one of its services: nothing expected, nothing allowed
+/// until the caller says so.
+fn of_service(kind: Kind, host: &str, port: Option<u16>, service: &str) -> Check {
+    Check {
+        kind,
+        host: host.to_owned(),
+        port,
+        service: Some(service.to_owned()),
+        source: "inventory".into(),
+        expect: Vec::new(),
+        allowed: None,
+    }
+}
+
 /// The checks an inventory implies, in inventory order.
 #[must_use]
 pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
@@ -164,13 +178,9 @@ pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
         for name in &service.production {
             for &port in &service.ports {
                 checks.push(Check {
-                    kind: Kind::Blocked,
-                    host: name.clone(),
-                    port: Some(port),
-                    service: Some(service.name.clone()),
-                    source: "inventory".into(),
                     expect: staging.clone(),
                     allowed: allowed_reason(inventory, name, port),
+                    ..of_service(Kind::Blocked, name, Some(port), &service.name)
                 });
             }
             if service.ports.is_empty() {
@@ -178,13 +188,9 @@ pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
                 // must lead to staging (an override in effect), or the allow-list must say
                 // why staging may reach it.
                 checks.push(Check {
-                    kind: Kind::Resolves,
-                    host: name.clone(),
-                    port: None,
-                    service: Some(service.name.clone()),
-                    source: "inventory".into(),
                     expect: service.staging.address.into_iter().collect(),
                     allowed: allowed_everywhere(inventory, name),
+                    ..of_service(Kind::Resolves, name, None, &service.name)
                 });
             }
         }
@@ -193,13 +199,8 @@ pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
         let target = &service.staging;
         if let Some(name) = &target.name {
             checks.push(Check {
-                kind: Kind::Resolves,
-                host: name.clone(),
-                port: None,
-                service: Some(service.name.clone()),
-                source: "inventory".into(),
                 expect: target.address.into_iter().collect(),
-                allowed: None,
+                ..of_service(Kind::Resolves, name, None, &service.name)
             });
         }
         let host = target
@@ -208,15 +209,12 @@ pub fn from_inventory(inventory: &Inventory) -> Vec<Check> {
             .or_else(|| target.name.clone());
         if let Some(host) = host {
             for &port in &service.ports {
-                checks.push(Check {
-                    kind: Kind::Reachable,
-                    host: host.clone(),
-                    port: Some(port),
-                    service: Some(service.name.clone()),
-                    source: "inventory".into(),
-                    expect: Vec::new(),
-                    allowed: None,
-                });
+                checks.push(of_service(
+                    Kind::Reachable,
+                    &host,
+                    Some(port),
+                    &service.name,
+                ));
             }
         }
     }

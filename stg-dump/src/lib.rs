@@ -538,6 +538,7 @@ fn dump_stream(
         snapshot,
         exclude,
         config.foreign_connections == connections::Mode::Strip,
+        config.masked,
     )?));
     let stdout = child
         .0

@@ -148,6 +148,7 @@ pub fn spawn(
     snapshot: &str,
     exclude_data: &[String],
     no_subscriptions: bool,
+    masked: bool,
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(&pg_dump.path);
     conn.apply_env(&mut cmd);
@@ -159,6 +160,12 @@ pub fn spawn(
     }
     if no_subscriptions {
         cmd.arg("--no-subscriptions");
+    }
+    if masked && pg_dump.major >= 1800 {
+        // PostgreSQL 18's pg_dump can write optimizer statistics, whose most common values
+        // and histograms are column values: never for a masked dump. (The pipeline also
+        // drops any statistics of a column that is not kept: crate::pipeline.)
+        cmd.arg("--no-statistics");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

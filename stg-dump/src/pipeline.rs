@@ -117,6 +117,7 @@ pub fn stream<R: BufRead, W: Write>(
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
     let mut connection: Vec<u8> = Vec::new();
+    let mut statistics: Vec<u8> = Vec::new();
 
     emit(manifest_line.as_bytes(), &mut tally, &mut batch, sink)?;
     loop {
@@ -149,6 +150,22 @@ pub fn stream<R: BufRead, W: Write>(
                     if rows % 4096 == 0 {
                         progress.tick(tally.bytes(), sink.bytes_out(), rows);
                     }
+                }
+            }
+            State::Sql
+                if !statistics.is_empty()
+                    || (lexer.at_top() && line.starts_with(ATTRIBUTE_STATS)) =>
+            {
+                // pg_dump 18 can write optimizer statistics: most common values and
+                // histograms are values of the column. The statement is held (a few
+                // lines) and written only for a column kept as it is.
+                lexer.line(&line);
+                statistics.extend_from_slice(&line);
+                if lexer.at_top() && line.trim_ascii_end().ends_with(b";") {
+                    if statistics_allowed(&statistics, masking.schema, masking.rules) {
+                        emit(&statistics, &mut tally, &mut batch, sink)?;
+                    }
+                    statistics.clear();
                 }
             }
             State::Sql
@@ -216,8 +233,184 @@ pub fn stream<R: BufRead, W: Write>(
     Ok(tally.finish())
 }
 
+/// How pg_dump 18 starts the statement restoring one column's statistics.
+const ATTRIBUTE_STATS: &[u8] = b"SELECT * FROM pg_catalog.pg_restore_attribute_stats(";
+
+/// The string literals of a statement, in order (`''` unescaped).
+fn literals(statement: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(start) = statement[i..]
+        .iter()
+        .position(|b| *b == b'\'')
+        .map(|p| p + i)
+    {
+        let mut value = Vec::new();
+        let mut j = start + 1;
+        loop {
+            match statement.get(j) {
+                None => return out,
+                Some(b'\'') if statement.get(j + 1) == Some(&b'\'') => {
+                    value.push(b'\'');
+                    j += 2;
+                }
+                Some(b'\'') => break,
+                Some(b) => {
+                    value.push(*b);
+                    j += 1;
+                }
+            }
+        }
+        out.push(String::from_utf8_lossy(&value).into_owned());
+        i = j + 1;
+    }
+    out
+}
+
+/// True when a `pg_restore_attribute_stats` statement may go into the stream: its table's
+/// data is dumped and its column is kept as it is (by a keep, or undecided under
+/// `"undecided": "keep"`). Statistics of a masked column (or a generated column derived
+/// from columns that may be masked), of an excluded table, of an index expression, or of
+/// anything the statement does not name plainly are left out: their most common values
+/// and histograms are the column's production values.
+#[must_use]
+pub fn statistics_allowed(statement: &[u8], schema: &Schema, rules: &Rules) -> bool {
+    let lits = literals(statement);
+    let arg = |key: &str| {
+        lits.chunks(2)
+            .find(|pair| pair[0] == key && pair.len() == 2)
+            .map(|pair| pair[1].clone())
+    };
+    let table = match (arg("schemaname"), arg("relname"), arg("relation")) {
+        (Some(schema), Some(table), _) => TableName { schema, table },
+        (_, _, Some(relation)) => match TableName::parse(&relation) {
+            Ok(t) => t,
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    let Some(column) = arg("attname") else {
+        return false;
+    };
+    if !schema.tables.contains_key(&table) || schema.excluded(rules, &table) {
+        return false;
+    }
+    matches!(
+        schema.decision(rules, &table, &column),
+        schema::Decision::Keep(_) | schema::Decision::Undecided
+    )
+}
+
 /// Writes the trailer line and ends the `.xz` stream.
 pub fn finish<W: Write>(mut sink: Sink<W>, trailer: &Trailer) -> std::io::Result<u64> {
     sink.write_all(stream::trailer_line(trailer).as_bytes())?;
     Ok(sink.finish()?.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::compress::{Compression, Sink};
+    use crate::schema::Column;
+
+    fn column(name: &str) -> Column {
+        Column {
+            name: name.into(),
+            data_type: "text".into(),
+            category: "S".into(),
+            not_null: false,
+            max_chars: None,
+            generated: false,
+        }
+    }
+
+    fn fixture() -> (Schema, Rules) {
+        let t = |name: &str| TableName {
+            schema: "public".into(),
+            table: name.into(),
+        };
+        let mut tables = BTreeMap::new();
+        tables.insert(
+            t("people"),
+            vec![column("id"), column("email"), column("locale")],
+        );
+        tables.insert(t("sessions"), vec![column("token")]);
+        let schema = Schema {
+            tables,
+            ancestors: BTreeMap::new(),
+            foreign_keys: Vec::new(),
+            unique: BTreeMap::new(),
+        };
+        let rules = Rules::parse(
+            br#"{"rules": [{"table": "people", "column": "email", "transform": "null"}],
+                 "keep": [{"table": "people", "columns": ["id", "locale"]}],
+                 "exclude_data": ["sessions"]}"#,
+            "t.json",
+        )
+        .unwrap();
+        (schema, rules)
+    }
+
+    /// A statement as PostgreSQL 18's pg_dump writes it.
+    fn stats(table: &str, column_arg: &str) -> String {
+        format!(
+            "SELECT * FROM pg_catalog.pg_restore_attribute_stats(\n\t'version', '180000'::integer,\n\t\
+             'schemaname', 'public',\n\t'relname', '{table}',\n\t{column_arg},\n\t'inherited', 'f'::boolean,\n\t\
+             'null_frac', '0'::real,\n\t'most_common_vals', '{{secret-{table}@example.org,o''brien}}'::text\n);\n"
+        )
+    }
+
+    #[test]
+    fn statistics_of_masked_columns_never_pass() {
+        let (schema, rules) = fixture();
+        let allowed = |s: &str| statistics_allowed(s.as_bytes(), &schema, &rules);
+        assert!(allowed(&stats("people", "'attname', 'locale'")));
+        assert!(!allowed(&stats("people", "'attname', 'email'")));
+        // Excluded table, index expression (attnum), unknown relation.
+        assert!(!allowed(&stats("sessions", "'attname', 'token'")));
+        assert!(!allowed(&stats("people", "'attnum', '1'::smallint")));
+        assert!(!allowed(&stats("people_email_idx", "'attname', 'expr'")));
+        // The older spelling with a regclass.
+        let old = "SELECT * FROM pg_catalog.pg_restore_attribute_stats(\n\t'relation', 'public.people'::regclass,\n\t'attname', 'email', 'most_common_vals', '{a}'::text);\n";
+        assert!(!allowed(old));
+        assert!(allowed(&old.replace("'email'", "'locale'")));
+        assert_eq!(
+            literals(b"f('a''b', 'c')"),
+            vec!["a'b".to_owned(), "c".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_stream_drops_statistics_of_masked_columns() {
+        let (schema, rules) = fixture();
+        let input = format!(
+            "SET x = 1;\nCOPY public.people (id, email, locale) FROM stdin;\n1\tsecret-people@example.org\ten\n\\.\n\n{}{}SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t'relpages', '1'::integer\n);\n",
+            stats("people", "'attname', 'email'"),
+            stats("people", "'attname', 'locale'").replace("secret-people@example.org", "en_US")
+        );
+        let masking = Masking {
+            schema: &schema,
+            rules: &rules,
+            keyed: None,
+            strip_connections: false,
+        };
+        let mut sink = Sink::new(Vec::new(), Compression::default(), 1).unwrap();
+        let trailer = stream(
+            input.as_bytes(),
+            "-- manifest\n",
+            &masking,
+            &mut sink,
+            &mut Progress::new(false),
+        )
+        .unwrap();
+        let (out, _) = sink.finish().unwrap();
+        let text = String::from_utf8(zstd::decode_all(&out[..]).unwrap()).unwrap();
+        assert!(!text.contains("secret-people@example.org"), "{text}");
+        assert!(text.contains("'attname', 'locale'"), "{text}");
+        assert!(text.contains("pg_restore_relation_stats"), "{text}");
+        assert!(text.contains("1\t\\N\ten\n"), "{text}");
+        assert_eq!(trailer.bytes, text.len() as u64);
+    }
 }

@@ -114,7 +114,7 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
         };
         let origin = match &r.provenance {
             Some(p) => format!(
-                "from {}/{} dumped {} restored {}{}",
+                "from {}/{} dumped {} restored {}{}{}",
                 if p.source_host.is_empty() {
                     "?"
                 } else {
@@ -127,7 +127,13 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
                 },
                 p.dumped_at.as_deref().unwrap_or("?"),
                 p.restored_at,
-                if p.verified { "" } else { " (UNVERIFIED)" }
+                if p.verified { "" } else { " (UNVERIFIED)" },
+                // Masking in brief (issue 17): whether undecided columns were refused.
+                match (&p.masking.rules_sha256, &p.masking.undecided) {
+                    (None, _) => " unmasked".to_owned(),
+                    (Some(_), Some(u)) => format!(" masked (undecided: {u})"),
+                    (Some(_), None) => " masked".to_owned(),
+                }
             ),
             None => "no provenance".to_owned(),
         };

@@ -30,8 +30,55 @@ pub struct VerifySummary {
     pub compressed_bytes: u64,
     /// Rows per table.
     pub rows: BTreeMap<String, u64>,
+    /// What the stream's masking covered, from its manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masking: Option<MaskingBrief>,
     /// The result.
     pub verification: Verification,
+}
+
+/// What a stream's masking covered, in brief.
+#[derive(Debug, Serialize)]
+pub struct MaskingBrief {
+    /// False for an unmasked dump.
+    pub masked: bool,
+    /// `refuse` (every column was decided) or `keep` (undecided columns were copied);
+    /// `None` for streams that do not record it.
+    pub undecided: Option<String>,
+    /// Columns per decision (`keep`, `pseudonym`, `undecided`...), over every dumped table.
+    pub decisions: BTreeMap<String, usize>,
+    /// Tables whose data was left out.
+    pub excluded_tables: usize,
+}
+
+impl MaskingBrief {
+    fn of(m: &stg_core::stream::MaskingSummary) -> Self {
+        MaskingBrief {
+            masked: m.rules_sha256.is_some(),
+            undecided: m.undecided.clone(),
+            decisions: m.decision_counts(),
+            excluded_tables: m.excluded_tables.len(),
+        }
+    }
+
+    /// `masked (undecided: refuse): 40 keep, 3 pseudonym; 1 table excluded`.
+    fn line(&self) -> String {
+        if !self.masked {
+            return "unmasked".to_owned();
+        }
+        let counts: Vec<String> = self
+            .decisions
+            .iter()
+            .map(|(d, n)| format!("{n} {d}"))
+            .collect();
+        format!(
+            "masked (undecided: {}){}{}; {} table(s) excluded",
+            self.undecided.as_deref().unwrap_or("not recorded"),
+            if counts.is_empty() { "" } else { ": " },
+            counts.join(", "),
+            self.excluded_tables
+        )
+    }
 }
 
 /// Runs `verify` on stdin.
@@ -45,6 +92,7 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
         bytes: 0,
         compressed_bytes: 0,
         rows: BTreeMap::new(),
+        masking: None,
         verification: Verification::default(),
     };
     let stdin = std::io::stdin();
@@ -53,6 +101,7 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
         Ok(mut reader) => {
             if let Some(m) = reader.manifest() {
                 summary.database = Some(m.database.clone());
+                summary.masking = Some(MaskingBrief::of(&m.masking));
                 summary.source = Some(Source {
                     database: m.database.clone(),
                     host: m.source_host.clone(),
@@ -112,6 +161,9 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
             summary.rows.len(),
             summary.rows.values().sum::<u64>()
         )?;
+        if let Some(masking) = &summary.masking {
+            writeln!(out, "  masking: {}", masking.line())?;
+        }
         for problem in &v.problems {
             writeln!(out, "  problem: {problem}")?;
         }

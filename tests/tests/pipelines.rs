@@ -127,6 +127,38 @@ fn dump_piped_over_ssh_into_restore_replaces_staging_and_keeps_the_old_copy() {
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(listed.contains(&kept[0]), "{listed}");
     assert!(listed.contains("\"source_database\":\"fas2\""), "{listed}");
+    // The provenance says the masking decided every column; list shows it in brief.
+    assert!(listed.contains("\"undecided\":\"refuse\""), "{listed}");
+    let list = cmd::stg("stg-restore")
+        .args(["list", "fas2", "--format", "text"])
+        .args(stg.conn_args())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("masked (undecided: refuse)"), "{listed}");
+    // verify reads what the stream's masking covered from the manifest.
+    let stream = cmd::stg("stg-dump")
+        .args(prod.conn_args())
+        .arg("--mask")
+        .arg(workspace_file("stg-dump/tests/fixtures/fas2-rules.json"))
+        .arg("fas2")
+        .env("STG_MASK_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(stream.status.success());
+    let file = dir.path().join("fas2.stg.zst");
+    std::fs::write(&file, &stream.stdout).unwrap();
+    let verify = cmd::stg("stg-restore")
+        .args(["verify", "--format", "text"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{text}");
+    assert!(
+        text.contains("masking: masked (undecided: refuse): 1 constant, 1 email, 7 keep, 2 null, 4 pseudonym, 1 regex; 1 table(s) excluded"),
+        "{text}"
+    );
 
     // stg-age reads the same provenance: synced today.
     let age = cmd::stg("stg-age")

@@ -57,6 +57,11 @@ SSH        ?= ssh -o BatchMode=yes
 #:   MASK= KEY=          masking rules and key file, paths on FROM (stg-dump --mask, --key-file)
 #:   PRE_HOOK= POST_HOOK=  commands stg-restore runs on TO around the swap (no single quotes)
 #:   KEEP=               previous copies stg-restore keeps (its default: 1)
+#:   IF_UNCHANGED=1      make sync refuses (exit 1) when TO's copy has local changes since its
+#:                       last sync, or they are unknown (stg-restore --if-unchanged)
+#:   NOTIFY= NOTIFY_TIMEOUT=  command run on TO before the swap with the pending summary (JSON)
+#:                       on stdin, e.g. NOTIFY='mail -s resync infra@example.org' (no single
+#:                       quotes); its time limit (stg-restore's default: 60s)
 #:   DUMP_ARGS= RESTORE_ARGS=  more flags for stg-dump / stg-restore (e.g. -h HOST -p PORT)
 #:   SSH="ssh -o BatchMode=yes"  the remote shell: SSH HOST COMMAND...
 
@@ -147,6 +152,8 @@ sync: ## Copy database DB from FROM into staging host TO: ssh FROM stg-dump | ss
 	$(SSH) $(FROM) stg-dump $(if $(MASK),--mask $(MASK)) $(if $(KEY),--key-file $(KEY)) $(DUMP_ARGS) $(DB) \
 	  | $(SSH) $(TO) stg-restore --db $(DB) $(if $(KEEP),--keep $(KEEP)) \
 	    $(if $(PRE_HOOK),--pre-hook "'$(PRE_HOOK)'") $(if $(POST_HOOK),--post-hook "'$(POST_HOOK)'") \
+	    $(if $(filter-out 0 no false,$(IF_UNCHANGED)),--if-unchanged) $(if $(NOTIFY),--notify "'$(NOTIFY)'") \
+	    $(if $(NOTIFY_TIMEOUT),--notify-timeout $(NOTIFY_TIMEOUT)) \
 	    $(if $(FORMAT),--format $(FORMAT)) $(RESTORE_ARGS)
 
 hosts: ## stg-hosts apply INVENTORY to HOSTS_FILE (DRY_RUN=1: show the diff only)

@@ -8,6 +8,12 @@
 //! are skipped; kept copies (`<db>__stg_prev_<stamp>`) are listed and judged like any other
 //! database, since they hold production data too. Connecting and querying only; nothing
 //! is changed on the server.
+//!
+//! Beside the age, each database's local changes since its sync (rows inserted, updated,
+//! deleted per table, from the server's statistics against the baseline stg-restore
+//! recorded; see [`stg_core::provenance::compare`]): `none`, `changed`, or `unknown` where
+//! the counters cannot be trusted or there is no baseline. This connects to each database
+//! (the counters are per database); one it cannot connect to is `unknown`.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -15,7 +21,9 @@ use std::io::Write;
 use anyhow::Context;
 use serde::Serialize;
 use stg_core::conn::Conn;
-use stg_core::provenance::{role_of, Provenance, Role};
+use stg_core::provenance::{
+    self, role_of, Activity, Baseline, ChangeStatus, LocalChanges, Provenance, Role,
+};
 
 use crate::report::{median, table, Format, Judge};
 
@@ -52,8 +60,13 @@ pub struct DatabaseRecord {
     pub verified: Option<bool>,
     /// Synced longer ago than `--max-age`.
     pub over: bool,
+    /// Local changes since the sync: `status` `none`, `changed` (with the tables) or
+    /// `unknown` (with the reason).
+    pub local_changes: Option<LocalChanges>,
     #[serde(skip)]
     age_secs: Option<u64>,
+    #[serde(skip)]
+    baseline: Option<Baseline>,
 }
 
 /// The closing `summary` record of `stg-age databases`.
@@ -73,6 +86,10 @@ pub struct DatabaseSummary {
     pub oldest_age_days: Option<u64>,
     /// Databases synced longer ago than `--max-age`.
     pub over: usize,
+    /// Databases with local changes since their sync.
+    pub changed: usize,
+    /// Databases whose local changes cannot be told.
+    pub changes_unknown: usize,
     /// The threshold, days.
     pub max_age_days: Option<u64>,
     /// The moment ages were measured at.
@@ -103,7 +120,9 @@ pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<Databa
         data_age_days: None,
         verified: None,
         over: false,
+        local_changes: None,
         age_secs: None,
+        baseline: comment.and_then(Baseline::from_comment),
     };
     let Some(prov) = comment.and_then(Provenance::from_comment) else {
         return Some(rec);
@@ -145,6 +164,27 @@ async fn list(conn: &Conn) -> anyhow::Result<Vec<(String, Option<String>)>> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The local changes of database `name` since the sync its baseline describes.
+async fn local_changes(conn: &Conn, name: &str, baseline: Option<&Baseline>) -> LocalChanges {
+    if baseline.is_none() {
+        return provenance::compare(None, &Activity::default());
+    }
+    let read = async {
+        let client = conn.with_dbname(name).connect_as("stg-age").await?;
+        let activity = Activity::read(&client).await?;
+        let mut changes = provenance::compare(baseline, &activity);
+        provenance::find_last_writes(&client, &mut changes, 5_000).await;
+        anyhow::Ok(changes)
+    };
+    match read.await {
+        Ok(changes) => changes,
+        Err(err) => LocalChanges::unknown(
+            format!("could not read the write counters of {name}: {err:#}"),
+            baseline.map(|b| b.taken_at.clone()),
+        ),
+    }
+}
+
 /// Runs `stg-age databases`; returns the exit status.
 pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -156,6 +196,11 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
         .iter()
         .filter_map(|(name, comment)| record(name, comment.as_deref(), judge))
         .collect();
+    runtime.block_on(async {
+        for r in &mut records {
+            r.local_changes = Some(local_changes(conn, &r.name, r.baseline.as_ref()).await);
+        }
+    });
     // Oldest sync first; unknown last; by name within.
     records.sort_by(|a, b| {
         b.age_secs
@@ -171,6 +216,8 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
         median_age_days: median(&ages),
         oldest_age_days: ages.iter().copied().max(),
         over: records.iter().filter(|r| r.over).count(),
+        changed: count_changes(&records, ChangeStatus::Changed),
+        changes_unknown: count_changes(&records, ChangeStatus::Unknown),
         max_age_days: judge.max_age_days(),
         now: stg_core::timestamp::format(judge.now),
         server: format!("{}@{}:{}", conn.user, conn.host, conn.port),
@@ -191,6 +238,13 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
     } else {
         stg_core::exit::OK
     })
+}
+
+fn count_changes(records: &[DatabaseRecord], status: ChangeStatus) -> usize {
+    records
+        .iter()
+        .filter(|r| r.local_changes.as_ref().is_some_and(|c| c.status == status))
+        .count()
 }
 
 fn days(d: Option<u64>) -> String {
@@ -215,6 +269,9 @@ fn write_text(
                 days(r.age_days),
                 days(r.data_age_days),
                 if r.over { "OVER".into() } else { String::new() },
+                r.local_changes
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), LocalChanges::short),
                 match (&r.source_host, &r.source_database) {
                     (Some(h), Some(d)) => {
                         stg_core::terminal::escape(&format!("{d}@{h}")).into_owned()
@@ -227,7 +284,9 @@ fn write_text(
     if !rows.is_empty() {
         out.write_all(
             table(
-                &["DATABASE", "ROLE", "SYNCED", "DATA", "OVER", "SOURCE"],
+                &[
+                    "DATABASE", "ROLE", "SYNCED", "DATA", "OVER", "CHANGES", "SOURCE",
+                ],
                 &rows,
             )
             .as_bytes(),
@@ -246,6 +305,11 @@ fn write_text(
     if let Some(max) = summary.max_age_days {
         let _ = write!(line, "; {} older than {max} days", summary.over);
     }
+    let _ = write!(
+        line,
+        "; {} with local changes since the sync, {} unknown",
+        summary.changed, summary.changes_unknown
+    );
     writeln!(out, "{line} (as of {})", summary.now)?;
     Ok(())
 }

@@ -297,6 +297,64 @@ impl Maintenance {
         Ok(row.get::<_, i64>(0).unsigned_abs())
     }
 
+    /// Waits until no client session is connected to `name` (autovacuum workers do not
+    /// count); false when some still are after `timeout`. A session's write counters are
+    /// all counted once it is gone from `pg_stat_activity` (it reports them on its way out,
+    /// before it leaves the list).
+    pub async fn wait_for_sessions_to_end(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        loop {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .await
+                .with_context(|| format!("while waiting for the sessions on {name} to end"))?;
+            if row.get::<_, i64>(0) == 0 {
+                return Ok(true);
+            }
+            if started.elapsed() > timeout {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits, at most `timeout`, until every client session on `name` (but stg-restore's
+    /// own) has been idle for longer than the server may keep a session's write counters
+    /// unreported (10 s, PostgreSQL's `PGSTAT_IDLE_INTERVAL`; a busy session reports at
+    /// most once a second). Returns how many sessions were still active or recently so.
+    /// See: `src/backend/utils/activity/pgstat.c` (`pgstat_report_stat`).
+    pub async fn wait_for_quiet(&self, name: &str, timeout: Duration) -> anyhow::Result<i64> {
+        let started = Instant::now();
+        loop {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+                     AND application_name <> 'stg-restore' \
+                     AND (state IS DISTINCT FROM 'idle' \
+                          OR state_change > now() - interval '11 seconds')",
+                    &[&name],
+                )
+                .await
+                .with_context(|| format!("while looking at the sessions on {name}"))?;
+            let busy: i64 = row.get(0);
+            if busy == 0 || started.elapsed() > timeout {
+                return Ok(busy);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Terminates sessions on the databases until none is left or the timeout passes;
     /// returns how many were terminated in all.
     async fn end_sessions(&self, names: &[&str]) -> anyhow::Result<u64> {

@@ -51,13 +51,17 @@ Examples:
   stg-restore --db fas2 --pre-hook 'ssh fas01.stg systemctl stop httpd' \\
               --post-hook 'ssh fas01.stg systemctl start httpd' < fas2.stg.xz
   stg-restore verify < fas2.stg.xz                  # integrity only, touches no database
+  stg-restore --if-unchanged --notify 'mail -s fas2-sync infra@example.org' < fas2.stg.zst
   stg-restore list fas2                             # current and kept copies, with provenance
   stg-restore rollback fas2                         # swap the newest kept copy back in
 
 Restore and rollback refuse unless this host is staging: STG_ENVIRONMENT_FILE (default
 /etc/stg/environment) must say `staging`. They also refuse a server whose setting
 stg.environment is set to anything but 'staging' (mark production servers in postgresql.conf).
-Exit status: 0 ok; 1 `verify` found the stream bad; 2 usage or input error (not a staging
+Before replacing a database, a restore reports its local changes since the last sync (rows
+inserted, updated, deleted per table, from the server's statistics) on stderr and in the
+report, or unknown when the statistics cannot be trusted.
+Exit status: 0 ok; 1 `verify` found the stream bad, or --if-unchanged refused; 2 usage or input error (not a staging
 host or server, bad flags, a bad stream: truncated, corrupt, checksum or row-count mismatch, missing
 roles, a refused statement); 3 runtime failure (server or SQL error, hook failed, another restore running,
 interrupted by a signal).
@@ -187,6 +191,20 @@ pub struct RestoreArgs {
     /// Run VACUUM ANALYZE on the loaded database before the swap.
     #[arg(long)]
     pub analyze: bool,
+    /// Refuse to replace the database when it has local changes since its last sync, or
+    /// when that cannot be told ("unknown": counters reset, server crashed, statistics off,
+    /// no baseline): exit 1, the incoming copy dropped, the live database untouched.
+    /// Checked before the load and again just before the swap.
+    #[arg(long)]
+    pub if_unchanged: bool,
+    /// Shell command run before the swap (and before --pre-hook) with the pending summary
+    /// as JSON on its stdin (database, source, age of the current copy, its local changes),
+    /// e.g. to mail the list. Its failure, or a timeout, is a warning; it stops nothing.
+    #[arg(long, value_name = "COMMAND")]
+    pub notify: Option<String>,
+    /// How long --notify may run before its process group is killed.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = stg_core::duration::clap_parser)]
+    pub notify_timeout: std::time::Duration,
     /// Accept a plain `pg_dump [-C] | xz` stream without manifest or trailer: nothing is
     /// verified, and the report says so.
     #[arg(long)]
@@ -219,6 +237,12 @@ pub struct RestoreConfig {
     pub post_hook: Option<String>,
     /// `--analyze`.
     pub analyze: bool,
+    /// `--if-unchanged`: refuse to replace a database with local changes (or unknown ones).
+    pub if_unchanged: bool,
+    /// `--notify`: command told about the pending swap on its stdin.
+    pub notify: Option<String>,
+    /// `--notify-timeout`.
+    pub notify_timeout: std::time::Duration,
     /// `--accept-unverified`.
     pub accept_unverified: bool,
     /// Load connections at once.
@@ -324,6 +348,9 @@ impl Config {
                     Some(n) => n,
                     None => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
                 };
+                if a.notify_timeout.is_zero() {
+                    bail_usage!("--notify-timeout 0: give the notify command some time, e.g. 60s");
+                }
                 Ok(Config::Restore(RestoreConfig {
                     conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
                     db: a.db,
@@ -331,6 +358,9 @@ impl Config {
                     pre_hook: a.pre_hook,
                     post_hook: a.post_hook,
                     analyze: a.analyze,
+                    if_unchanged: a.if_unchanged,
+                    notify: a.notify,
+                    notify_timeout: a.notify_timeout,
                     accept_unverified: a.accept_unverified,
                     jobs,
                     psql_ignored: a.psql.is_some(),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use stg_core::provenance::LocalChanges;
 
 use crate::Format;
 
@@ -85,10 +86,51 @@ pub struct RestoreSummary {
     pub verification: Verification,
     /// The manifest's source, when there is one.
     pub source: Option<Source>,
+    /// The live database's local changes since its last sync (rows inserted, updated,
+    /// deleted per table, from the server's statistics), as checked just before the swap
+    /// (or before the load, when `--if-unchanged` refused there); `None` when there was no
+    /// live database or the restore failed before the check.
+    pub local_changes: Option<LocalChanges>,
+    /// True when `--if-unchanged` refused to replace the live database (exit 1).
+    pub refused: bool,
+    /// True when the new database's write counters were recorded as its baseline (in its
+    /// provenance), so that the next restore can tell its local changes.
+    pub baseline_recorded: bool,
+    /// Tables whose counters the baseline holds one by one (the rest are summed).
+    pub baseline_tables: usize,
+    /// How `--notify` went, when it was given and reached.
+    pub notify: Option<NotifyOutcome>,
     /// Milliseconds per phase.
     pub timings_ms: BTreeMap<&'static str, u64>,
     /// Things worth knowing that did not stop the restore.
     pub warnings: Vec<String>,
+}
+
+/// The outcome of `--notify`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NotifyOutcome {
+    /// True when the command read its input and exited 0 in time.
+    pub ok: bool,
+    /// What went wrong (also among the warnings).
+    pub error: Option<String>,
+    /// How long it ran.
+    pub elapsed_ms: u64,
+}
+
+/// Prints the local changes on stderr (always: people reading a cron mail or a terminal
+/// should see whose work is being replaced).
+pub fn print_local_changes(db: &str, changes: &LocalChanges) {
+    let since = changes
+        .since
+        .as_deref()
+        .map(|s| format!(" since the sync at {s}"))
+        .unwrap_or_default();
+    let text = stg_core::terminal::escape(&changes.describe()).into_owned();
+    let _ = writeln!(
+        std::io::stderr(),
+        "stg-restore: local changes in {}{since}: {text}",
+        stg_core::terminal::escape(db)
+    );
 }
 
 /// Writes one record as JSON Lines to stdout. A closed stdout is no error and does not
@@ -108,6 +150,11 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
     let db = summary.database.as_deref().unwrap_or("(unknown)");
     if summary.ok {
         writeln!(out, "restored {db}")?;
+    } else if summary.refused {
+        writeln!(
+            out,
+            "restore of {db} REFUSED (--if-unchanged): {db} untouched"
+        )?;
     } else {
         writeln!(
             out,
@@ -145,6 +192,18 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
             source.database, source.host, source.dumped_at
         )?;
     }
+    if let Some(changes) = &summary.local_changes {
+        writeln!(
+            out,
+            "  local changes: {}{}",
+            stg_core::terminal::escape(&changes.describe()),
+            if summary.refused {
+                " (refused: --if-unchanged)"
+            } else {
+                ""
+            }
+        )?;
+    }
     if let Some(previous) = &summary.previous {
         writeln!(out, "  previous:     {previous}")?;
     }
@@ -165,6 +224,17 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
         .map(|(k, v)| format!("{k} {v} ms"))
         .collect();
     writeln!(out, "  timings:      {}", timings.join(", "))?;
+    if let Some(notify) = &summary.notify {
+        writeln!(
+            out,
+            "  notify:       {}",
+            if notify.ok {
+                "ok"
+            } else {
+                "FAILED (see warnings)"
+            }
+        )?;
+    }
     for warning in &summary.warnings {
         writeln!(out, "  warning:      {warning}")?;
     }

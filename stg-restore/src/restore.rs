@@ -9,12 +9,13 @@
 //! and the failure is reported. If the swap fails after the pre-hook succeeded, the
 //! post-hook still runs so that what the pre-hook stopped is started again.
 
+use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use stg_core::provenance::{self, Provenance};
+use stg_core::provenance::{self, Activity, Baseline, ChangeStatus, LocalChanges, Provenance};
 use stg_core::stream::Manifest;
 use stg_core::{timestamp, Error};
 use tokio::sync::mpsc;
@@ -23,7 +24,7 @@ use crate::db::{Kind, Maintenance};
 use crate::hooks::{self, Hook};
 use crate::load::{self, Event, Loader, Progress};
 use crate::reader::{Options, Outcome};
-use crate::report::{self, ProgressLine, RestoreSummary, Source, Verification};
+use crate::report::{self, NotifyOutcome, ProgressLine, RestoreSummary, Source, Verification};
 use crate::signals::{interrupted, Cancel};
 use crate::sql::{self, DbSettings};
 use crate::RestoreConfig;
@@ -43,6 +44,10 @@ pub enum Step {
     Verify,
     /// VACUUM ANALYZE.
     Analyze,
+    /// Recording the baseline and the provenance.
+    Provenance,
+    /// `--if-unchanged`: the live database's local changes.
+    Check,
     /// `--pre-hook`.
     PreHook,
     /// The renames.
@@ -63,6 +68,8 @@ impl Step {
             Step::Load => "load",
             Step::Verify => "verify",
             Step::Analyze => "analyze",
+            Step::Provenance => "provenance",
+            Step::Check => "check",
             Step::PreHook => "pre-hook",
             Step::Swap => "swap",
             Step::PostHook => "post-hook",
@@ -86,6 +93,15 @@ pub fn run(config: &RestoreConfig) -> anyhow::Result<u8> {
     if summary.ok {
         // A closed stdout after a good restore is still a good restore (exit 0 by policy).
         return printed.map(|()| stg_core::exit::OK);
+    }
+    if summary.refused {
+        // Not an error: the check found something (exit 1), and said what on stderr.
+        let _ = writeln!(
+            std::io::stderr(),
+            "stg-restore: {}",
+            summary.error.as_deref().unwrap_or("refused")
+        );
+        return Ok(stg_core::exit::FOUND);
     }
     // A failed restore fails even when its report could not be printed.
     let step = summary.failed_step.unwrap_or("?");
@@ -131,6 +147,49 @@ struct Restore<'a> {
     swapped: bool,
     progress: Arc<Progress>,
     line: ProgressLine,
+    /// The live database's provenance, read by the check (for `--notify`).
+    current: Option<Provenance>,
+}
+
+/// `--if-unchanged` refused: the live database has local changes, or they are unknown.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What `--notify` reads on its stdin.
+#[derive(serde::Serialize)]
+struct Pending<'s> {
+    r#type: &'static str,
+    database: &'s str,
+    incoming: &'s str,
+    server: String,
+    /// Where the incoming copy comes from.
+    source: Option<&'s Source>,
+    /// The copy about to be replaced, from its provenance (`None`: no live database, or
+    /// not restored by stg-restore).
+    current: Option<CurrentCopy<'s>>,
+    /// Whether a live database exists (and will be kept as a previous copy).
+    replaces: bool,
+    local_changes: Option<&'s LocalChanges>,
+    if_unchanged: bool,
+    now: String,
+}
+
+#[derive(serde::Serialize)]
+struct CurrentCopy<'s> {
+    source_host: &'s str,
+    source_database: &'s str,
+    dumped_at: Option<&'s str>,
+    restored_at: &'s str,
+    /// Seconds since `restored_at`.
+    age_seconds: Option<u64>,
 }
 
 impl<'a> Restore<'a> {
@@ -152,6 +211,7 @@ impl<'a> Restore<'a> {
             swapped: false,
             progress: Arc::new(Progress::default()),
             line: ProgressLine::new(),
+            current: None,
         }
     }
 
@@ -169,6 +229,7 @@ impl<'a> Restore<'a> {
             self.summary.failed_step = Some(self.step.name());
             self.summary.failed_class_usage =
                 stg_core::exit::classify(&err) == stg_core::ErrorClass::Usage;
+            self.summary.refused = err.downcast_ref::<Refused>().is_some();
             self.summary.error = Some(format!("{err:#}"));
             self.clean_up().await;
         } else {
@@ -301,6 +362,9 @@ impl<'a> Restore<'a> {
         }
 
         // provenance, on the incoming database so it moves with the rename
+        self.step = Step::Provenance;
+        let t = Instant::now();
+        let baseline = self.baseline().await?;
         let provenance = Provenance {
             stg_provenance: provenance::VERSION,
             source_host: manifest
@@ -321,10 +385,53 @@ impl<'a> Restore<'a> {
         };
         let m = self.maintenance.as_ref().expect("connected");
         self.cancel
-            .run(m.set_comment(&self.incoming, &provenance.to_comment()))
+            .run(m.set_comment(
+                &self.incoming,
+                &provenance.to_comment_with(baseline.as_ref()),
+            ))
             .await?;
+        self.time("provenance", t);
         if let Some(name) = self.cancel.fired() {
             return Err(interrupted(name));
+        }
+
+        // check: what the swap would replace
+        self.step = Step::Check;
+        let t = Instant::now();
+        let changes = self.check(&db).await?;
+        if let Some(changes) = &changes {
+            report::print_local_changes(&db, changes);
+        }
+        self.time("check", t);
+        if let Some(name) = self.cancel.fired() {
+            return Err(interrupted(name));
+        }
+
+        // notify
+        if let Some(command) = &self.config.notify {
+            let t = Instant::now();
+            let input = self.pending(&db);
+            let result = hooks::notify(
+                command,
+                &input,
+                self.config.notify_timeout,
+                &db,
+                &self.incoming,
+            )
+            .await;
+            if let Err(err) = &result {
+                self.summary.warnings.push(err.clone());
+                let _ = writeln!(std::io::stderr(), "stg-restore: warning: {err}");
+            }
+            self.summary.notify = Some(NotifyOutcome {
+                ok: result.is_ok(),
+                error: result.err(),
+                elapsed_ms: t.elapsed().as_millis() as u64,
+            });
+            self.time("notify", t);
+            if let Some(name) = self.cancel.fired() {
+                return Err(interrupted(name));
+            }
         }
 
         // pre-hook
@@ -334,6 +441,22 @@ impl<'a> Restore<'a> {
             hooks::run(Hook::Pre, command, &db, &self.incoming, None).await?;
             self.pre_hook_ok = true;
             self.time("pre_hook", t);
+            if let Some(name) = self.cancel.fired() {
+                return Err(interrupted(name));
+            }
+        }
+
+        // check again: writes may have happened during the notify and the pre-hook (which
+        // stops the application)
+        if self.config.if_unchanged {
+            self.step = Step::Check;
+            let before = changes;
+            let again = self.check_settled(&db).await?;
+            if again != before {
+                if let Some(again) = &again {
+                    report::print_local_changes(&db, again);
+                }
+            }
             if let Some(name) = self.cancel.fired() {
                 return Err(interrupted(name));
             }
@@ -395,6 +518,14 @@ impl<'a> Restore<'a> {
         if self.cancel.run(m.reopen(db)).await? {
             self.summary.warnings.push(reopened_warning(db));
         }
+        if self.config.if_unchanged {
+            // Before the load, to save it when the answer is no; again before the swap.
+            let step = self.step;
+            self.step = Step::Check;
+            self.check(db).await?;
+            self.step = step;
+        }
+        let m = self.maintenance.as_ref().expect("connected");
         let settings = if let Some(manifest) = manifest {
             let mut roles = vec![manifest.owner.clone()];
             for role in &manifest.roles {
@@ -559,6 +690,204 @@ impl<'a> Restore<'a> {
             outcome.counted.tables.values().sum::<u64>()
         ));
         Ok(outcome)
+    }
+
+    /// The new database's write counters, read once the load's own writes are counted: the
+    /// server counts a session's writes for certain when the session has ended, so this
+    /// waits for the load's (and `--analyze`'s) sessions to be gone first. `None`, with a
+    /// warning, when the server does not count (`track_counts` off) or the counters cannot
+    /// be read: the next restore then says its local changes are unknown.
+    async fn baseline(&mut self) -> anyhow::Result<Option<Baseline>> {
+        let m = self.maintenance.as_ref().expect("connected");
+        let gone = self
+            .cancel
+            .run(m.wait_for_sessions_to_end(&self.incoming, Duration::from_secs(30)))
+            .await?;
+        if !gone {
+            self.summary.warnings.push(format!(
+                "the load's sessions on {} did not end within 30 s; no baseline of its write \
+                 counters was recorded (the next restore will say its local changes are \
+                 unknown)",
+                self.incoming
+            ));
+            return Ok(None);
+        }
+        let conn = self.config.conn.with_dbname(&self.incoming);
+        let read = self
+            .cancel
+            .run(async {
+                let client = conn.connect().await?;
+                Activity::read(&client).await
+            })
+            .await;
+        let baseline = match read {
+            Ok(activity) => Baseline::from_activity(&activity),
+            Err(err) => {
+                if let Some(name) = self.cancel.fired() {
+                    return Err(interrupted(name));
+                }
+                self.summary.warnings.push(format!(
+                    "could not read the write counters of {}: {err:#}; no baseline was \
+                     recorded (the next restore will say its local changes are unknown)",
+                    self.incoming
+                ));
+                return Ok(None);
+            }
+        };
+        match &baseline {
+            Some(b) => {
+                self.summary.baseline_recorded = true;
+                self.summary.baseline_tables = b.tables.len();
+            }
+            None => self.summary.warnings.push(
+                "the server does not count writes (track_counts is off): no baseline was \
+                 recorded, and local changes will be unknown"
+                    .into(),
+            ),
+        }
+        Ok(baseline)
+    }
+
+    /// [`Restore::check`] right before the swap: first waits (15 s at most) until the
+    /// sessions on the live database have been idle long enough for the server to have
+    /// counted their writes; sessions still busy make "none" "unknown".
+    async fn check_settled(&mut self, db: &str) -> anyhow::Result<Option<LocalChanges>> {
+        let m = self.maintenance.as_ref().expect("connected");
+        let busy = self
+            .cancel
+            .run(m.wait_for_quiet(db, Duration::from_secs(15)))
+            .await?;
+        self.check_with(db, busy).await
+    }
+
+    /// The live database's local changes since its sync, into the summary; with
+    /// `--if-unchanged`, refuses (the [`Refused`] error) unless they are "none".
+    async fn check(&mut self, db: &str) -> anyhow::Result<Option<LocalChanges>> {
+        self.check_with(db, 0).await
+    }
+
+    /// [`Restore::check`], knowing that `busy` sessions may have writes not counted yet.
+    async fn check_with(&mut self, db: &str, busy: i64) -> anyhow::Result<Option<LocalChanges>> {
+        let mut changes = self.local_changes(db).await?;
+        if let Some(c) = changes.as_mut() {
+            if busy > 0 && c.status == ChangeStatus::None {
+                *c = LocalChanges::unknown(
+                    format!(
+                        "{busy} session(s) on {db} were busy within the last 10 s, and the \
+                         server may not have counted their writes yet (stop the application \
+                         in --pre-hook)"
+                    ),
+                    c.since.clone(),
+                );
+            }
+        }
+        self.summary.local_changes.clone_from(&changes);
+        if !self.config.if_unchanged {
+            return Ok(changes);
+        }
+        let Some(found) = &changes else {
+            return Ok(changes);
+        };
+        if found.status == ChangeStatus::None {
+            return Ok(changes);
+        }
+        let what = match found.status {
+            ChangeStatus::Unknown => format!(
+                "whether {db} has local changes since its last sync is unknown: {}",
+                found.reason.as_deref().unwrap_or("")
+            ),
+            _ => format!(
+                "{db} has local changes since its last sync{}: {}",
+                found
+                    .since
+                    .as_deref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default(),
+                found.describe()
+            ),
+        };
+        let incoming = if self.incoming_created {
+            format!("; {} is dropped", self.incoming)
+        } else {
+            String::new()
+        };
+        Err(Refused(format!(
+            "refusing to replace {db} (--if-unchanged): {what}. {db} is untouched{incoming}. \
+             To keep the changes, save them first (e.g. pg_dump -t TABLE {db}), or sync \
+             without --if-unchanged: the replaced copy is kept as {db}__stg_prev_<stamp> \
+             (`stg-restore list {db}` shows it, `stg-restore rollback {db}` swaps it back)"
+        ))
+        .into())
+    }
+
+    /// Reads the live database's counters and compares them with its baseline; `None`
+    /// when there is no live database. Anything that keeps it from telling is "unknown".
+    async fn local_changes(&mut self, db: &str) -> anyhow::Result<Option<LocalChanges>> {
+        let m = self.maintenance.as_ref().expect("connected");
+        let related = self.cancel.run(m.related(db)).await?;
+        let Some(live) = related.into_iter().find(|d| d.kind == Kind::Current) else {
+            return Ok(None);
+        };
+        let comment = live.comment.as_deref().unwrap_or("");
+        self.current = Provenance::from_comment(comment);
+        let baseline = Baseline::from_comment(comment);
+        let Some(baseline) = baseline else {
+            // Nothing to compare with: no need to connect to the live database.
+            return Ok(Some(provenance::compare(None, &Activity::default())));
+        };
+        let since = Some(baseline.taken_at.clone());
+        let conn = self.config.conn.with_dbname(db);
+        let read = self
+            .cancel
+            .run(async {
+                let client = conn.connect_as("stg-restore").await?;
+                let activity = Activity::read(&client).await?;
+                let mut changes = provenance::compare(Some(&baseline), &activity);
+                provenance::find_last_writes(&client, &mut changes, 10_000).await;
+                anyhow::Ok(changes)
+            })
+            .await;
+        Ok(Some(match read {
+            Ok(changes) => changes,
+            Err(err) => {
+                if let Some(name) = self.cancel.fired() {
+                    return Err(interrupted(name));
+                }
+                LocalChanges::unknown(
+                    format!("could not read the write counters of {db}: {err:#}"),
+                    since,
+                )
+            }
+        }))
+    }
+
+    /// The JSON `--notify` reads.
+    fn pending(&self, db: &str) -> Vec<u8> {
+        let now = timestamp::now();
+        let current = self.current.as_ref().map(|p| CurrentCopy {
+            source_host: &p.source_host,
+            source_database: &p.source_database,
+            dumped_at: p.dumped_at.as_deref(),
+            restored_at: &p.restored_at,
+            age_seconds: timestamp::parse(&p.restored_at)
+                .ok()
+                .map(|at| (now - at).whole_seconds().max(0).unsigned_abs()),
+        });
+        let pending = Pending {
+            r#type: "pending_swap",
+            database: db,
+            incoming: &self.incoming,
+            server: self.config.conn.describe(),
+            source: self.summary.source.as_ref(),
+            current,
+            replaces: self.summary.local_changes.is_some(),
+            local_changes: self.summary.local_changes.as_ref(),
+            if_unchanged: self.config.if_unchanged,
+            now: timestamp::format(now),
+        };
+        let mut out = serde_json::to_vec(&pending).expect("the pending summary serializes");
+        out.push(b'\n');
+        out
     }
 
     /// Drops kept copies beyond `--keep`; a copy in use is left, with a warning. Never

@@ -1,0 +1,389 @@
+//! Staging work before a sync (issue 18): the write counters recorded at a sync, the local
+//! changes they show at the next one, `--if-unchanged`, `--notify`, and "unknown" wherever
+//! the counters cannot be trusted. Against real PostgreSQL clusters.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stg_core::provenance::Baseline;
+use support::{assert_code, records, stderr, summary, Setup};
+
+/// Waits until `check` holds, for at most 30 s.
+#[track_caller]
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `n_tup_ins, n_tup_upd, n_tup_del` of a table as the server counts them now.
+fn counters(setup: &Setup, db: &str, table: &str) -> (u64, u64, u64) {
+    let row = setup.cluster.sql(
+        db,
+        &format!(
+            "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables \
+             WHERE relname = '{table}'"
+        ),
+    );
+    let f: Vec<u64> = row
+        .trim()
+        .split('|')
+        .map(|v| v.parse().expect("a counter"))
+        .collect();
+    (f[0], f[1], f[2])
+}
+
+/// Edits in the synced `fas2`: 1 person inserted, 3 groups updated, 2 sessions deleted;
+/// returns once the server counts them (a session's counters are reported as it ends).
+fn edit_staging(setup: &Setup) {
+    let people = counters(setup, "fas2", "people");
+    let groups = counters(setup, "fas2", "groups");
+    let sessions = counters(setup, "fas2", "sessions");
+    setup.cluster.script(
+        "fas2",
+        "INSERT INTO people (username, human_name, email, password) \
+         VALUES ('stagingonly', 'Staging Only', 'only@stg.example.org', 'x');\n\
+         UPDATE groups SET display_name = 'edited in staging' WHERE id <= 3;\n\
+         DELETE FROM sessions WHERE id IN (SELECT id FROM sessions ORDER BY id LIMIT 2);\n",
+    );
+    wait_for("the edits to be counted", || {
+        counters(setup, "fas2", "people").0 == people.0 + 1
+            && counters(setup, "fas2", "groups").1 == groups.1 + 3
+            && counters(setup, "fas2", "sessions").2 == sessions.2 + 2
+    });
+}
+
+/// The changed tables of a `local_changes` object, as (table, change, ins, upd, del).
+fn changed_tables(changes: &Value) -> Vec<(String, String, u64, u64, u64)> {
+    changes["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_owned(),
+                t["change"].as_str().unwrap().to_owned(),
+                t["inserted"].as_u64().unwrap(),
+                t["updated"].as_u64().unwrap(),
+                t["deleted"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn the_edits() -> Vec<(String, String, u64, u64, u64)> {
+    vec![
+        ("public.groups".into(), "modified".into(), 0, 3, 0),
+        ("public.people".into(), "modified".into(), 1, 0, 0),
+        ("public.sessions".into(), "modified".into(), 0, 0, 2),
+    ]
+}
+
+fn comment_of(setup: &Setup, db: &str) -> String {
+    setup
+        .cluster
+        .sql(
+            "postgres",
+            &format!(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = '{db}'"
+            ),
+        )
+        .trim_end()
+        .to_owned()
+}
+
+/// The issue's "done when": edits in a synced staging database are named and refused with
+/// `--if-unchanged` (incoming dropped, live unchanged), then reported and kept without it.
+#[test]
+fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    let first = setup.restore(&stream, &[]);
+    assert_code(&first, 0);
+    let s = summary(&first);
+    assert_eq!(s["baseline_recorded"], true);
+    let baseline = Baseline::from_comment(&comment_of(&setup, "fas2")).expect("a baseline");
+    assert_eq!(baseline.tables["public.people"].inserted, 202);
+    // The fixture's fas2 was not restored by stg-restore: no baseline, so unknown.
+    assert_eq!(s["local_changes"]["status"], "unknown", "{s}");
+
+    edit_staging(&setup);
+    let live = setup.cluster.table_contents("fas2");
+
+    let refused = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&refused, 1);
+    let s = summary(&refused);
+    assert_eq!(s["ok"], false);
+    assert_eq!(s["refused"], true);
+    assert_eq!(s["failed_step"], "check");
+    assert_eq!(s["local_changes"]["status"], "changed");
+    assert_eq!(changed_tables(&s["local_changes"]), the_edits());
+    let err = stderr(&refused);
+    for named in [
+        "refusing to replace fas2 (--if-unchanged)",
+        "public.people: 1 inserted, 0 updated, 0 deleted",
+        "public.groups: 0 inserted, 3 updated, 0 deleted",
+        "public.sessions: 0 inserted, 0 updated, 2 deleted",
+        "stg-restore list fas2",
+        "last write unknown (track_commit_timestamp is off)",
+    ] {
+        assert!(err.contains(named), "{named:?} not in: {err}");
+    }
+    assert_eq!(setup.cluster.table_contents("fas2"), live, "fas2 changed");
+    assert!(
+        !setup
+            .stg_databases()
+            .iter()
+            .any(|d| d.ends_with("__stg_incoming")),
+        "incoming left: {:?}",
+        setup.stg_databases()
+    );
+
+    let swapped = setup.restore(&stream, &[]);
+    assert_code(&swapped, 0);
+    let s = summary(&swapped);
+    assert_eq!(s["local_changes"]["status"], "changed");
+    assert_eq!(changed_tables(&s["local_changes"]), the_edits());
+    assert!(
+        stderr(&swapped).contains("public.people: 1 inserted"),
+        "{}",
+        stderr(&swapped)
+    );
+    let previous = s["previous"].as_str().expect("a kept copy").to_owned();
+    assert_eq!(setup.cluster.table_contents(&previous), live);
+    assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+    let list = setup
+        .cmd(&["list", "fas2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_code(&list, 0);
+    assert!(
+        records(&list)
+            .iter()
+            .any(|r| r["name"] == previous.as_str() && r["kind"] == "previous"),
+        "{previous} not listed"
+    );
+}
+
+/// A sync right after a sync has no local changes: the baseline includes the load's own
+/// writes (with parallel load connections), and VACUUM/ANALYZE are no changes.
+#[test]
+fn a_sync_right_after_a_sync_has_no_local_changes() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    assert_code(&setup.restore(&stream, &["--jobs", "3", "--analyze"]), 0);
+    setup.cluster.sql("fas2", "VACUUM ANALYZE");
+    let again = setup.restore(&stream, &["--jobs", "3", "--if-unchanged"]);
+    assert_code(&again, 0);
+    let s = summary(&again);
+    assert_eq!(s["local_changes"]["status"], "none", "{s}");
+    assert_eq!(s["refused"], false);
+    assert!(
+        stderr(&again).contains("local changes in fas2 since the sync at"),
+        "{}",
+        stderr(&again)
+    );
+    // A table created since the sync is a change, and so is a dropped one.
+    setup.cluster.script(
+        "fas2",
+        "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('x'); DROP TABLE memberships;",
+    );
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let s = summary(&out);
+    let tables = changed_tables(&s["local_changes"]);
+    assert!(
+        tables
+            .iter()
+            .any(|t| t.0 == "public.notes" && t.1 == "created"),
+        "{tables:?}"
+    );
+    assert!(
+        tables
+            .iter()
+            .any(|t| t.0 == "public.memberships" && t.1 == "dropped"),
+        "{tables:?}"
+    );
+}
+
+/// Counters reset since the sync (`pg_stat_reset()`), a server crash, or no baseline at
+/// all: "unknown", and `--if-unchanged` refuses. Refused before the load, when it can be.
+#[test]
+fn if_unchanged_refuses_when_the_counters_cannot_be_trusted() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    // The fixture's fas2 has no provenance, hence no baseline: refused before the load.
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["local_changes"]["status"], "unknown");
+    assert!(s["local_changes"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no baseline"));
+    assert!(s["timings_ms"].get("load").is_none(), "loaded anyway: {s}");
+    setup.assert_untouched();
+
+    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.cluster.sql("fas2", "SELECT pg_stat_reset()");
+    let live = setup.cluster.table_contents("fas2");
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["local_changes"]["status"], "unknown");
+    let reason = s["local_changes"]["reason"].as_str().unwrap();
+    assert!(reason.contains("were reset at"), "{reason}");
+    assert!(stderr(&out).contains("unknown"), "{}", stderr(&out));
+    assert_eq!(setup.cluster.table_contents("fas2"), live);
+
+    // A crash (immediate shutdown) discards every counter.
+    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.cluster.stop_immediate();
+    setup.cluster.restart();
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let reason = summary(&out)["local_changes"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("crash"), "{reason}");
+    // Without --if-unchanged the sync goes on and says unknown.
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["local_changes"]["status"], "unknown");
+}
+
+/// `--notify` gets the pending summary on its stdin before the swap.
+#[test]
+fn notify_reads_the_pending_summary() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    assert_code(&setup.restore(&stream, &[]), 0);
+    edit_staging(&setup);
+    let file = setup.dir.path().join("pending.json");
+    let command = format!(
+        "cat > {} && test \"$STG_RESTORE_HOOK\" = notify",
+        file.display()
+    );
+    let out = setup.restore(&stream, &["--notify", &command]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["notify"]["ok"], true, "{s}");
+    assert!(s["warnings"].as_array().unwrap().is_empty(), "{s}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let pending: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(pending["type"], "pending_swap");
+    assert_eq!(pending["database"], "fas2");
+    assert_eq!(pending["incoming"], "fas2__stg_incoming");
+    assert_eq!(pending["replaces"], true);
+    assert_eq!(pending["source"]["host"], "db01.test");
+    assert_eq!(pending["source"]["dumped_at"], "2026-11-28T01:00:00Z");
+    assert_eq!(pending["current"]["source_host"], "db01.test");
+    assert!(pending["current"]["age_seconds"].as_u64().unwrap() < 600);
+    assert_eq!(pending["local_changes"]["status"], "changed");
+    assert_eq!(changed_tables(&pending["local_changes"]), the_edits());
+}
+
+/// A notify command that fails, is killed, reads nothing or hangs stops nothing: the
+/// restore completes, and the report says what went wrong.
+#[test]
+fn a_failing_notify_is_a_warning() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    let cases = [
+        ("exit 3", "failed (exit status: 3)"),
+        ("kill -9 $$", "killed by signal 9"),
+        ("true", "exited without reading its input"),
+        ("sleep 3001", "did not finish within 1 s"),
+        (
+            "sleep 3002 & cat >/dev/null; wait",
+            "did not finish within 1 s",
+        ),
+    ];
+    for (command, expected) in cases {
+        let started = Instant::now();
+        let out = setup.restore(&stream, &["--notify", command, "--notify-timeout", "1s"]);
+        assert_code(&out, 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{command}: took {:?}",
+            started.elapsed()
+        );
+        let s = summary(&out);
+        assert_eq!(s["ok"], true);
+        assert_eq!(s["notify"]["ok"], false, "{command}: {s}");
+        let warning = s["notify"]["error"].as_str().unwrap();
+        assert!(warning.contains(expected), "{command}: {warning}");
+        assert!(
+            s["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w == warning),
+            "{s}"
+        );
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
+    }
+    // The process groups of the hanging commands were killed, children included.
+    for marker in ["3001", "3002", "3003"] {
+        assert!(
+            !sleeping(marker),
+            "a `sleep {marker}` of a notify command is still running"
+        );
+    }
+}
+
+/// True when a `sleep ARG` process runs.
+fn sleeping(arg: &str) -> bool {
+    let wanted = format!("sleep\0{arg}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+}
+
+/// `stg-age databases` shows the local changes next to the age of the sync.
+#[test]
+fn stg_age_databases_shows_local_changes() {
+    let setup = Setup::new();
+    let stream = setup.stream();
+    assert_code(&setup.restore(&stream, &[]), 0);
+    let age = |format: &str| {
+        let mut cmd = stg_tests::cmd::stg("stg-age");
+        cmd.arg("databases")
+            .args(setup.cluster.conn_args())
+            .args(["--format", format]);
+        cmd.output().unwrap()
+    };
+    let out = age("json");
+    assert_code(&out, 0);
+    let fas2 = records(&out)
+        .into_iter()
+        .find(|r| r["name"] == "fas2")
+        .expect("fas2 listed");
+    assert_eq!(fas2["local_changes"]["status"], "none", "{fas2}");
+    edit_staging(&setup);
+    let out = age("json");
+    let all = records(&out);
+    let fas2 = all.iter().find(|r| r["name"] == "fas2").unwrap();
+    assert_eq!(fas2["local_changes"]["status"], "changed");
+    assert_eq!(changed_tables(&fas2["local_changes"]), the_edits());
+    // The fixture's database, kept as the previous copy, has no baseline.
+    let kept = all.iter().find(|r| r["role"] == "previous").unwrap();
+    assert_eq!(kept["local_changes"]["status"], "unknown");
+    let summary_line = all.last().unwrap();
+    assert_eq!(summary_line["changed"], 1);
+    let text = String::from_utf8(age("text").stdout).unwrap();
+    assert!(text.contains("CHANGES"), "{text}");
+    assert!(text.contains("3 table(s): +1 ~3 -2"), "{text}");
+    assert!(text.contains("unknown"), "{text}");
+}

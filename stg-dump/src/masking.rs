@@ -399,4 +399,55 @@ mod tests {
             .unwrap_err()
             .contains("limit of 3"));
     }
+
+    #[test]
+    fn json_paths_rewrite_only_what_they_reach_and_escape_for_copy() {
+        let path = |p: &str| crate::json_path::JsonPath::parse(p).unwrap();
+        let p = plan(vec![
+            None,
+            Some(Transform::Json {
+                paths: vec![
+                    (
+                        path("$.name"),
+                        Transform::Pseudonym {
+                            prefix: "p_".into(),
+                        },
+                    ),
+                    (path("$.n"), Transform::Constant(Some("tab\there".into()))),
+                ],
+            }),
+        ]);
+        let keyed = Pseudonymizer::new(b"0123456789abcdef0123456789abcdef");
+        let pseudonym = format!("p_{}", keyed.digest_hex("ann \"a\"\t".as_bytes()));
+        // COPY escapes the document's own backslashes; the JSON escapes survive both ways.
+        let copy = |doc: &str| {
+            let mut out = Vec::new();
+            copy_text::escape_into(Some(doc.as_bytes()), &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let doc = r#"{"x": "a\\b\tc", "name": "ann \"a\"\t", "n": 5}"#;
+        let row = format!("1\t{}", copy(doc));
+        assert!(row.contains(r#"a\\\\b\\tc"#), "{row}");
+        let out = String::from_utf8(rewrite(&p, row.as_bytes())).unwrap();
+        let wanted = format!(r#"{{"x": "a\\b\tc", "name": "{pseudonym}", "n": "tab\there"}}"#);
+        assert_eq!(out, format!("1\t{}\n", copy(&wanted)));
+        // No path reached: the field as it came, byte for byte.
+        let row = format!("2\t{}", copy(r#"{"other": "a\\b", "deep": {"name": "x"}}"#));
+        assert_eq!(rewrite(&p, row.as_bytes()), format!("{row}\n").into_bytes());
+        // SQL NULL stays NULL; a broken document is an error naming the row and column.
+        assert_eq!(rewrite(&p, b"3\t\\N"), b"3\t\\N\n");
+        let err = p
+            .rewrite_row(
+                b"4\t{\"name\": ",
+                4,
+                Some(&keyed),
+                &mut Scratch::default(),
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("row 4: column c1: not a valid JSON document"),
+            "{err}"
+        );
+    }
 }

@@ -649,4 +649,84 @@ mod tests {
         );
         assert!(e.contains("already has a rule at rules[0]"), "{e}");
     }
+
+    #[test]
+    fn keep_entries_and_the_undecided_setting() {
+        let rules = Rules::parse(
+            br#"{"rules": [{"table": "people", "column": "email", "transform": "null"}],
+                 "keep": [{"table": "people", "columns": ["id", "name"]}, {"table": "audit", "all": true}],
+                 "undecided": "keep"}"#,
+            "m.json",
+        )
+        .unwrap();
+        assert_eq!(rules.keep.len(), 2);
+        assert_eq!(rules.keep[0].columns, ["id", "name"]);
+        assert!(rules.keep[1].all && rules.keep[1].columns.is_empty());
+        assert_eq!(rules.undecided, Undecided::Keep);
+        assert_eq!(
+            Rules::parse(b"{}", "m.json").unwrap().undecided,
+            Undecided::Refuse
+        );
+        for (text, wanted) in [
+            (
+                r#"{"rules": [{"table": "people", "column": "email", "transform": "null"}],
+                    "keep": [{"table": "public.people", "columns": ["email"]}]}"#,
+                "keep[0] (public.people): column email is kept here and masked by rules[0] (public.people.email); decide one",
+            ),
+            (
+                r#"{"keep": [{"table": "a", "columns": ["x"]}, {"table": "a", "all": true}]}"#,
+                "keep[1] (public.a): the table already has a keep entry at keep[0]",
+            ),
+            (
+                r#"{"keep": [{"table": "a", "columns": ["x"], "all": true}]}"#,
+                "not both",
+            ),
+            (r#"{"keep": [{"table": "a"}]}"#, "needs \"columns\""),
+            (r#"{"keep": [{"table": "a", "columns": ["x", "x"]}]}"#, "listed twice"),
+            (r#"{"keep": [{"table": "a", "colums": ["x"]}]}"#, "unknown field \"colums\""),
+            (r#"{"undecided": "allow"}"#, "\"undecided\" must be \"refuse\""),
+        ] {
+            let e = err(text);
+            assert!(e.contains(wanted), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn json_transforms_parse_and_their_mistakes_are_named() {
+        let rules = Rules::parse(
+            br#"{"rules": [{"table": "p", "column": "doc", "transform": "json", "paths": [
+                {"path": "$.a.b", "transform": "pseudonym", "prefix": "x"},
+                {"path": "$.c[*]", "transform": "constant", "value": "k"}]}]}"#,
+            "m.json",
+        )
+        .unwrap();
+        assert!(rules.need_key());
+        let Transform::Json { paths } = &rules.rules[0].transform else {
+            panic!("not json");
+        };
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[0].0.to_string(), "$.a.b");
+        assert!(rules.rules[0].transform.can_collide(false));
+        for (text, wanted) in [
+            (
+                r#"{"rules": [{"table": "p", "column": "d", "transform": "json", "paths": [{"path": "a.b", "transform": "null"}]}]}"#,
+                "rules[0] (public.p.d) paths[0]: malformed path \"a.b\": a path starts with $",
+            ),
+            (
+                r#"{"rules": [{"table": "p", "column": "d", "transform": "json"}]}"#,
+                "needs \"paths\"",
+            ),
+            (
+                r#"{"rules": [{"table": "p", "column": "d", "transform": "json", "paths": [{"path": "$.a", "transform": "json", "paths": []}]}]}"#,
+                "cannot be used inside json paths",
+            ),
+            (
+                r#"{"rules": [{"table": "p", "column": "d", "transform": "json", "paths": [{"path": "$.a", "transform": "null", "value": 1}]}]}"#,
+                "paths[0] ($.a): unknown field \"value\" for transform null",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(wanted), "{text}: {e}");
+        }
+    }
 }

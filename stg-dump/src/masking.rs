@@ -427,7 +427,7 @@ mod tests {
         };
         let doc = r#"{"x": "a\\b\tc", "name": "ann \"a\"\t", "n": 5}"#;
         let row = format!("1\t{}", copy(doc));
-        assert!(row.contains(r#"a\\\\b\\tc"#), "{row}");
+        assert!(row.contains(r"a\\\\b\\tc"), "{row}");
         let out = String::from_utf8(rewrite(&p, row.as_bytes())).unwrap();
         let wanted = format!(r#"{{"x": "a\\b\tc", "name": "{pseudonym}", "n": "tab\there"}}"#);
         assert_eq!(out, format!("1\t{}\n", copy(&wanted)));

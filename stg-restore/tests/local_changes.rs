@@ -259,6 +259,98 @@ fn if_unchanged_refuses_when_the_counters_cannot_be_trusted() {
     let out = setup.restore(&stream, &[]);
     assert_code(&out, 0);
     assert_eq!(summary(&out)["local_changes"]["status"], "unknown");
+
+    // Statistics switched off: nothing is counted, so nothing can be told.
+    set_and_reload(&setup, "track_counts", "off");
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let reason = summary(&out)["local_changes"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("track_counts is off"), "{reason}");
+    // A sync with them off records no baseline, and says so.
+    let out = setup.restore(&stream, &[]);
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["baseline_recorded"], false);
+    assert!(
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("no baseline was recorded")),
+        "{s}"
+    );
+    set_and_reload(&setup, "track_counts", "on");
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let reason = summary(&out)["local_changes"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("no baseline"), "{reason}");
+}
+
+/// `ALTER SYSTEM SET name = value`, reloaded, and waits until new sessions see it.
+fn set_and_reload(setup: &Setup, name: &str, value: &str) {
+    let c = &setup.cluster;
+    c.sql("postgres", &format!("ALTER SYSTEM SET {name} = '{value}'"));
+    c.reload();
+    wait_for("the server to reload its settings", || {
+        c.sql("postgres", &format!("SHOW {name}")).trim() == value
+    });
+}
+
+/// With `track_commit_timestamp` on, the time of the last write is found per table.
+#[test]
+fn the_last_write_is_dated_with_commit_timestamps() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    c.sql("postgres", "ALTER SYSTEM SET track_commit_timestamp = on");
+    // A restart to take it (immediate: it discards the counters, before any sync; the
+    // checkpoint first, because the test cluster runs with fsync and synchronous_commit
+    // off, and keeps what was just written).
+    c.sql("postgres", "CHECKPOINT");
+    c.stop_immediate();
+    c.restart();
+    let stream = setup.stream();
+    assert_code(&setup.restore(&stream, &[]), 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let before_edit = c
+        .sql(
+            "postgres",
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        )
+        .trim()
+        .to_owned();
+    edit_staging(&setup);
+    let out = setup.restore(&stream, &["--if-unchanged"]);
+    assert_code(&out, 1);
+    let changes = &summary(&out)["local_changes"];
+    let last = changes["last_write_at"].as_str().expect("a last write");
+    assert!(last > before_edit.as_str(), "{last} <= {before_edit}");
+    assert!(last > changes["since"].as_str().unwrap(), "{changes}");
+    let people = changes["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.people")
+        .unwrap();
+    assert!(people["last_write_at"].is_string(), "{people}");
+    // Deletes leave no row to date: said so.
+    assert!(
+        changes["last_write"]
+            .as_str()
+            .unwrap()
+            .contains("deletes and rewrites leave none"),
+        "{changes}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("last write {last}")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `--notify` gets the pending summary on its stdin before the swap.

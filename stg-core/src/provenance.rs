@@ -448,7 +448,7 @@ impl TableChange {
             ),
             TableChangeKind::Created => format!("created since the sync, {counts}"),
             TableChangeKind::Dropped => "dropped since the sync".into(),
-            TableChangeKind::Unlisted => format!("not listed one by one in the baseline, {counts}"),
+            TableChangeKind::Unlisted => format!("{counts} (summed)"),
         };
         let mut text = format!("{}: {what}", self.table);
         if let Some(at) = &self.last_write_at {
@@ -584,7 +584,7 @@ pub fn compare(baseline: Option<&Baseline>, now: &Activity) -> LocalChanges {
             let sub = |a: u64, b: u64| a.saturating_sub(b);
             tables.push(TableChange {
                 table: format!(
-                    "({} tables beyond the first {BASELINE_MAX_TABLES}; {} at the sync)",
+                    "({} tables beyond the first {BASELINE_MAX_TABLES} by name; {} at the sync)",
                     unlisted.tables, rest.tables
                 ),
                 change: TableChangeKind::Unlisted,

@@ -176,7 +176,13 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
     writeln!(
         out,
         "  verified:     {}{}",
-        if v.verified { "yes" } else { "NO" },
+        if v.verified {
+            "yes"
+        } else if summary.refused && v.sha256.is_none() {
+            "not checked (refused before the load)"
+        } else {
+            "NO"
+        },
         v.sha256
             .as_deref()
             .map(|s| format!(" (sha256 {s})"))

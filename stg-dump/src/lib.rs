@@ -80,7 +80,8 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: ConnArgs,
 
-    /// Masking rules file (JSON; see docs/masking.md).
+    /// Masking rules file (JSON; see docs/masking.md). Every column of every dumped table
+    /// must be decided by a rule, a keep entry or exclude_data, else nothing is dumped.
     #[arg(long = "mask", value_name = "FILE")]
     pub mask: Option<PathBuf>,
 
@@ -88,8 +89,10 @@ pub struct Cli {
     #[arg(long = "key-file", value_name = "FILE", env = "STG_MASK_KEY_FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// Check the rules against the live schema and list unmasked sensitive-looking
-    /// columns, as JSON Lines or a table; dump nothing. Exit 1 if anything is found.
+    /// Check the rules against the live schema and list undecided columns (each with a
+    /// suggested rule; a column added since the rules were written shows here first) and
+    /// unmasked sensitive-looking columns, as JSON Lines or a table; dump nothing. Exit 1
+    /// if anything is found.
     #[arg(long)]
     pub check: bool,
 

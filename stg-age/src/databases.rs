@@ -21,9 +21,7 @@ use std::io::Write;
 use anyhow::Context;
 use serde::Serialize;
 use stg_core::conn::Conn;
-use stg_core::provenance::{
-    self, role_of, Activity, Baseline, ChangeStatus, LocalChanges, Provenance, Role,
-};
+use stg_core::provenance::{self, role_of, ChangeStatus, LocalChanges, Provenance, Role};
 
 use crate::report::{median, table, Format, Judge};
 
@@ -66,7 +64,7 @@ pub struct DatabaseRecord {
     #[serde(skip)]
     age_secs: Option<u64>,
     #[serde(skip)]
-    baseline: Option<Baseline>,
+    comment: Option<String>,
 }
 
 /// The closing `summary` record of `stg-age databases`.
@@ -122,7 +120,7 @@ pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<Databa
         over: false,
         local_changes: None,
         age_secs: None,
-        baseline: comment.and_then(Baseline::from_comment),
+        comment: comment.map(str::to_owned),
     };
     let Some(prov) = comment.and_then(Provenance::from_comment) else {
         return Some(rec);
@@ -164,27 +162,6 @@ async fn list(conn: &Conn) -> anyhow::Result<Vec<(String, Option<String>)>> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The local changes of database `name` since the sync its baseline describes.
-async fn local_changes(conn: &Conn, name: &str, baseline: Option<&Baseline>) -> LocalChanges {
-    if baseline.is_none() {
-        return provenance::compare(None, &Activity::default());
-    }
-    let read = async {
-        let client = conn.with_dbname(name).connect_as("stg-age").await?;
-        let activity = Activity::read(&client).await?;
-        let mut changes = provenance::compare(baseline, &activity);
-        provenance::find_last_writes(&client, &mut changes, 5_000).await;
-        anyhow::Ok(changes)
-    };
-    match read.await {
-        Ok(changes) => changes,
-        Err(err) => LocalChanges::unknown(
-            format!("could not read the write counters of {name}: {err:#}"),
-            baseline.map(|b| b.taken_at.clone()),
-        ),
-    }
-}
-
 /// Runs `stg-age databases`; returns the exit status.
 pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -198,7 +175,16 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
         .collect();
     runtime.block_on(async {
         for r in &mut records {
-            r.local_changes = Some(local_changes(conn, &r.name, r.baseline.as_ref()).await);
+            r.local_changes = Some(
+                provenance::local_changes_of(
+                    conn,
+                    &r.name,
+                    r.comment.as_deref(),
+                    "stg-age",
+                    Some(5_000),
+                )
+                .await,
+            );
         }
     });
     // Oldest sync first; unknown last; by name within.

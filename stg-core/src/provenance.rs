@@ -622,6 +622,39 @@ pub fn compare(baseline: Option<&Baseline>, now: &Activity) -> LocalChanges {
     }
 }
 
+/// The local changes of database `db` since the sync its comment's baseline describes,
+/// read over a connection of its own (named `application_name` in `pg_stat_activity`).
+/// Without a baseline, "unknown" without connecting; a database that cannot be connected
+/// to or read is "unknown" too, with the error as the reason. With `last_write_timeout_ms`,
+/// the last writes are looked up ([`find_last_writes`]).
+pub async fn local_changes_of(
+    conn: &crate::conn::Conn,
+    db: &str,
+    comment: Option<&str>,
+    application_name: &str,
+    last_write_timeout_ms: Option<u64>,
+) -> LocalChanges {
+    let Some(baseline) = comment.and_then(Baseline::from_comment) else {
+        return compare(None, &Activity::default());
+    };
+    let read = async {
+        let client = conn.with_dbname(db).connect_as(application_name).await?;
+        let activity = Activity::read(&client).await?;
+        let mut changes = compare(Some(&baseline), &activity);
+        if let Some(ms) = last_write_timeout_ms {
+            find_last_writes(&client, &mut changes, ms).await;
+        }
+        anyhow::Ok(changes)
+    };
+    match read.await {
+        Ok(changes) => changes,
+        Err(err) => LocalChanges::unknown(
+            format!("could not read the write counters of {db}: {err:#}"),
+            Some(baseline.taken_at.clone()),
+        ),
+    }
+}
+
 /// Finds the last write of each inserted-into or updated table from the commit timestamps
 /// of its rows (`pg_xact_commit_timestamp(xmin)`, only with `track_commit_timestamp` on),
 /// over a connection to the database. Each table is scanned, within `timeout_ms`; a

@@ -1,11 +1,12 @@
 //! `stg-restore list DB`: the live database, its kept copies (newest first) and any
-//! leftover incoming database, each with its provenance. Reads the catalog only; needs no
-//! staging host.
+//! leftover incoming database, each with its provenance and its local changes since its
+//! sync (read from the statistics of each database that has a baseline; see
+//! [`stg_core::provenance::compare`]). Reads only; needs no staging host.
 
 use std::io::Write;
 
 use serde::Serialize;
-use stg_core::provenance::Provenance;
+use stg_core::provenance::{self, LocalChanges, Provenance};
 
 use crate::db::{Kind, Maintenance};
 use crate::{Format, ListConfig};
@@ -28,6 +29,9 @@ pub struct DatabaseRecord {
     /// What stg-restore recorded when it restored it; `None` when it was not restored by
     /// stg-restore (or its comment was replaced).
     pub provenance: Option<Provenance>,
+    /// Local changes since its sync (`none`, `changed`, `unknown`); `None` for an
+    /// incoming database.
+    pub local_changes: Option<LocalChanges>,
 }
 
 /// The closing summary of `list`.
@@ -69,22 +73,38 @@ fn stamp_to_rfc3339(stamp: &str) -> Option<String> {
 /// Runs `list`.
 pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
-    let related = rt.block_on(async {
+    let records: Vec<DatabaseRecord> = rt.block_on(async {
         let m = Maintenance::connect(&config.conn).await?;
-        m.related(&config.db).await
+        let related = m.related(&config.db).await?;
+        let mut records = Vec::with_capacity(related.len());
+        for d in related {
+            let local_changes = if d.kind == Kind::Incoming {
+                None
+            } else {
+                Some(
+                    provenance::local_changes_of(
+                        &config.conn,
+                        &d.name,
+                        d.comment.as_deref(),
+                        "stg-restore",
+                        None,
+                    )
+                    .await,
+                )
+            };
+            records.push(DatabaseRecord {
+                r#type: "database",
+                provenance: d.comment.as_deref().and_then(Provenance::from_comment),
+                name: d.name,
+                kind: d.kind,
+                retired_at: d.stamp.as_deref().and_then(stamp_to_rfc3339),
+                size_bytes: d.size_bytes,
+                allow_connections: d.allow_connections,
+                local_changes,
+            });
+        }
+        anyhow::Ok(records)
     })?;
-    let records: Vec<DatabaseRecord> = related
-        .into_iter()
-        .map(|d| DatabaseRecord {
-            r#type: "database",
-            provenance: d.comment.as_deref().and_then(Provenance::from_comment),
-            name: d.name,
-            kind: d.kind,
-            retired_at: d.stamp.as_deref().and_then(stamp_to_rfc3339),
-            size_bytes: d.size_bytes,
-            allow_connections: d.allow_connections,
-        })
-        .collect();
     let summary = ListSummary {
         r#type: "summary",
         command: "list",
@@ -147,6 +167,13 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
             "{kind:<9} {:<40} {:>12} bytes  {origin}{closed}",
             r.name, r.size_bytes
         )?;
+        if let Some(changes) = &r.local_changes {
+            writeln!(
+                out,
+                "          local changes since the sync: {}",
+                stg_core::terminal::escape(&changes.describe())
+            )?;
+        }
     }
     out.flush()?;
     Ok(stg_core::exit::OK)

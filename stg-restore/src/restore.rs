@@ -811,10 +811,15 @@ impl<'a> Restore<'a> {
         } else {
             String::new()
         };
+        let kept = if self.config.keep == 0 {
+            " (but not with --keep 0 / --no-keep, which drops it after the swap)"
+        } else {
+            ""
+        };
         Err(Refused(format!(
             "refusing to replace {db} (--if-unchanged): {what}. {db} is untouched{incoming}. \
              To keep the changes, save them first (e.g. pg_dump -t TABLE {db}), or sync \
-             without --if-unchanged: the replaced copy is kept as {db}__stg_prev_<stamp> \
+             without --if-unchanged: the replaced copy is kept as {db}__stg_prev_<stamp>{kept} \
              (`stg-restore list {db}` shows it, `stg-restore rollback {db}` swaps it back)"
         ))
         .into())
@@ -828,37 +833,23 @@ impl<'a> Restore<'a> {
         let Some(live) = related.into_iter().find(|d| d.kind == Kind::Current) else {
             return Ok(None);
         };
-        let comment = live.comment.as_deref().unwrap_or("");
-        self.current = Provenance::from_comment(comment);
-        let baseline = Baseline::from_comment(comment);
-        let Some(baseline) = baseline else {
-            // Nothing to compare with: no need to connect to the live database.
-            return Ok(Some(provenance::compare(None, &Activity::default())));
-        };
-        let since = Some(baseline.taken_at.clone());
-        let conn = self.config.conn.with_dbname(db);
-        let read = self
+        self.current = live.comment.as_deref().and_then(Provenance::from_comment);
+        let conn = self.config.conn.clone();
+        let comment = live.comment;
+        let changes = self
             .cancel
             .run(async {
-                let client = conn.connect_as("stg-restore").await?;
-                let activity = Activity::read(&client).await?;
-                let mut changes = provenance::compare(Some(&baseline), &activity);
-                provenance::find_last_writes(&client, &mut changes, 10_000).await;
-                anyhow::Ok(changes)
-            })
-            .await;
-        Ok(Some(match read {
-            Ok(changes) => changes,
-            Err(err) => {
-                if let Some(name) = self.cancel.fired() {
-                    return Err(interrupted(name));
-                }
-                LocalChanges::unknown(
-                    format!("could not read the write counters of {db}: {err:#}"),
-                    since,
+                Ok(provenance::local_changes_of(
+                    &conn,
+                    db,
+                    comment.as_deref(),
+                    "stg-restore",
+                    Some(10_000),
                 )
-            }
-        }))
+                .await)
+            })
+            .await?;
+        Ok(Some(changes))
     }
 
     /// The JSON `--notify` reads.

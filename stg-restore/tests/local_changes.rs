@@ -165,11 +165,24 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
         .output()
         .unwrap();
     assert_code(&list, 0);
+    let listed = records(&list);
+    let kept = listed
+        .iter()
+        .find(|r| r["name"] == previous.as_str() && r["kind"] == "previous")
+        .unwrap_or_else(|| panic!("{previous} not listed"));
+    // The kept copy carries the staging work, and list says so; the new copy has none.
+    assert_eq!(changed_tables(&kept["local_changes"]), the_edits());
+    let current = listed.iter().find(|r| r["kind"] == "current").unwrap();
+    assert_eq!(current["local_changes"]["status"], "none", "{current}");
+    let text = setup
+        .cmd(&["list", "fas2", "--format", "text"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
     assert!(
-        records(&list)
-            .iter()
-            .any(|r| r["name"] == previous.as_str() && r["kind"] == "previous"),
-        "{previous} not listed"
+        text.contains("local changes since the sync: none")
+            && text.contains("public.people: 1 inserted"),
+        "{text}"
     );
 }
 

@@ -492,3 +492,62 @@ fn stg_age_databases_shows_local_changes() {
     assert!(text.contains("3 table(s): +1 ~3 -2"), "{text}");
     assert!(text.contains("unknown"), "{text}");
 }
+
+/// `make sync` passes `IF_UNCHANGED=1`, `NOTIFY=` and `NOTIFY_TIMEOUT=` on to stg-restore
+/// (the "remote" shells are local ones; the cluster is both production and staging).
+#[test]
+fn make_sync_exposes_if_unchanged_and_notify() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let build = stg_tests::cmd::bin_path("stg-restore");
+    let path = format!(
+        "{}:{}:{}",
+        build.parent().unwrap().display(),
+        c.bindir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let conn = c.conn_args().join(" ");
+    let pending = setup.dir.path().join("pending.json");
+    let make = |extra: &[String]| {
+        let mut cmd = stg_tests::cmd::program("make");
+        cmd.arg("-C")
+            .arg(&root)
+            .arg("--no-print-directory")
+            .env("PATH", &path)
+            .env("STG_ENVIRONMENT_FILE", setup.env_file())
+            .args(["sync", "DB=fas2", "FROM=db01", "TO=db02.stg", "FORMAT=json"])
+            .arg(r#"SSH=sh -c 'shift; eval "$$*"' ssh"#)
+            .arg(format!("DUMP_ARGS={conn}"))
+            .arg(format!("RESTORE_ARGS={conn}"))
+            .args(extra);
+        let out = cmd.output().expect("run make");
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rfind(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"));
+        (out, last)
+    };
+    let (out, s) = make(&[
+        format!("NOTIFY=cat > {}", pending.display()),
+        "NOTIFY_TIMEOUT=20s".into(),
+    ]);
+    let s = s.unwrap_or_else(|| panic!("no summary: {}", stderr(&out)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s["notify"]["ok"], true, "{s}");
+    let told: Value = serde_json::from_str(&std::fs::read_to_string(&pending).unwrap()).unwrap();
+    assert_eq!(told["database"], "fas2");
+
+    edit_staging(&setup);
+    let live = c.table_contents("fas2");
+    let (out, s) = make(&["IF_UNCHANGED=1".into()]);
+    assert!(!out.status.success(), "make sync replaced a changed copy");
+    let s = s.unwrap_or_else(|| panic!("no summary: {}", stderr(&out)));
+    assert_eq!(s["refused"], true, "{s}");
+    assert_eq!(changed_tables(&s["local_changes"]), the_edits());
+    assert_eq!(c.table_contents("fas2"), live);
+    // IF_UNCHANGED=0 is off: the sync goes on and reports the edits.
+    let (out, s) = make(&["IF_UNCHANGED=0".into()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.unwrap()["local_changes"]["status"], "changed");
+}

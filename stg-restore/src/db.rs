@@ -297,8 +297,9 @@ impl Maintenance {
         Ok(row.get::<_, i64>(0).unsigned_abs())
     }
 
-    /// Waits until no client session is connected to `name` (autovacuum workers do not
-    /// count); false when some still are after `timeout`. A session's write counters are
+    /// Waits until no session of stg-restore's own (the load's, `--analyze`'s: named
+    /// `stg-restore` or `stg` in `pg_stat_activity`) is connected to `name`; false when
+    /// some still are after `timeout`. Others' sessions are not waited for. A session's write counters are
     /// all counted once it is gone from `pg_stat_activity` (it reports them on its way out,
     /// before it leaves the list).
     pub async fn wait_for_sessions_to_end(
@@ -312,7 +313,8 @@ impl Maintenance {
                 .client
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
-                     AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                     AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+                     AND application_name IN ('stg-restore', 'stg')",
                     &[&name],
                 )
                 .await

@@ -2,10 +2,15 @@
 # pg_dump | xz, scp, stop httpd, drop database, xzcat | psql, start httpd -- in one verified pipe
 # (zstd-compressed by default; stg-dump --compress xz writes the SOP's format).
 
+step "stg-dump --mask-init: a rules file that decides every column, to review"
+say "\$ stg-dump -h 127.0.0.1 -p $PROD_PORT -U postgres --mask-init fas2 > masking.json"
+stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask-init fas2 > "$work/mask-init.json"
+sed -n '2,8p' "$work/mask-init.json" | cut -c1-150
+
 step "stg-dump --check: are the masking rules right for this database?"
 (umask 077; head -c 32 /dev/urandom | base64 > "$work/mask.key")
 export STG_MASK_KEY_FILE="$work/mask.key"
-say "rules: demo/masking.json (pseudonyms for usernames in every table, emails moved to stg, passwords INVALID, sessions dropped)"
+say "rules: demo/masking.json (pseudonyms for usernames in every table, emails moved to stg, passwords INVALID, sessions dropped, every other column kept by name)"
 run stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" --check --format text fas2
 
 step "stg-dump: the production database as one masked, compressed, self-verifying stream"

@@ -60,7 +60,20 @@ pub fn rules_file(schema: &Schema, database: &str) -> String {
             }
         }
     }
-    // Both ends of a foreign key masked alike, to a fixed point.
+    // A non-text column of a foreign key (`phone_id integer REFERENCES phones`) holds a
+    // key, not the data its name suggests: nulling it would break the key. Kept.
+    for fk in &schema.foreign_keys {
+        for (table, column) in [&fk.from, &fk.to] {
+            let owning = owner(schema, table, column);
+            let text = schema
+                .column(&owning, column)
+                .is_some_and(|c| c.category == "S");
+            if !text && rules.remove(&(owning.clone(), column.clone())).is_some() {
+                keep.entry(owning).or_default().push(column.clone());
+            }
+        }
+    }
+    // Both ends of a (text) foreign key masked alike, to a fixed point.
     for _ in 0..16 {
         let mut changed = false;
         for fk in &schema.foreign_keys {
@@ -88,7 +101,10 @@ pub fn rules_file(schema: &Schema, database: &str) -> String {
             // A constant or null would break the referenced side's uniqueness: text keys
             // get a pseudonym instead.
             let text = schema.column(&a.0, &a.1).is_some_and(|c| c.category == "S");
-            let transform = if strength(&chosen) == 1 && text {
+            if !text {
+                continue;
+            }
+            let transform = if strength(&chosen) == 1 {
                 json!({"transform": "pseudonym"})
             } else {
                 chosen

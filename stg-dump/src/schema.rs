@@ -905,6 +905,22 @@ pub fn undecided(schema: &Schema, rules: &Rules) -> Vec<Finding> {
     findings
 }
 
+/// The name part that makes a column look sensitive, if any. A non-text column of a
+/// foreign key (`phone_id integer REFERENCES phones`) holds a key, not what its name
+/// suggests, and does not count.
+fn looks_sensitive(schema: &Schema, table: &TableName, col: &Column) -> Option<String> {
+    let matched = sensitive_part(&col.name)?;
+    let in_key = |t: &TableName| {
+        schema.foreign_keys.iter().any(|fk| {
+            (&fk.from.0 == t && fk.from.1 == col.name) || (&fk.to.0 == t && fk.to.1 == col.name)
+        })
+    };
+    if col.category != "S" && schema.lineage(table).any(in_key) {
+        return None;
+    }
+    Some(matched)
+}
+
 /// Name parts after which a constant (or NULL) is the natural mask: secrets, not identities.
 const SECRET_PARTS: &[&str] = &[
     "password",
@@ -949,7 +965,7 @@ fn constant_for(col: &Column) -> Option<&'static str> {
 /// nullable, else a constant of their type; a unique column only gets one-to-one transforms.
 #[must_use]
 pub fn suggest(schema: &Schema, table: &TableName, col: &Column) -> Option<serde_json::Value> {
-    let matched = sensitive_part(&col.name)?;
+    let matched = looks_sensitive(schema, table, col)?;
     if col.generated {
         return None;
     }
@@ -1010,7 +1026,7 @@ pub fn unmasked_sensitive(schema: &Schema, rules: &Rules) -> Vec<Finding> {
             ) {
                 continue;
             }
-            if let Some(matched) = sensitive_part(&col.name) {
+            if let Some(matched) = looks_sensitive(schema, table, col) {
                 findings.push(Finding::UnmaskedSensitive {
                     table: table.to_string(),
                     column: col.name.clone(),

@@ -280,7 +280,11 @@ fn mask_init_writes_a_complete_file_that_masks_every_sensitive_column() {
          INSERT INTO events VALUES (1, '2024-01-01', '198.51.100.7', '{\"a\": 1}');
          CREATE TABLE staff (badge text, home_address text NOT NULL DEFAULT '') INHERITS (people);
          INSERT INTO staff (username, human_name, email, password, badge, home_address)
-             VALUES ('staffer', 'Staff Person', 'staffer@private.example', 'pw-secret', 'B-1', 'secret street 1');",
+             VALUES ('staffer', 'Staff Person', 'staffer@private.example', 'pw-secret', 'B-1', 'secret street 1');
+         CREATE TABLE phones (id int PRIMARY KEY, number text);
+         CREATE TABLE contacts (id int, phone_id int REFERENCES phones (id), session_token text NOT NULL);
+         INSERT INTO phones VALUES (1, '555-0101');
+         INSERT INTO contacts VALUES (1, 1, 'tok-secret');",
     );
     let out = dump(&cluster, &["--mask-init", "fas2"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -308,6 +312,11 @@ fn mask_init_writes_a_complete_file_that_masks_every_sensitive_column() {
     assert_eq!(
         rule("public.people", "username").map(|r| r["transform"].clone()),
         rule("public.groups", "owner_username").map(|r| r["transform"].clone())
+    );
+    // A non-text foreign-key column holds a key, whatever its name: kept.
+    assert!(
+        text.contains(r#"{"table": "public.contacts", "columns": ["id", "phone_id"]}"#),
+        "{text}"
     );
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "init.json", &text);

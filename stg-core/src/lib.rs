@@ -9,7 +9,7 @@
 //! [`copy_text`]), the provenance `stg-restore` records and `stg-age` reads
 //! ([`provenance`]), reading small input files safely ([`files`]) and escaping untrusted text
 //! for text output ([`terminal`]), and the output layer: report format, typed
-//! records, text tables and warnings ([`format`]). Code that one tool needs lives in that tool.
+//! records, text tables and warnings ([`format`](mod@format)). Code that one tool needs lives in that tool.
 
 pub mod address;
 pub mod conn;

@@ -84,7 +84,9 @@ pub struct MaskingSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undecided: Option<String>,
     /// Every dumped table (excluded ones are in `excluded_tables`) with each of its
-    /// columns and how it was decided. Empty in unmasked dumps and older streams.
+    /// columns and how it was decided; a partition or inheritance child with no columns of
+    /// its own is decided by its parent and not listed. Empty in unmasked dumps and older
+    /// streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableDecisions>,
 }

@@ -291,6 +291,11 @@ fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> M
         if schema.excluded(&config.rules, table) {
             continue;
         }
+        // A partition (or child) with no columns of its own is decided entirely by its
+        // parent: listing thousands of partitions would only repeat the parent's line.
+        let parent = schema.ancestors.get(table).and_then(|a| a.first());
+        let follows_parent =
+            parent.is_some_and(|p| cols.iter().all(|c| schema.column(p, &c.name).is_some()));
         for c in cols {
             if let schema::Decision::Rule(rule) = schema.decision(&config.rules, table, &c.name) {
                 columns.push(MaskedColumn {
@@ -299,6 +304,9 @@ fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> M
                     transform: rule.transform.name().to_owned(),
                 });
             }
+        }
+        if follows_parent {
+            continue;
         }
         tables.push(TableDecisions {
             table: table.to_string(),

@@ -91,7 +91,7 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
         hooks::run(Hook::Pre, command, db, &restored_from, None)
             .await
             .context("step pre-hook failed; nothing was changed")?;
-        timings.insert("pre_hook", t.elapsed().as_millis() as u64);
+        timings.insert("pre-hook", t.elapsed().as_millis() as u64);
     }
     let t = Instant::now();
     let retired = free_previous_name(&m, db).await?;
@@ -110,7 +110,7 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
         hooks::run(Hook::Post, command, db, &restored_from, previous.as_deref())
             .await
             .context("step post-hook failed after the rollback was done")?;
-        timings.insert("post_hook", t.elapsed().as_millis() as u64);
+        timings.insert("post-hook", t.elapsed().as_millis() as u64);
     }
     timings.insert("total", started.elapsed().as_millis() as u64);
     Ok(RollbackSummary {

@@ -1,0 +1,246 @@
+//! The steps on the incoming database, which exists on the server from `CREATE DATABASE`
+//! on (a failure drops it): `load`, `verify`, `analyze`, `provenance`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use stg_core::provenance::{self, Provenance};
+use stg_core::stream::Manifest;
+use stg_core::{timestamp, Error};
+use tokio::sync::mpsc;
+
+use super::{changes, Session};
+use crate::db::Maintenance;
+use crate::load::{Event, Loader};
+use crate::reader::Outcome;
+use crate::report::Verification;
+use crate::signals::interrupted;
+
+/// The incoming database `<db>__stg_incoming` and the maintenance connection that created
+/// it (and drops it after a failure).
+pub(super) struct Incoming {
+    /// The maintenance connection.
+    pub m: Maintenance,
+    /// The live database's name.
+    pub db: String,
+    /// The incoming database's name.
+    pub name: String,
+}
+
+/// The stream is loaded and every table holds the rows the stream counted; the trailer is
+/// not compared yet.
+pub(super) struct Loaded {
+    outcome: Outcome,
+}
+
+/// The stream matched its trailer (or had none, with `--accept-unverified`).
+pub(super) struct Verified {
+    outcome: Outcome,
+}
+
+impl Incoming {
+    /// `CREATE DATABASE`.
+    pub async fn create(&self, s: &mut Session<'_>, create: &str) -> anyhow::Result<()> {
+        s.cancel
+            .run(self.m.execute(create))
+            .await
+            .with_context(|| format!("while creating {}", self.name))
+    }
+
+    /// Runs the stream's items on the load's connections (closed when this returns), then
+    /// checks the rows the server stored.
+    pub async fn load(
+        &self,
+        s: &mut Session<'_>,
+        mut events: mpsc::Receiver<Event>,
+    ) -> anyhow::Result<Loaded> {
+        let conn = s.config.conn.with_dbname(&self.name);
+        let mut loader = s.cancel.run(Loader::connect(conn, s.config.jobs)).await?;
+        let cancel = s.cancel.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let result = loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                name = cancel.wait() => return Err(interrupted(name)),
+                _ = tick.tick() => {
+                    s.line.show(&format!(
+                        "loading {}: {} MiB, {} rows",
+                        self.name,
+                        s.progress.bytes.load(Ordering::Relaxed) >> 20,
+                        s.progress.rows.load(Ordering::Relaxed)
+                    ));
+                    continue;
+                }
+            };
+            match event {
+                Some(Event::Items(items)) => {
+                    let ran = cancel
+                        .run(async {
+                            for item in items {
+                                loader.item(item).await?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(err) = ran {
+                        break Err(err);
+                    }
+                }
+                Some(Event::End(Ok(outcome))) => {
+                    break cancel.run(loader.finish()).await.map(|()| outcome);
+                }
+                Some(Event::End(Err(err))) => {
+                    // The stream broke or a statement was refused: an input problem.
+                    return Err(Error::usage(err.0).into());
+                }
+                Some(Event::Opened(_)) | None => {
+                    anyhow::bail!("internal error: the stream reader stopped unexpectedly")
+                }
+            }
+        };
+        s.summary.jobs = loader.peak_jobs.max(1);
+        s.summary.connections = loader.connections();
+        s.summary.tables.clone_from(&loader.tables);
+        drop(loader);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) if cancel.fired().is_some() => return Err(err),
+            Err(err) => return Err(explain_failure(err, &mut events).await),
+        };
+        let summary = &mut s.summary;
+        summary.format = Some(outcome.format);
+        summary.bytes = outcome.counted.bytes;
+        summary.compressed_bytes = outcome.compressed_bytes;
+        summary.rows.clone_from(&outcome.counted.tables);
+        summary.warnings.extend(outcome.warnings.iter().cloned());
+        summary.verification = Verification {
+            verified: outcome.verified(),
+            sha256: Some(outcome.counted.sha256.clone()),
+            trailer_sha256: outcome.stated.as_ref().map(|t| t.sha256.clone()),
+            problems: outcome.mismatches.clone(),
+        };
+        // Every table the stream counted was stored with as many rows (a COPY checks its own
+        // count as it ends; this catches a table counted but never loaded).
+        for (table, rows) in &outcome.counted.tables {
+            let stored = summary.tables.get(table).map_or(0, |t| t.rows_stored);
+            if stored != *rows {
+                summary.verification.problems.push(format!(
+                    "table {table}: the stream has {rows} rows, the server stored {stored}"
+                ));
+            }
+        }
+        if outcome.stated.is_none() {
+            if !summary.verification.problems.is_empty() {
+                return Err(Error::usage(summary.verification.problems.join("; ")).into());
+            }
+            summary
+                .verification
+                .problems
+                .push("unverified: the stream has no stg-dump manifest or trailer".into());
+        }
+        Ok(Loaded { outcome })
+    }
+
+    /// `VACUUM ANALYZE` on the incoming database.
+    pub async fn analyze(&self, s: &mut Session<'_>) -> anyhow::Result<()> {
+        let conn = s.config.conn.with_dbname(&self.name);
+        s.cancel
+            .run(async {
+                let client = conn.connect().await?;
+                client
+                    .batch_execute("VACUUM ANALYZE")
+                    .await
+                    .context("while running VACUUM ANALYZE")?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The baseline and the provenance, as the incoming database's comment (so they move
+    /// with the rename).
+    pub async fn record(
+        &self,
+        s: &mut Session<'_>,
+        manifest: Option<&Manifest>,
+        verified: &Verified,
+    ) -> anyhow::Result<()> {
+        let baseline = changes::baseline(s, self).await?;
+        let outcome = &verified.outcome;
+        let provenance = Provenance {
+            stg_provenance: provenance::VERSION,
+            source_host: manifest.map_or_else(String::new, |m| m.source_host.clone()),
+            source_database: manifest.map_or_else(String::new, |m| m.database.clone()),
+            dumped_at: manifest.map(|m| m.dumped_at.clone()),
+            restored_at: timestamp::format(timestamp::now()),
+            stream_sha256: outcome.verified().then(|| outcome.counted.sha256.clone()),
+            verified: outcome.verified(),
+            masking: manifest.map(|m| m.masking.clone()).unwrap_or_default(),
+            restored_by: format!("stg-restore {}", env!("CARGO_PKG_VERSION")),
+        };
+        s.cancel
+            .run(
+                self.m
+                    .set_comment(&self.name, &provenance.to_comment_with(baseline.as_ref())),
+            )
+            .await
+    }
+}
+
+impl Loaded {
+    /// Compares what was read and stored with the stream's trailer.
+    pub fn verify(self, s: &mut Session<'_>, incoming: &Incoming) -> anyhow::Result<Verified> {
+        let verification = &mut s.summary.verification;
+        if self.outcome.stated.is_some() && !verification.problems.is_empty() {
+            verification.verified = false;
+            return Err(Error::usage(format!(
+                "the stream does not match its trailer: {}",
+                verification.problems.join("; ")
+            ))
+            .into());
+        }
+        let counted = &self.outcome.counted;
+        s.line.done(&format!(
+            "loaded {}: {} bytes, {} rows",
+            incoming.name,
+            counted.bytes,
+            counted.tables.values().sum::<u64>()
+        ));
+        Ok(Verified {
+            outcome: self.outcome,
+        })
+    }
+}
+
+/// The load failed on the server. A damaged stream (corrupt data decodes to garbage before
+/// the decoder notices; a changed byte can be bad SQL) is the likelier cause then, so the
+/// rest of the stream is read for a few seconds: if it is bad, that is the error reported
+/// (exit 2), with the server's message as the consequence.
+async fn explain_failure(
+    load_error: anyhow::Error,
+    events: &mut mpsc::Receiver<Event>,
+) -> anyhow::Error {
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await {
+                Some(Event::Items(_)) => {}
+                Some(Event::End(Err(err))) => return Some(err.0),
+                Some(Event::End(Ok(outcome))) if !outcome.mismatches.is_empty() => {
+                    return Some(format!(
+                        "the stream does not match its trailer: {}",
+                        outcome.mismatches.join("; ")
+                    ))
+                }
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    match rest {
+        Ok(Some(stream_error)) => Error::usage(format!(
+            "{stream_error} (the load had stopped on the damaged data: {load_error:#})"
+        ))
+        .into(),
+        _ => load_error,
+    }
+}

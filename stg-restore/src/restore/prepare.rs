@@ -1,0 +1,185 @@
+//! The steps before anything exists on the server: `read` (the manifest decides the target
+//! and how the database is created), `connect`, and `prepare` (the advisory lock, a
+//! database left closed by an interrupted swap, `--if-unchanged` before the load, roles,
+//! a leftover incoming database, the `CREATE DATABASE` statement).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use stg_core::stream::Manifest;
+use stg_core::Error;
+use tokio::sync::mpsc;
+
+use super::incoming::Incoming;
+use super::{changes, reopened_warning, Session};
+use crate::db::Maintenance;
+use crate::load::{self, Event};
+use crate::reader::Options;
+use crate::report::Source;
+use crate::sql::{self, DbSettings};
+
+/// The stream is open: its manifest (none for a plain `--accept-unverified` dump) and the
+/// names it decided.
+pub(super) struct Opened {
+    events: mpsc::Receiver<Event>,
+    manifest: Option<Manifest>,
+    db: String,
+    incoming: String,
+}
+
+/// Connected to the server, which is a staging server.
+pub(super) struct Connected {
+    opened: Opened,
+    m: Maintenance,
+}
+
+/// Locked and checked: the incoming database is about to be created.
+pub(super) struct Prepared {
+    /// The database to create (not created yet).
+    pub incoming: Incoming,
+    /// Its `CREATE DATABASE` statement.
+    pub create: String,
+    /// The rest of the stream.
+    pub events: mpsc::Receiver<Event>,
+    /// The stream's manifest.
+    pub manifest: Option<Manifest>,
+}
+
+impl Opened {
+    /// Starts the reader and waits for the stream's first line.
+    pub async fn read(s: &mut Session<'_>) -> anyhow::Result<Opened> {
+        let options = Options {
+            accept_unverified: s.config.accept_unverified,
+            rename_database_to: s.config.db.as_deref().map(sql::incoming_name),
+        };
+        let mut events = load::spawn_reader(options, Arc::clone(&s.progress));
+        let opened = s.cancel.run(async { Ok(events.recv().await) }).await?;
+        let manifest = match opened {
+            Some(Event::Opened(Ok(manifest))) => manifest,
+            Some(Event::Opened(Err(err))) => return Err(Error::usage(err.0).into()),
+            _ => anyhow::bail!("internal error: the stream reader stopped unexpectedly"),
+        };
+        let db = match (&s.config.db, &manifest) {
+            (Some(db), _) => db.clone(),
+            (None, Some(m)) => {
+                sql::check_target(&m.database, s.config.conn.dbname.as_str()).map_err(|e| {
+                    Error::usage(format!(
+                        "{e} (from the stream's manifest; use --db to choose another name)"
+                    ))
+                })?;
+                m.database.clone()
+            }
+            (None, None) => unreachable!("--accept-unverified requires --db"),
+        };
+        let incoming = sql::incoming_name(&db);
+        s.summary.database = Some(db.clone());
+        s.summary.incoming = Some(incoming.clone());
+        if let Some(m) = &manifest {
+            s.summary.source = Some(Source {
+                database: m.database.clone(),
+                host: m.source_host.clone(),
+                dumped_at: m.dumped_at.clone(),
+                tool: m.tool.clone(),
+            });
+        }
+        Ok(Opened {
+            events,
+            manifest,
+            db,
+            incoming,
+        })
+    }
+
+    /// Connects to the maintenance database and makes sure the server is staging.
+    pub async fn connect(self, s: &mut Session<'_>) -> anyhow::Result<Connected> {
+        let conn = &s.config.conn;
+        let m = s.cancel.run(Maintenance::connect(conn)).await?;
+        m.require_staging_server(conn, &format!("restore into database {}", self.db))
+            .await?;
+        Ok(Connected { opened: self, m })
+    }
+}
+
+impl Connected {
+    /// The lock, a database left closed, `--if-unchanged` before the load (to save it when
+    /// the answer is no), the roles the dump needs, the database's settings, a leftover
+    /// incoming database.
+    pub async fn prepare(self, s: &mut Session<'_>) -> anyhow::Result<Prepared> {
+        let Connected { opened, m } = self;
+        let db = opened.db.as_str();
+        if !s.cancel.run(m.try_lock(db)).await? {
+            let holder = m
+                .lock_holder(db)
+                .await
+                .map(|pid| format!(" (server process {pid})"))
+                .unwrap_or_default();
+            return Err(Error::runtime(format!(
+                "another stg-restore of {db} is running{holder}; try again when it has finished"
+            ))
+            .into());
+        }
+        if s.cancel.run(m.reopen(db)).await? {
+            s.summary.warnings.push(reopened_warning(db));
+        }
+        let incoming = Incoming {
+            m,
+            db: opened.db.clone(),
+            name: opened.incoming.clone(),
+        };
+        if s.config.if_unchanged {
+            let step = s.step;
+            s.step = super::Step::Check;
+            changes::check(s, &incoming, false).await?;
+            s.step = step;
+        }
+        let m = &incoming.m;
+        let settings = if let Some(manifest) = &opened.manifest {
+            let mut roles = vec![manifest.owner.clone()];
+            for role in &manifest.roles {
+                if !role.eq_ignore_ascii_case("public") && !roles.contains(role) {
+                    roles.push(role.clone());
+                }
+            }
+            let missing = s.cancel.run(m.missing_roles(&roles)).await?;
+            if !missing.is_empty() {
+                return Err(Error::usage(format!(
+                    "the dump needs role(s) that do not exist on this server: {}; create them \
+                     (e.g. CREATE ROLE {} NOLOGIN) and restore again",
+                    missing.join(", "),
+                    sql::ident(&missing[0])
+                ))
+                .into());
+            }
+            DbSettings::from_manifest(manifest)
+        } else {
+            // A plain dump: the live database's settings, else template1's.
+            let live = s.cancel.run(m.settings_of(db)).await?;
+            if let Some(settings) = live {
+                settings
+            } else {
+                let mut settings = s
+                    .cancel
+                    .run(m.settings_of("template1"))
+                    .await?
+                    .context("template1 is missing")?;
+                settings.owner = m.current_user().await?;
+                settings
+            }
+        };
+        let name = &incoming.name;
+        if s.cancel.run(m.exists(name)).await? {
+            s.cancel.run(m.drop_database(name)).await?;
+            s.summary.warnings.push(format!(
+                "dropped {name} left over by an earlier restore that did not finish"
+            ));
+        }
+        let create =
+            sql::create_database(name, &settings, m.server_version_num).map_err(Error::usage)?;
+        Ok(Prepared {
+            incoming,
+            create,
+            events: opened.events,
+            manifest: opened.manifest,
+        })
+    }
+}

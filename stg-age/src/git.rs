@@ -198,6 +198,31 @@ pub fn is_commit(top: &Path, rev: &str) -> anyhow::Result<bool> {
     Ok(out.status.success())
 }
 
+/// The commit `HEAD` is, or `None` on a branch without commits yet.
+pub fn head(top: &Path) -> anyhow::Result<Option<String>> {
+    let out = git(top)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        .output()
+        .context("could not run git")?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((out.status.success() && !id.is_empty()).then_some(id))
+}
+
+/// The commit id `rev` names.
+pub fn resolve(top: &Path, rev: &str) -> anyhow::Result<String> {
+    let spec = format!("{rev}^{{commit}}");
+    let out = run(
+        top,
+        &[
+            OsStr::new("rev-parse"),
+            OsStr::new("--verify"),
+            OsStr::new("--end-of-options"),
+            OsStr::new(&spec),
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out).trim().to_owned())
+}
+
 /// Tracked regular files and symlinks under `dir`, paths relative to the top level
 /// (submodules are left out; a path in conflict is listed once).
 pub fn ls_files(dir: &Path) -> anyhow::Result<Vec<Tracked>> {
@@ -245,6 +270,22 @@ pub fn blame(
     ranges: &[(usize, usize)],
     options: &BlameOptions,
 ) -> anyhow::Result<Vec<(usize, Origin)>> {
+    Ok(blame_with(top, path, ranges, options, None)?
+        .into_iter()
+        .map(|(line, origin, _)| (line, origin))
+        .collect())
+}
+
+/// [`blame`] over the history given by `grafts` (`git blame -S`, see
+/// [`crate::history::History::grafts`]), or over the whole history when `None`. Each line
+/// comes with the path it had in the commit it is blamed on.
+pub fn blame_with(
+    top: &Path,
+    path: &[u8],
+    ranges: &[(usize, usize)],
+    options: &BlameOptions,
+    grafts: Option<&[u8]>,
+) -> anyhow::Result<Vec<(usize, Origin, Vec<u8>)>> {
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
@@ -260,20 +301,57 @@ pub fn blame(
         args.push("--ignore-rev".into());
         args.push(rev.into());
     }
+    if grafts.is_some() {
+        // Read before blame starts: git reads the whole file, then walks.
+        args.push("-S".into());
+        args.push("/dev/stdin".into());
+    }
     for (first, last) in ranges {
         args.push("-L".into());
         args.push(format!("{first},{last}").into());
     }
     args.push("--".into());
     args.push(OsStr::from_bytes(path).to_owned());
-    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let out = run(top, &refs)?;
-    parse_porcelain(&out).with_context(|| {
+    let out = match grafts {
+        None => {
+            let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+            run(top, &refs)?
+        }
+        Some(grafts) => run_with_input(top, &args, grafts)?,
+    };
+    parse_porcelain_named(&out).with_context(|| {
         format!(
             "while reading git blame output for {}",
             String::from_utf8_lossy(path)
         )
     })
+}
+
+/// Runs `git args...` in `dir` with `input` on its stdin.
+fn run_with_input(dir: &Path, args: &[OsString], input: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut child = git(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("could not run git (is it installed and on PATH?)")?;
+    let mut stdin = child.stdin.take().context("git's stdin")?;
+    // git reads all of the file before it writes anything, so this cannot deadlock; a git
+    // that failed early closes the pipe, and its status says why.
+    let written = stdin.write_all(input);
+    drop(stdin);
+    let out = child.wait_with_output().context("while waiting for git")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git blame failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    written.context("while writing to git blame")?;
+    Ok(out.stdout)
 }
 
 fn epoch(text: &str) -> anyhow::Result<OffsetDateTime> {
@@ -284,30 +362,50 @@ fn epoch(text: &str) -> anyhow::Result<OffsetDateTime> {
 /// Parses `git blame --porcelain` output: a header per line (`<id> <orig> <final> [n]`),
 /// the commit's fields the first time a commit appears, then the line itself after a tab.
 pub fn parse_porcelain(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin)>> {
-    let mut commits: std::collections::HashMap<String, (String, Option<OffsetDateTime>)> =
-        std::collections::HashMap::new();
+    Ok(parse_porcelain_named(out)?
+        .into_iter()
+        .map(|(line, origin, _)| (line, origin))
+        .collect())
+}
+
+/// [`parse_porcelain`], each line with its path in the commit it is blamed on (the
+/// `filename` field: given the first time a commit appears, and again with every group
+/// when the commit is seen under more than one path).
+pub fn parse_porcelain_named(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin, Vec<u8>)>> {
+    struct Seen {
+        author: String,
+        at: Option<OffsetDateTime>,
+        filename: Vec<u8>,
+    }
+    let mut commits: HashMap<String, Seen> = HashMap::new();
     let mut result = Vec::new();
-    let mut current: Option<(String, usize)> = None;
+    // The current header's commit and final line, and the filename given in its group.
+    let mut current: Option<(String, usize, Option<Vec<u8>>)> = None;
     for raw in out.split(|b| *b == b'\n') {
         if raw.first() == Some(&b'\t') {
-            let Some((id, line)) = current.take() else {
+            let Some((id, line, named)) = current.take() else {
                 anyhow::bail!("content line without a header");
             };
+            let seen = commits
+                .get_mut(&id)
+                .context("a commit without its header")?;
+            if let Some(name) = named {
+                seen.filename = name;
+            }
             let origin = if id == NULL_ID {
                 Origin::Uncommitted
             } else {
-                let (author, at) = commits.get(&id).cloned().unwrap_or_default();
                 Origin::Commit {
-                    id,
-                    author,
-                    at: at.context("commit without an author-time")?,
+                    id: id.clone(),
+                    author: seen.author.clone(),
+                    at: seen.at.context("commit without an author-time")?,
                 }
             };
-            result.push((line, origin));
+            result.push((line, origin, seen.filename.clone()));
             continue;
         }
-        let text = String::from_utf8_lossy(raw);
         if current.is_none() {
+            let text = String::from_utf8_lossy(raw);
             let mut fields = text.split(' ');
             let id = fields.next().unwrap_or_default();
             if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -316,20 +414,66 @@ pub fn parse_porcelain(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin)>> {
                     .next()
                     .and_then(|f| f.parse().ok())
                     .context("blame header without a line number")?;
-                commits.entry(id.to_owned()).or_default();
-                current = Some((id.to_owned(), line));
+                commits.entry(id.to_owned()).or_insert_with(|| Seen {
+                    author: String::new(),
+                    at: None,
+                    filename: Vec::new(),
+                });
+                current = Some((id.to_owned(), line, None));
             }
             continue;
         }
-        let id = &current.as_ref().expect("checked").0;
-        let entry = commits.entry(id.clone()).or_default();
-        if let Some(name) = text.strip_prefix("author ") {
-            name.clone_into(&mut entry.0);
-        } else if let Some(t) = text.strip_prefix("author-time ") {
-            entry.1 = Some(epoch(t)?);
+        let (id, _, named) = current.as_mut().expect("checked");
+        let seen = commits
+            .get_mut(id.as_str())
+            .expect("inserted with the header");
+        if let Some(name) = raw.strip_prefix(b"filename ") {
+            *named = Some(unquote(name));
+        } else if let Some(name) = raw.strip_prefix(b"author ") {
+            seen.author = String::from_utf8_lossy(name).into_owned();
+        } else if let Some(t) = raw.strip_prefix(b"author-time ") {
+            seen.at = Some(epoch(&String::from_utf8_lossy(t))?);
         }
     }
     Ok(result)
+}
+
+/// A path as git quotes it in porcelain output (`"a\tb"`, octal escapes for bytes that
+/// are not printable ASCII); an unquoted path as it is.
+fn unquote(raw: &[u8]) -> Vec<u8> {
+    let Some(inner) = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) else {
+        return raw.to_vec();
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let b = inner[i];
+        if b != b'\\' || i + 1 >= inner.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let e = inner[i + 1];
+        i += 2;
+        out.push(match e {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'r' => b'\r',
+            b'v' => 11,
+            b'0'..=b'7' => {
+                let digits = &inner[i - 1..(i + 2).min(inner.len())];
+                i = (i + 2).min(inner.len());
+                digits.iter().fold(0u8, |acc, d| {
+                    acc.wrapping_mul(8).wrapping_add(d.wrapping_sub(b'0'))
+                })
+            }
+            other => other,
+        });
+    }
+    out
 }
 
 /// The commit that added `path`, following renames: the oldest `A` in `git log --follow`.

@@ -6,10 +6,12 @@
 //! [`ignore_file`], reporting is [`report`]; `stg-age databases` is [`databases`].
 //! See `docs/stg-age.md`.
 
+pub mod cache;
 pub mod conditions;
 pub mod databases;
 pub mod git;
 pub mod glob;
+pub mod history;
 pub mod ignore_file;
 pub mod report;
 pub mod scan;
@@ -36,6 +38,7 @@ Examples:
   stg-age --repo /srv/ansible --max-age 90d       cron: exit 1 and list what is older
   stg-age --repo . --format text | head           oldest first, as a table
   stg-age databases -h db02.stg --max-age 30d     age of each staging database's last sync
+  stg-age --repo /srv/ansible --no-cache          date everything from git, as on a first run
 
 Exit status: 0 nothing over --max-age; 1 something over it (or an expired .stg-age-ignore entry);
 2 usage or input error (not a git repository, shallow clone, bad duration, bad ignore file);
@@ -125,6 +128,16 @@ pub struct RepoArgs {
     /// Files dated in parallel (default: the available cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
+
+    /// Keep dates between runs in DIR (default: $XDG_CACHE_HOME/stg-age, else
+    /// ~/.cache/stg-age). A result is reused only where it cannot differ from a run
+    /// without the cache; delete the directory to clear it.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Neither read nor write the cache: date everything from git.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }
 
 /// Options every mode takes.
@@ -280,6 +293,11 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
             ignore,
             today: now.date(),
             jobs,
+            cache: if args.no_cache {
+                None
+            } else {
+                args.cache.or_else(cache::default_dir)
+            },
         },
         ignore_source,
     })

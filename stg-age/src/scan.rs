@@ -5,7 +5,6 @@
 //!
 //! Reporting (ages, thresholds, formats) is [`crate::report`]'s job, not this module's.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -15,9 +14,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use time::Date;
 
+use crate::cache::Cache;
 use crate::conditions::{Kind, Matcher};
 use crate::git::{self, BlameOptions, Origin, Tracked};
 use crate::glob::Glob;
+use crate::history::History;
 use crate::ignore_file::IgnoreList;
 
 /// Bytes git looks at to decide a file is binary (a NUL among them): see `buffer_is_binary`
@@ -83,6 +84,8 @@ pub struct ScanOptions {
     pub today: Date,
     /// Worker threads.
     pub jobs: usize,
+    /// The cache directory (`None`: no cache, `--no-cache`).
+    pub cache: Option<PathBuf>,
 }
 
 /// The outcome of a scan.
@@ -152,17 +155,27 @@ struct FileScan {
     ignored: usize,
     used: Vec<usize>,
     binary: bool,
+    /// A staging variant file, not silenced: its addition is dated later.
+    variant: Option<Vec<u8>>,
+    /// Lines to blame.
+    pending: Option<Pending>,
+}
+
+/// The condition lines of one file, found and waiting to be dated.
+struct Pending {
+    path: Vec<u8>,
+    /// SHA-256 of the work-tree bytes (the cache key).
+    content: String,
+    ranges: Vec<(usize, usize)>,
+    /// `(kind, line, text)` of each kept hit.
+    hits: Vec<(crate::conditions::Kind, usize, String)>,
 }
 
 /// Above this many variant files, their additions are found in one walk of the history
 /// ([`git::added_many`]) instead of one `git log --follow` each.
 const BATCH_ADDED_ABOVE: usize = 8;
 
-fn scan_file(
-    opts: &ScanOptions,
-    file: &Tracked,
-    added: Option<&HashMap<Vec<u8>, Origin>>,
-) -> anyhow::Result<FileScan> {
+fn scan_file(opts: &ScanOptions, file: &Tracked) -> FileScan {
     let mut out = FileScan::default();
     let path = &file.path;
     let silenced = |line: Option<usize>, used: &mut Vec<usize>| {
@@ -175,20 +188,11 @@ fn scan_file(
         if silenced(None, &mut out.used) {
             out.ignored += 1;
         } else {
-            out.findings.push(Finding {
-                kind: FindingKind::File,
-                path: path.clone(),
-                line: None,
-                text: None,
-                origin: match added.and_then(|m| m.get(path)) {
-                    Some(origin) => origin.clone(),
-                    None => git::added(&opts.top, path)?,
-                },
-            });
+            out.variant = Some(path.clone());
         }
     }
     if file.symlink {
-        return Ok(out);
+        return out;
     }
     let full = opts.top.join(OsStr::from_bytes(path));
     // Only a regular file inside the work tree is read: a tracked path whose directory was
@@ -200,7 +204,7 @@ fn scan_file(
         .and_then(|p| p.canonicalize().ok())
         .is_some_and(|p| p.starts_with(&opts.top_canonical));
     if !inside {
-        return Ok(out);
+        return out;
     }
     let limits = stg_core::files::Limits {
         max_bytes: MAX_SCANNED,
@@ -209,21 +213,21 @@ fn scan_file(
     let bytes = match stg_core::files::read_small(&full, limits) {
         Ok(bytes) => bytes,
         // Deleted in the work tree: nothing to blame there.
-        Err(stg_core::files::ReadError::NotFound(_)) => return Ok(out),
+        Err(stg_core::files::ReadError::NotFound(_)) => return out,
         // Not a regular file any more, or larger than any text worth scanning: skipped as
         // binary files are.
         Err(stg_core::files::ReadError::Unsuitable(_) | stg_core::files::ReadError::Refused(_)) => {
             out.binary = true;
-            return Ok(out);
+            return out;
         }
     };
     if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
         out.binary = true;
-        return Ok(out);
+        return out;
     }
     let hits = opts.matcher.scan(&bytes);
     if hits.is_empty() {
-        return Ok(out);
+        return out;
     }
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     let mut kept = Vec::new();
@@ -231,63 +235,251 @@ fn scan_file(
         if silenced(Some(hit.line), &mut out.used) {
             out.ignored += 1;
         } else {
-            kept.push(hit);
+            let text =
+                String::from_utf8_lossy(lines.get(hit.line - 1).copied().unwrap_or_default());
+            kept.push((hit.kind, hit.line, clip(text.trim_end_matches('\r'))));
         }
     }
-    let numbers: Vec<usize> = kept.iter().map(|h| h.line).collect();
-    let ranges = blame_ranges(&numbers, line_count(&bytes));
-    let origins = git::blame(&opts.top, path, &ranges, &opts.blame)?;
-    for hit in kept {
-        let origin = origins
-            .iter()
-            .find(|(line, _)| *line == hit.line)
-            .map(|(_, o)| o.clone())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "git blame gave no origin for {}:{}",
-                    String::from_utf8_lossy(path),
-                    hit.line
-                )
-            })?;
-        let text = String::from_utf8_lossy(lines.get(hit.line - 1).copied().unwrap_or_default());
-        out.findings.push(Finding {
-            kind: FindingKind::Condition(hit.kind),
-            path: path.clone(),
-            line: Some(hit.line),
-            text: Some(clip(text.trim_end_matches('\r'))),
-            origin,
-        });
+    if kept.is_empty() {
+        return out;
     }
-    Ok(out)
+    let numbers: Vec<usize> = kept.iter().map(|h| h.1).collect();
+    out.pending = Some(Pending {
+        path: path.clone(),
+        content: crate::cache::digest(&[&bytes]),
+        ranges: blame_ranges(&numbers, line_count(&bytes)),
+        hits: kept,
+    });
+    out
+}
+
+/// Dates the lines of one file: from the cache when a result still holds, else with
+/// `git blame` over the file's cut-down history (see [`crate::history`]), else over the
+/// whole history.
+fn date_file(
+    opts: &ScanOptions,
+    pending: &Pending,
+    history: Option<&History>,
+    cache: Option<&Mutex<Cache>>,
+) -> anyhow::Result<Vec<Finding>> {
+    let cached = match (history, cache) {
+        (Some(h), Some(c)) => c.lock().expect("not poisoned").blame(
+            &pending.path,
+            &pending.content,
+            &pending.ranges,
+            h,
+        ),
+        _ => None,
+    };
+    let origins = if let Some(origins) = cached {
+        origins
+    } else {
+        let origins = blame_file(opts, pending, history)?;
+        if let (Some(h), Some(c)) = (history, cache) {
+            c.lock().expect("not poisoned").put_blame(
+                &pending.path,
+                &pending.content,
+                &pending.ranges,
+                &h.names(&pending.path),
+                h,
+                &origins,
+            );
+        }
+        origins
+    };
+    let path = &pending.path;
+    pending
+        .hits
+        .iter()
+        .map(|(kind, line, text)| {
+            let origin = origins
+                .iter()
+                .find(|(l, _)| l == line)
+                .map(|(_, o)| o.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "git blame gave no origin for {}:{line}",
+                        String::from_utf8_lossy(path)
+                    )
+                })?;
+            Ok(Finding {
+                kind: FindingKind::Condition(*kind),
+                path: path.clone(),
+                line: Some(*line),
+                text: Some(text.clone()),
+                origin,
+            })
+        })
+        .collect()
+}
+
+/// `git blame` of one file's ranges, over the history cut down to the commits that change
+/// the file under one of its names (see [`crate::history`]) when every condition line
+/// ends in one of those names; over the whole history when one ended in another file
+/// (`-C` found it was copied from there, and that file's own commits were cut), or when
+/// there is no history to cut.
+fn blame_file(
+    opts: &ScanOptions,
+    pending: &Pending,
+    history: Option<&History>,
+) -> anyhow::Result<Vec<(usize, Origin)>> {
+    if let Some(history) = history {
+        let names = history.names(&pending.path);
+        if let Some(grafts) = history.grafts(&names) {
+            let lines = git::blame_with(
+                &opts.top,
+                &pending.path,
+                &pending.ranges,
+                &opts.blame,
+                Some(&grafts),
+            )?;
+            // Context lines whose copy went elsewhere do not matter; a condition line must
+            // have stayed within the file's own names.
+            let hit = |line: usize| pending.hits.iter().any(|h| h.1 == line);
+            if lines
+                .iter()
+                .all(|(line, _, name)| !hit(*line) || names.contains(name))
+            {
+                return Ok(lines.into_iter().map(|(l, o, _)| (l, o)).collect());
+            }
+        }
+    }
+    git::blame(&opts.top, &pending.path, &pending.ranges, &opts.blame)
+}
+
+/// Reads the history of `HEAD`, from the cache and the commits since when it has them.
+fn load_history(top: &Path, cached: Option<History>) -> anyhow::Result<Option<History>> {
+    let Some(head) = git::head(top)? else {
+        return Ok(None);
+    };
+    if let Some(mut history) = cached {
+        if history.head == head {
+            return Ok(Some(history));
+        }
+        let old = history.head.clone();
+        // Commit facts never change: only the commits the cache has not seen are read. A
+        // rewritten history simply has more of them.
+        if history.find(&head).is_some() {
+            history.head.clone_from(&head);
+            history.reindex();
+            if history.is_consistent() {
+                return Ok(Some(history));
+            }
+        } else if history.extend(top, &head, &[old]).is_ok() && history.is_consistent() {
+            return Ok(Some(history));
+        }
+    }
+    let mut history = History::default();
+    history.extend(top, &head, &[])?;
+    Ok(history.is_consistent().then_some(history))
 }
 
 /// Scans the tracked files under `opts.dir`.
 pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
     let files = git::ls_files(&opts.dir)?;
-    let variants: Vec<Vec<u8>> = files
-        .iter()
-        .filter(|f| opts.variants.iter().any(|g| g.matches(&f.path)))
-        .filter(|f| opts.ignore.find(&f.path, None, opts.today).is_none())
-        .map(|f| f.path.clone())
-        .collect();
-    let added: Option<HashMap<Vec<u8>, Origin>> = if variants.len() > BATCH_ADDED_ABOVE {
-        let origins = git::added_many(&opts.top, &variants)?;
-        Some(variants.into_iter().zip(origins).collect())
-    } else {
-        None
+    let mut cache = match &opts.cache {
+        Some(dir) => Some(Cache::open(
+            dir,
+            &opts.top_canonical,
+            options_key(&opts.top, &opts.blame)?,
+        )),
+        None => None,
     };
+    let cached_history = cache.as_mut().and_then(|c| c.history.take());
+    // The files are read and matched while the history is read.
+    let (history, scanned) = std::thread::scope(|s| {
+        let loader = s.spawn(|| load_history(&opts.top, cached_history));
+        let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
+        (
+            loader.join().expect("no panic reading the history"),
+            scanned,
+        )
+    });
+    let history = history?;
+    let scanned = scanned?;
+    let mut scan = Scan {
+        entry_used: vec![false; opts.ignore.entries.len()],
+        files: files.len(),
+        ..Scan::default()
+    };
+    let mut variants = Vec::new();
+    let mut pending = Vec::new();
+    for file in scanned {
+        scan.findings.extend(file.findings);
+        scan.ignored += file.ignored;
+        scan.binary_files += usize::from(file.binary);
+        for i in file.used {
+            scan.entry_used[i] = true;
+        }
+        variants.extend(file.variant);
+        pending.extend(file.pending);
+    }
+    // Variant files: dated by the commit that added them.
+    let mut to_date = Vec::new();
+    for path in variants {
+        let cached = match (&history, cache.as_mut()) {
+            (Some(h), Some(c)) => c.added(&path, h),
+            _ => None,
+        };
+        match cached {
+            Some(origin) => scan.findings.push(variant_finding(path, origin)),
+            None => to_date.push(path),
+        }
+    }
+    let origins = if to_date.len() > BATCH_ADDED_ABOVE {
+        git::added_many(&opts.top, &to_date)?
+    } else {
+        to_date
+            .iter()
+            .map(|p| git::added(&opts.top, p))
+            .collect::<anyhow::Result<_>>()?
+    };
+    for (path, origin) in to_date.into_iter().zip(origins) {
+        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
+            c.put_added(&path, h, &origin);
+        }
+        scan.findings.push(variant_finding(path, origin));
+    }
+    let cache = cache.map(Mutex::new);
+    let dated = parallel(opts.jobs, &pending, |p| {
+        date_file(opts, p, history.as_ref(), cache.as_ref())
+    })?;
+    scan.findings.extend(dated.into_iter().flatten());
+    if let (Some(cache), Some(history)) = (cache, history) {
+        cache.into_inner().expect("not poisoned").save(history);
+    }
+    Ok(scan)
+}
+
+fn variant_finding(path: Vec<u8>, origin: Origin) -> Finding {
+    Finding {
+        kind: FindingKind::File,
+        path,
+        line: None,
+        text: None,
+        origin,
+    }
+}
+
+/// Runs `work` over `items` on `jobs` threads; the results in no particular order, or the
+/// first error (the other workers stop taking work).
+fn parallel<T: Sync, R: Send>(
+    jobs: usize,
+    items: &[T],
+    work: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<anyhow::Result<FileScan>>> = Mutex::new(Vec::new());
-    let workers = opts.jobs.clamp(1, files.len().max(1));
+    let results: Mutex<Vec<anyhow::Result<R>>> = Mutex::new(Vec::new());
+    let workers = jobs.clamp(1, items.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 let mut mine = Vec::new();
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = files.get(i) else { break };
-                    let result = scan_file(opts, file, added.as_ref());
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(item);
                     if result.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -300,21 +492,44 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
             });
         }
     });
-    let mut scan = Scan {
-        entry_used: vec![false; opts.ignore.entries.len()],
-        files: files.len(),
-        ..Scan::default()
-    };
-    for result in results.into_inner().expect("workers finished") {
-        let file = result?;
-        scan.findings.extend(file.findings);
-        scan.ignored += file.ignored;
-        scan.binary_files += usize::from(file.binary);
-        for i in file.used {
-            scan.entry_used[i] = true;
-        }
+    results
+        .into_inner()
+        .expect("workers finished")
+        .into_iter()
+        .collect()
+}
+
+/// The key of everything a blame result depends on besides the file and `HEAD`:
+/// stg-age's version, the ignored revisions as commit ids, `.git-blame-ignore-revs`'s
+/// bytes, the repository's configuration (with includes) and its replace refs.
+fn options_key(top: &Path, blame: &BlameOptions) -> anyhow::Result<String> {
+    let mut parts: Vec<Vec<u8>> = vec![env!("CARGO_PKG_VERSION").as_bytes().to_vec()];
+    for rev in &blame.ignore_revs {
+        parts.push(git::resolve(top, rev)?.into_bytes());
     }
-    Ok(scan)
+    parts.push(match &blame.ignore_revs_file {
+        Some(file) => std::fs::read(file).unwrap_or_else(|e| e.to_string().into_bytes()),
+        None => b"-".to_vec(),
+    });
+    parts.push(git::run(
+        top,
+        &[
+            OsStr::new("config"),
+            OsStr::new("--list"),
+            OsStr::new("--includes"),
+            OsStr::new("-z"),
+        ],
+    )?);
+    parts.push(git::run(
+        top,
+        &[
+            OsStr::new("for-each-ref"),
+            OsStr::new("--format=%(refname) %(objectname)"),
+            OsStr::new("refs/replace/"),
+        ],
+    )?);
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(crate::cache::digest(&refs))
 }
 
 /// The number of worker threads to use by default: the available cores.

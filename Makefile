@@ -150,7 +150,7 @@ sync: ## Copy database DB from FROM into staging host TO: ssh FROM stg-dump | ss
 	  echo "make sync: DB=, FROM= and TO= are required, e.g. make sync DB=fas2 FROM=db01 TO=db02.stg (make help)" >&2; \
 	  exit 2; fi
 	$(SSH) $(FROM) stg-dump $(if $(MASK),--mask $(MASK)) $(if $(KEY),--key-file $(KEY)) $(DUMP_ARGS) $(DB) \
-	  | $(SSH) $(TO) stg-restore --db $(DB) $(if $(KEEP),--keep $(KEEP)) \
+	  | $(SSH) $(TO) stg-restore --dbname $(DB) $(if $(KEEP),--keep $(KEEP)) \
 	    $(if $(PRE_HOOK),--pre-hook "'$(PRE_HOOK)'") $(if $(POST_HOOK),--post-hook "'$(POST_HOOK)'") \
 	    $(if $(filter-out 0 no false,$(IF_UNCHANGED)),--if-unchanged) $(if $(NOTIFY),--notify "'$(NOTIFY)'") \
 	    $(if $(NOTIFY_TIMEOUT),--notify-timeout $(NOTIFY_TIMEOUT)) \

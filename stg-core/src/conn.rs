@@ -19,22 +19,48 @@ use anyhow::Context;
 
 use crate::tls::{SslMode, TlsFiles};
 
-/// The connection flags every database-facing tool accepts.
+/// The connection flags every database-facing tool accepts. They are global: a tool with
+/// subcommands takes them before or after the subcommand (`stg-restore -h db list fas2` and
+/// `stg-restore list -h db fas2`), so flatten them once, at the top.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConnArgs {
     /// Database server host, or a directory holding its Unix socket.
-    #[arg(short = 'h', long = "host", env = "PGHOST", value_name = "HOST")]
+    #[arg(
+        short = 'h',
+        long = "host",
+        env = "PGHOST",
+        value_name = "HOST",
+        global = true
+    )]
     pub host: Option<String>,
     /// Database server port.
-    #[arg(short = 'p', long = "port", env = "PGPORT", value_name = "PORT")]
+    #[arg(
+        short = 'p',
+        long = "port",
+        env = "PGPORT",
+        value_name = "PORT",
+        global = true
+    )]
     pub port: Option<u16>,
     /// Database user name.
-    #[arg(short = 'U', long = "username", env = "PGUSER", value_name = "USER")]
+    #[arg(
+        short = 'U',
+        long = "username",
+        env = "PGUSER",
+        value_name = "USER",
+        global = true
+    )]
     pub username: Option<String>,
     /// TLS over TCP, as libpq's sslmode (default prefer). verify-full checks the server's
     /// certificate against PGSSLROOTCERT (default ~/.postgresql/root.crt, or "system") and its
     /// host name; a client certificate is sent from PGSSLCERT/PGSSLKEY when present.
-    #[arg(long = "sslmode", env = "PGSSLMODE", value_name = "MODE", value_enum)]
+    #[arg(
+        long = "sslmode",
+        env = "PGSSLMODE",
+        value_name = "MODE",
+        value_enum,
+        global = true
+    )]
     pub sslmode: Option<SslMode>,
 }
 

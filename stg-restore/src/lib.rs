@@ -1,8 +1,9 @@
 //! `stg-restore`: a stg-dump stream into a fresh staging database, verified, swapped in
 //! atomically, the previous copy kept (man page: `docs/stg-restore.md`).
 //!
-//! The flow: parse flags ([`Cli`]) into a validated [`Config`], refuse on a host that is not
-//! staging (before stdin is read or a server is contacted), then run one command:
+//! The flow: parse flags ([`Cli`]) into a validated [`Config`] (the format and the
+//! [`Action`]), refuse on a host that is not staging (before stdin is read or a server is
+//! contacted), then run one command:
 //! restore ([`restore`]), `verify` ([`verify`]), `list` ([`list`]) or `rollback`
 //! ([`rollback`]). The stream is read by [`reader`], checked and split by [`script`] and [`policy`], loaded
 //! through the tool's own connections by [`load`], and
@@ -48,11 +49,12 @@ pub enum Format {
 const AFTER_HELP: &str = "\
 Examples:
   stg-dump fas2 | ssh db02.stg stg-restore          # target name from the manifest
-  stg-restore --db fas2 --pre-hook 'ssh fas01.stg systemctl stop httpd' \\
+  stg-restore -d fas2 --pre-hook 'ssh fas01.stg systemctl stop httpd' \\
               --post-hook 'ssh fas01.stg systemctl start httpd' < fas2.stg.xz
   stg-restore verify < fas2.stg.xz                  # integrity only, touches no database
   stg-restore --if-unchanged --notify 'mail -s fas2-sync infra@example.org' < fas2.stg.zst
   stg-restore list fas2                             # current and kept copies, with provenance
+  stg-restore -h db02 list fas2                     # connection flags before or after the command
   stg-restore rollback fas2                         # swap the newest kept copy back in
 
 Restore and rollback refuse unless this host is staging: STG_ENVIRONMENT_FILE (default
@@ -81,13 +83,32 @@ See docs/stg-restore.md.";
     name = "stg-restore",
     version,
     disable_help_flag = true,
-    args_conflicts_with_subcommands = true,
     after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// A command other than restore.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// The database: a restore's target (default: the one the stream's manifest names;
+    /// required with --accept-unverified), the live database of list and rollback (or give
+    /// it as their DB argument). `--db` is an old name of this flag.
+    #[arg(
+        short = 'd',
+        long = "dbname",
+        alias = "db",
+        value_name = "DBNAME",
+        global = true
+    )]
+    pub dbname: Option<String>,
+
+    /// Connection options (libpq style), before or after the command.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Database to connect to for catalog work (CREATE/ALTER/DROP DATABASE, listing copies).
+    #[arg(long, value_name = "DBNAME", default_value = "postgres", global = true)]
+    pub maintenance_db: String,
 
     /// Restore options (when no command is given).
     #[command(flatten)]
@@ -113,6 +134,17 @@ pub enum Command {
     Rollback(RollbackArgs),
 }
 
+impl Command {
+    /// The command's name.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Verify(_) => "verify",
+            Command::List(_) => "list",
+            Command::Rollback(_) => "rollback",
+        }
+    }
+}
+
 /// Options of `verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -124,15 +156,9 @@ pub struct VerifyArgs {
 /// Options of `list`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// The live database's name.
-    #[arg(value_name = "DB")]
-    pub db: String,
-    /// Connection options (libpq style).
-    #[command(flatten)]
-    pub conn: ConnArgs,
-    /// Database to connect to for catalog work.
-    #[arg(long, value_name = "DB", default_value = "postgres")]
-    pub maintenance_db: String,
+    /// The live database's name (or -d/--dbname).
+    #[arg(value_name = "DBNAME")]
+    pub db: Option<String>,
     /// Output format (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -141,15 +167,9 @@ pub struct ListArgs {
 /// Options of `rollback`.
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
-    /// The live database's name.
-    #[arg(value_name = "DB")]
-    pub db: String,
-    /// Connection options (libpq style).
-    #[command(flatten)]
-    pub conn: ConnArgs,
-    /// Database to connect to for catalog work.
-    #[arg(long, value_name = "DB", default_value = "postgres")]
-    pub maintenance_db: String,
+    /// The live database's name (or -d/--dbname).
+    #[arg(value_name = "DBNAME")]
+    pub db: Option<String>,
     /// Shell command run before the swap; its failure aborts the rollback.
     #[arg(long, value_name = "COMMAND")]
     pub pre_hook: Option<String>,
@@ -164,16 +184,6 @@ pub struct RollbackArgs {
 /// Options of a restore.
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Target database (default: the database named in the stream's manifest; required
-    /// with --accept-unverified).
-    #[arg(short = 'd', long = "db", value_name = "DB")]
-    pub db: Option<String>,
-    /// Connection options (libpq style).
-    #[command(flatten)]
-    pub conn: ConnArgs,
-    /// Database to connect to for CREATE/ALTER/DROP DATABASE.
-    #[arg(long, value_name = "DB", default_value = "postgres")]
-    pub maintenance_db: String,
     /// Previous copies to keep after the swap (newest first).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub keep: usize,
@@ -222,12 +232,39 @@ pub struct RestoreArgs {
     pub format: Option<Format>,
 }
 
+impl RestoreArgs {
+    /// The first restore option given on the command line, if any (the connection flags are
+    /// global and go with every command; these do not). Options left at their default are
+    /// not seen, and need not be.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.keep != 1, "--keep"),
+            (self.no_keep, "--no-keep"),
+            (self.pre_hook.is_some(), "--pre-hook"),
+            (self.post_hook.is_some(), "--post-hook"),
+            (self.analyze, "--analyze"),
+            (self.if_unchanged, "--if-unchanged"),
+            (self.notify.is_some(), "--notify"),
+            (
+                self.notify_timeout != std::time::Duration::from_secs(60),
+                "--notify-timeout",
+            ),
+            (self.accept_unverified, "--accept-unverified"),
+            (self.jobs.is_some(), "--jobs"),
+            (self.psql.is_some(), "--psql"),
+            (self.format.is_some(), "--format"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 /// A validated restore.
 #[derive(Debug)]
 pub struct RestoreConfig {
     /// The maintenance connection (server, user, maintenance database).
     pub conn: Conn,
-    /// Target database given with `--db` (else the manifest's).
+    /// Target database given with `-d/--dbname` (else the manifest's).
     pub db: Option<String>,
     /// Previous copies to keep.
     pub keep: usize,
@@ -249,8 +286,6 @@ pub struct RestoreConfig {
     pub jobs: usize,
     /// `--psql` was given (ignored; the report says so).
     pub psql_ignored: bool,
-    /// Report format.
-    pub format: Format,
 }
 
 /// A validated rollback.
@@ -264,8 +299,6 @@ pub struct RollbackConfig {
     pub pre_hook: Option<String>,
     /// `--post-hook`.
     pub post_hook: Option<String>,
-    /// Report format.
-    pub format: Format,
 }
 
 /// A validated list.
@@ -275,17 +308,24 @@ pub struct ListConfig {
     pub conn: Conn,
     /// The live database.
     pub db: String,
-    /// Report format.
-    pub format: Format,
 }
 
-/// What to run.
+/// What to run, validated.
 #[derive(Debug)]
-pub enum Config {
+pub struct Config {
+    /// Report format, with the terminal default applied.
+    pub format: Format,
+    /// The command.
+    pub action: Action,
+}
+
+/// The command to run.
+#[derive(Debug)]
+pub enum Action {
     /// Load a stream and swap it in.
     Restore(RestoreConfig),
     /// Check a stream.
-    Verify(Format),
+    Verify,
     /// Show copies.
     List(ListConfig),
     /// Swap the newest kept copy back in.
@@ -304,40 +344,66 @@ fn check_db_arg(db: &str, maintenance_db: &str) -> anyhow::Result<()> {
     sql::check_target(db, maintenance_db).map_err(|m| Error::usage(m).into())
 }
 
+/// The live database of `list` and `rollback`: their DB argument or -d/--dbname.
+fn live_database(
+    command: &str,
+    arg: Option<String>,
+    flag: Option<String>,
+) -> anyhow::Result<String> {
+    match (arg, flag) {
+        (Some(arg), Some(flag)) if arg != flag => {
+            bail_usage!("two databases given: {arg} and -d/--dbname {flag}; name one")
+        }
+        (Some(db), _) | (None, Some(db)) => Ok(db),
+        (None, None) => {
+            bail_usage!("name the database: stg-restore {command} DBNAME (or -d DBNAME)")
+        }
+    }
+}
+
 impl Config {
     /// Validates parsed flags.
     pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
-        match cli.command {
-            Some(Command::Verify(a)) => Ok(Config::Verify(format_or_default(a.format))),
+        let conn = Conn::resolve(&cli.conn, Some(&cli.maintenance_db));
+        if let (Some(command), Some(flag)) = (&cli.command, cli.restore.first_given()) {
+            bail_usage!(
+                "{flag} is an option of a restore, not of {}; options of a command follow it \
+                 (stg-restore {} --help)",
+                command.name(),
+                command.name()
+            );
+        }
+        let (format, action) = match cli.command {
+            Some(Command::Verify(a)) => (a.format, Action::Verify),
             Some(Command::List(a)) => {
-                if a.db.is_empty() {
+                let db = live_database("list", a.db, cli.dbname)?;
+                if db.is_empty() {
                     bail_usage!("the database name is empty");
                 }
-                Ok(Config::List(ListConfig {
-                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
-                    db: a.db,
-                    format: format_or_default(a.format),
-                }))
+                (a.format, Action::List(ListConfig { conn, db }))
             }
             Some(Command::Rollback(a)) => {
-                check_db_arg(&a.db, &a.maintenance_db)?;
-                Ok(Config::Rollback(RollbackConfig {
-                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
-                    db: a.db,
-                    pre_hook: a.pre_hook,
-                    post_hook: a.post_hook,
-                    format: format_or_default(a.format),
-                }))
+                let db = live_database("rollback", a.db, cli.dbname)?;
+                check_db_arg(&db, &cli.maintenance_db)?;
+                (
+                    a.format,
+                    Action::Rollback(RollbackConfig {
+                        conn,
+                        db,
+                        pre_hook: a.pre_hook,
+                        post_hook: a.post_hook,
+                    }),
+                )
             }
             None => {
                 let a = cli.restore;
-                if let Some(db) = &a.db {
-                    check_db_arg(db, &a.maintenance_db)?;
+                if let Some(db) = &cli.dbname {
+                    check_db_arg(db, &cli.maintenance_db)?;
                 }
-                if a.accept_unverified && a.db.is_none() {
+                if a.accept_unverified && cli.dbname.is_none() {
                     bail_usage!(
-                        "--accept-unverified needs --db: a plain pg_dump stream does not say \
-                         which database it is"
+                        "--accept-unverified needs --dbname: a plain pg_dump stream does not \
+                         say which database it is"
                     );
                 }
                 let jobs = match a.jobs {
@@ -351,23 +417,29 @@ impl Config {
                 if a.notify_timeout.is_zero() {
                     bail_usage!("--notify-timeout 0: give the notify command some time, e.g. 60s");
                 }
-                Ok(Config::Restore(RestoreConfig {
-                    conn: Conn::resolve(&a.conn, Some(&a.maintenance_db)),
-                    db: a.db,
-                    keep: if a.no_keep { 0 } else { a.keep },
-                    pre_hook: a.pre_hook,
-                    post_hook: a.post_hook,
-                    analyze: a.analyze,
-                    if_unchanged: a.if_unchanged,
-                    notify: a.notify,
-                    notify_timeout: a.notify_timeout,
-                    accept_unverified: a.accept_unverified,
-                    jobs,
-                    psql_ignored: a.psql.is_some(),
-                    format: format_or_default(a.format),
-                }))
+                (
+                    a.format,
+                    Action::Restore(RestoreConfig {
+                        conn,
+                        db: cli.dbname,
+                        keep: if a.no_keep { 0 } else { a.keep },
+                        pre_hook: a.pre_hook,
+                        post_hook: a.post_hook,
+                        analyze: a.analyze,
+                        if_unchanged: a.if_unchanged,
+                        notify: a.notify,
+                        notify_timeout: a.notify_timeout,
+                        accept_unverified: a.accept_unverified,
+                        jobs,
+                        psql_ignored: a.psql.is_some(),
+                    }),
+                )
             }
-        }
+        };
+        Ok(Config {
+            format: format_or_default(format),
+            action,
+        })
     }
 }
 
@@ -377,7 +449,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         None => stg_core::host::require_staging("restore a database")?,
         Some(Command::Rollback(a)) => {
-            stg_core::host::require_staging(&format!("roll back database {}", a.db))?;
+            let db = a.db.as_ref().or(cli.dbname.as_ref());
+            let what = db.map_or_else(
+                || "roll back a database".to_owned(),
+                |db| format!("roll back database {db}"),
+            );
+            stg_core::host::require_staging(&what)?;
         }
         Some(Command::Verify(_) | Command::List(_)) => {}
     }
@@ -386,11 +463,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             "stdin is a terminal; pipe a stream in (stg-dump DB | stg-restore, or stg-restore < DB.stg.xz)"
         );
     }
-    match Config::from_cli(cli)? {
-        Config::Restore(config) => restore::run(&config),
-        Config::Verify(format) => verify::run(format),
-        Config::List(config) => list::run(&config),
-        Config::Rollback(config) => rollback::run(&config),
+    let config = Config::from_cli(cli)?;
+    match config.action {
+        Action::Restore(restore) => restore::run(&restore, config.format),
+        Action::Verify => verify::run(config.format),
+        Action::List(list) => list::run(&list, config.format),
+        Action::Rollback(rollback) => rollback::run(&rollback, config.format),
     }
 }
 

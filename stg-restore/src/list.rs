@@ -71,7 +71,7 @@ fn stamp_to_rfc3339(stamp: &str) -> Option<String> {
 }
 
 /// Runs `list`.
-pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
+pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
     let records: Vec<DatabaseRecord> = rt.block_on(async {
         let m = Maintenance::connect(&config.conn).await?;
@@ -113,7 +113,7 @@ pub fn run(config: &ListConfig) -> anyhow::Result<u8> {
         previous: records.iter().filter(|r| r.kind == Kind::Previous).count(),
         incoming: records.iter().any(|r| r.kind == Kind::Incoming),
     };
-    if config.format == Format::Json {
+    if format == Format::Json {
         let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
         for record in &records {
             out.write(record)?;

@@ -38,10 +38,10 @@ pub struct RollbackSummary {
 }
 
 /// Runs a rollback.
-pub fn run(config: &RollbackConfig) -> anyhow::Result<u8> {
+pub fn run(config: &RollbackConfig, format: Format) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
     let summary = rt.block_on(rollback(config))?;
-    if config.format == Format::Json {
+    if format == Format::Json {
         write_json(&summary)?;
     } else {
         let mut out = stg_core::output::stdout();

@@ -239,6 +239,26 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
         text.contains("current") && text.contains(&second_prev),
         "{text}"
     );
+    // The connection flags and -d/--dbname go before the command word as well.
+    let mut before = stg_tests::cmd::stg("stg-restore");
+    before
+        .env("STG_ENVIRONMENT_FILE", setup.env_file())
+        .args(setup.cluster.conn_args())
+        .args(["-d", "fas2", "list", "--format", "json"]);
+    let out = before.output().unwrap();
+    assert_code(&out, 0);
+    assert_eq!(records(&out), recs);
+    // A restore's option before a command is refused, named.
+    let out = setup
+        .cmd(&["--keep", "3", "list", "fas2"])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--keep is an option of a restore, not of list"),
+        "{}",
+        stderr(&out)
+    );
 
     // rollback: the kept copy (same data as the first restore) comes back; the current
     // becomes a kept copy; a second rollback undoes the first.
@@ -307,16 +327,14 @@ fn rollback_brings_back_the_data_before_the_restore() {
 #[test]
 fn first_restore_and_no_keep() {
     let setup = Setup::new();
+    // --db: the old name of --dbname, still accepted.
     let out = setup.restore(&setup.stream(), &["--db", "fresh"]);
     assert_code(&out, 0);
     let s = summary(&out);
     assert_eq!(s["database"], "fresh");
     assert!(s["previous"].is_null());
     assert_eq!(setup.cluster.table_contents("fresh"), setup.source);
-    let out = setup.restore(
-        &setup.stream(),
-        &["--db", "fresh", "--no-keep", "--analyze"],
-    );
+    let out = setup.restore(&setup.stream(), &["-d", "fresh", "--no-keep", "--analyze"]);
     assert_code(&out, 0);
     let s = summary(&out);
     assert!(s["timings_ms"]["analyze"].is_u64());
@@ -556,14 +574,14 @@ fn missing_roles_are_named_before_anything_is_created() {
 fn bad_names_and_plain_streams_are_refused() {
     let setup = Setup::new();
     let long = "x".repeat(37);
-    let out = setup.restore(&setup.stream(), &["--db", &long]);
+    let out = setup.restore(&setup.stream(), &["--dbname", &long]);
     assert_code(&out, 2);
     assert!(
         stderr(&out).contains("at most 36 bytes"),
         "{}",
         stderr(&out)
     );
-    let out = setup.restore(&setup.stream(), &["--db", "fas2__stg_incoming"]);
+    let out = setup.restore(&setup.stream(), &["--dbname", "fas2__stg_incoming"]);
     assert_code(&out, 2);
 
     let plain = xz(&setup.pg_dump("src", &["-C"]));
@@ -576,7 +594,7 @@ fn bad_names_and_plain_streams_are_refused() {
     );
     let out = setup.restore(&plain, &["--accept-unverified"]);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("needs --db"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("needs --dbname"), "{}", stderr(&out));
     setup.assert_untouched();
 }
 
@@ -586,7 +604,7 @@ fn accepts_a_plain_pg_dump_c_stream_when_told() {
     let c = &setup.cluster;
     c.sql("postgres", "ALTER DATABASE src SET work_mem = '8MB'");
     let plain = xz(&setup.pg_dump("src", &["-C"]));
-    let out = setup.restore(&plain, &["--db", "fas2", "--accept-unverified"]);
+    let out = setup.restore(&plain, &["--dbname", "fas2", "--accept-unverified"]);
     assert_code(&out, 0);
     let s = summary(&out);
     assert_eq!(s["verification"]["verified"], false);
@@ -861,7 +879,13 @@ fn plain_dump_into_a_new_database_with_text_report() {
     let plain = xz(&setup.pg_dump("src", &[]));
     let out = setup.restore(
         &plain,
-        &["--db", "newdb", "--accept-unverified", "--format", "text"],
+        &[
+            "--dbname",
+            "newdb",
+            "--accept-unverified",
+            "--format",
+            "text",
+        ],
     );
     assert_code(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();

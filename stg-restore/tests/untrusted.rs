@@ -874,9 +874,9 @@ fn a_parallel_load_gives_the_same_database_as_a_serial_one() {
     let stream = setup.stream();
     let source = setup.cluster.table_contents("src");
 
-    let serial = setup.restore(&stream, &["--db", "serial", "--jobs", "1"]);
+    let serial = setup.restore(&stream, &["--dbname", "serial", "--jobs", "1"]);
     assert_code(&serial, 0);
-    let parallel = setup.restore(&stream, &["--db", "parallel", "--jobs", "4"]);
+    let parallel = setup.restore(&stream, &["--dbname", "parallel", "--jobs", "4"]);
     assert_code(&parallel, 0);
     let (serial, parallel) = (summary(&serial), summary(&parallel));
 

@@ -93,7 +93,7 @@ impl Step {
 }
 
 /// Runs a restore; prints the summary; `Err` (with the step named) when it failed.
-pub fn run(config: &RestoreConfig) -> anyhow::Result<u8> {
+pub fn run(config: &RestoreConfig, format: crate::Format) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
     let summary = rt.block_on(async {
         let cancel = Cancel::install().context("while installing signal handlers")?;
@@ -103,7 +103,7 @@ pub fn run(config: &RestoreConfig) -> anyhow::Result<u8> {
     })?;
     // The reader thread may still wait on stdin; it ends with the process.
     rt.shutdown_background();
-    let printed = report::print_restore(&summary, config.format);
+    let printed = report::print_restore(&summary, format);
     if summary.ok {
         // A closed stdout after a good restore is still a good restore (exit 0 by policy).
         return printed.map(|()| stg_core::exit::OK);

@@ -64,12 +64,12 @@ impl Opened {
             (None, Some(m)) => {
                 sql::check_target(&m.database, s.config.conn.dbname.as_str()).map_err(|e| {
                     Error::usage(format!(
-                        "{e} (from the stream's manifest; use --db to choose another name)"
+                        "{e} (from the stream's manifest; use --dbname to choose another name)"
                     ))
                 })?;
                 m.database.clone()
             }
-            (None, None) => unreachable!("--accept-unverified requires --db"),
+            (None, None) => unreachable!("--accept-unverified requires --dbname"),
         };
         let incoming = sql::incoming_name(&db);
         s.summary.database = Some(db.clone());

@@ -2,13 +2,37 @@
 """Checks stg-age's dates against plain `git blame -w -M -C --porcelain` of whole files.
 
 Usage: compare_blame.py AGE_JSONL BLAME_DIR
+       compare_blame.py --runs REFERENCE_JSONL OTHER_JSONL
 BLAME_DIR holds one porcelain blame per file, named by the path with '/' turned into '__'.
-Prints `checked mismatches` for the findings whose file was blamed.
+Prints `checked mismatches` for the findings whose file was blamed. With --runs, compares
+the commit and date of every finding of two stg-age runs (a finding missing from either
+counts as a mismatch) and prints `checked mismatches`.
 """
 import datetime
 import json
 import os
 import sys
+
+
+
+def findings(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("type") == "finding":
+                out[(rec["path"], rec["line"], rec["kind"])] = (rec["commit"], rec["introduced_at"])
+    return out
+
+
+if sys.argv[1] == "--runs":
+    ref, other = findings(sys.argv[2]), findings(sys.argv[3])
+    keys = set(ref) | set(other)
+    bad = [k for k in keys if ref.get(k) != other.get(k)]
+    for k in bad[:10]:
+        print(f"differs: {k}: {ref.get(k)} vs {other.get(k)}", file=sys.stderr)
+    print(len(keys), len(bad))
+    sys.exit(0)
 
 age_path, blame_dir = sys.argv[1], sys.argv[2]
 

@@ -20,22 +20,23 @@ pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0x00];
 
-/// A compression format.
+/// A stream's compression (named so as not to be taken for the report's
+/// [`stg_core::format::Format`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub enum Codec {
     /// zstd.
     Zstd,
     /// xz.
     Xz,
 }
 
-impl Format {
+impl Codec {
     /// Its name in messages and reports.
     pub fn name(self) -> &'static str {
         match self {
-            Format::Zstd => "zstd",
-            Format::Xz => "xz",
+            Codec::Zstd => "zstd",
+            Codec::Xz => "xz",
         }
     }
 }
@@ -64,7 +65,7 @@ enum Inner<R: Read> {
 /// A decoder for whichever format the input is in.
 pub struct Decoder<R: Read> {
     inner: Inner<R>,
-    format: Format,
+    codec: Codec,
     compressed: Arc<AtomicU64>,
     decoded: u64,
 }
@@ -91,10 +92,10 @@ impl<R: Read> Decoder<R> {
         if head.is_empty() {
             return Err("the stream is empty (nothing on stdin)".into());
         }
-        let format = if head.starts_with(&ZSTD_MAGIC) {
-            Format::Zstd
+        let codec = if head.starts_with(&ZSTD_MAGIC) {
+            Codec::Zstd
         } else if head.starts_with(&XZ_MAGIC) {
-            Format::Xz
+            Codec::Xz
         } else {
             return Err(format!(
                 "the input is neither zstd nor xz (it starts with {}); stg-restore reads what \
@@ -110,8 +111,8 @@ impl<R: Read> Decoder<R> {
             inner: Cursor::new(head).chain(input),
             count: Arc::clone(&compressed),
         };
-        let inner = match format {
-            Format::Zstd => {
+        let inner = match codec {
+            Codec::Zstd => {
                 let mut decoder = zstd::stream::read::Decoder::new(source)
                     .map_err(|e| format!("could not start the zstd decoder: {e}"))?;
                 decoder
@@ -119,19 +120,19 @@ impl<R: Read> Decoder<R> {
                     .map_err(|e| format!("could not start the zstd decoder: {e}"))?;
                 Inner::Zstd(decoder)
             }
-            Format::Xz => Inner::Xz(liblzma::read::XzDecoder::new_multi_decoder(source)),
+            Codec::Xz => Inner::Xz(liblzma::read::XzDecoder::new_multi_decoder(source)),
         };
         Ok(Decoder {
             inner,
-            format,
+            codec,
             compressed,
             decoded: 0,
         })
     }
 
-    /// The format being read.
-    pub fn format(&self) -> Format {
-        self.format
+    /// The compression being read.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Compressed bytes read so far.

@@ -27,8 +27,9 @@ pub mod verify;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use stg_core::conn::{Conn, ConnArgs};
+use stg_core::format::Format;
 use stg_core::{bail_usage, exit, Error};
 
 /// The most `--jobs` accepted (each is a server connection and a backend process).
@@ -36,15 +37,6 @@ pub const MAX_JOBS: usize = 64;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
 pub const EXIT_CODES: exit::Codes = exit::Codes::STANDARD;
-
-/// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Lines for people.
-    Text,
-    /// JSON Lines for programs.
-    Json,
-}
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -149,7 +141,7 @@ impl Command {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
 }
 
@@ -160,7 +152,7 @@ pub struct ListArgs {
     #[arg(value_name = "DBNAME")]
     pub db: Option<String>,
     /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
 }
 
@@ -177,7 +169,7 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "COMMAND")]
     pub post_hook: Option<String>,
     /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
 }
 
@@ -228,7 +220,7 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "PATH", hide = true)]
     pub psql: Option<PathBuf>,
     /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
 }
 
@@ -332,14 +324,6 @@ pub enum Action {
     Rollback(RollbackConfig),
 }
 
-fn format_or_default(format: Option<Format>) -> Format {
-    format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Text
-    } else {
-        Format::Json
-    })
-}
-
 fn check_db_arg(db: &str, maintenance_db: &str) -> anyhow::Result<()> {
     sql::check_target(db, maintenance_db).map_err(|m| Error::usage(m).into())
 }
@@ -437,7 +421,7 @@ impl Config {
             }
         };
         Ok(Config {
-            format: format_or_default(format),
+            format: Format::or_default(format),
             action,
         })
     }

@@ -6,16 +6,15 @@
 use std::io::Write;
 
 use serde::Serialize;
+use stg_core::format::{Format, Record};
 use stg_core::provenance::{self, LocalChanges, Provenance};
 
 use crate::db::{Kind, Maintenance};
-use crate::{Format, ListConfig};
+use crate::ListConfig;
 
 /// One database in the listing.
 #[derive(Debug, Serialize)]
 pub struct DatabaseRecord {
-    /// Always `database`.
-    pub r#type: &'static str,
     /// Its name.
     pub name: String,
     /// `current`, `previous` or `incoming`.
@@ -37,8 +36,6 @@ pub struct DatabaseRecord {
 /// The closing summary of `list`.
 #[derive(Debug, Serialize)]
 pub struct ListSummary {
-    /// Always `summary`.
-    pub r#type: &'static str,
     /// Always `list`.
     pub command: &'static str,
     /// The live database's name.
@@ -49,6 +46,14 @@ pub struct ListSummary {
     pub previous: usize,
     /// True when an incoming database exists (a restore running, or one killed).
     pub incoming: bool,
+}
+
+impl Record for DatabaseRecord {
+    const TYPE: &'static str = "database";
+}
+
+impl Record for ListSummary {
+    const TYPE: &'static str = "summary";
 }
 
 /// `20261128T015426Z` -> `2026-11-28T01:54:26Z`; `None` for anything else.
@@ -93,7 +98,6 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
                 )
             };
             records.push(DatabaseRecord {
-                r#type: "database",
                 provenance: d.comment.as_deref().and_then(Provenance::from_comment),
                 name: d.name,
                 kind: d.kind,
@@ -106,7 +110,6 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
         anyhow::Ok(records)
     })?;
     let summary = ListSummary {
-        r#type: "summary",
         command: "list",
         database: config.db.clone(),
         current: records.iter().any(|r| r.kind == Kind::Current),
@@ -116,9 +119,9 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
     if format == Format::Json {
         let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
         for record in &records {
-            out.write(record)?;
+            out.record(record)?;
         }
-        out.write(&summary)?;
+        out.record(&summary)?;
         out.flush()?;
         return Ok(stg_core::exit::OK);
     }

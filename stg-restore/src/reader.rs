@@ -43,7 +43,7 @@ pub struct Options {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// The compression the stream was in.
-    pub format: crate::decode::Format,
+    pub format: crate::decode::Codec,
     /// The manifest, when the stream has one.
     pub manifest: Option<Manifest>,
     /// What the trailer states (`None` for a plain stream).
@@ -108,7 +108,7 @@ fn read_line<R: Read>(
     result.map_err(|e| {
         let source = input.get_ref();
         let decoded = source.total_out();
-        let format = source.format().name();
+        let format = source.codec().name();
         let message = e.to_string();
         if e.kind() == std::io::ErrorKind::UnexpectedEof
             || message.contains("incomplete frame")
@@ -182,7 +182,7 @@ impl<R: Read> Reader<R> {
         if n == 0 {
             return Err(StreamError(format!(
                 "the stream is empty (the {} data decodes to nothing)",
-                reader.input.get_ref().format().name()
+                reader.input.get_ref().codec().name()
             )));
         }
         if !first.ends_with(b"\n") {
@@ -362,7 +362,7 @@ impl<R: Read> Reader<R> {
     /// what was counted.
     pub fn finish(self) -> Outcome {
         let compressed_bytes = self.input.get_ref().total_in();
-        let format = self.input.get_ref().format();
+        let format = self.input.get_ref().codec();
         let counted = self.tally.finish();
         let mismatches = self
             .stated

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use stg_core::format::{Format, Record};
 use stg_core::provenance::LocalChanges;
-
-use crate::Format;
 
 /// The verification part of a restore or verify report.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,8 +41,6 @@ pub struct Source {
 /// The summary of a restore.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RestoreSummary {
-    /// Always `summary`.
-    pub r#type: &'static str,
     /// Always `restore`.
     pub command: &'static str,
     /// True when the new database is in place.
@@ -69,7 +66,7 @@ pub struct RestoreSummary {
     /// Sessions on the live database terminated for the swap.
     pub sessions_terminated: u64,
     /// The stream's compression (`zstd` or `xz`), as recognised by its magic bytes.
-    pub format: Option<crate::decode::Format>,
+    pub format: Option<crate::decode::Codec>,
     /// Decoded bytes before the trailer.
     pub bytes: u64,
     /// Compressed bytes read.
@@ -106,6 +103,10 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
+impl Record for RestoreSummary {
+    const TYPE: &'static str = "summary";
+}
+
 /// The outcome of `--notify`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct NotifyOutcome {
@@ -135,9 +136,9 @@ pub fn print_local_changes(db: &str, changes: &LocalChanges) {
 
 /// Writes one record as JSON Lines to stdout. A closed stdout is no error and does not
 /// change the exit status (see [`stg_core::output`]).
-pub fn write_json<T: Serialize>(record: &T) -> anyhow::Result<()> {
+pub fn write_json<R: Record>(record: &R) -> anyhow::Result<()> {
     let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
-    out.write(record)?;
+    out.record(record)?;
     out.flush()
 }
 

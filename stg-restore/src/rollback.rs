@@ -8,19 +8,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
+use stg_core::format::{Format, Record};
 use stg_core::Error;
 
 use crate::db::{Kind, Maintenance};
 use crate::hooks::{self, Hook};
 use crate::report::write_json;
 use crate::restore::{free_previous_name, reopened_warning};
-use crate::{Format, RollbackConfig};
+use crate::RollbackConfig;
 
 /// The summary of a rollback.
 #[derive(Debug, Serialize)]
 pub struct RollbackSummary {
-    /// Always `summary`.
-    pub r#type: &'static str,
     /// Always `rollback`.
     pub command: &'static str,
     /// The live database.
@@ -35,6 +34,10 @@ pub struct RollbackSummary {
     pub timings_ms: BTreeMap<&'static str, u64>,
     /// What went wrong without failing the rollback.
     pub warnings: Vec<String>,
+}
+
+impl Record for RollbackSummary {
+    const TYPE: &'static str = "summary";
 }
 
 /// Runs a rollback.
@@ -114,7 +117,6 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
     }
     timings.insert("total", started.elapsed().as_millis() as u64);
     Ok(RollbackSummary {
-        r#type: "summary",
         command: "rollback",
         database: db.clone(),
         restored_from,

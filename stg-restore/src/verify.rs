@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
+use stg_core::format::{Format, Record};
 
 use crate::reader::{Options, Reader, CHUNK};
 use crate::report::{write_json, Source, Verification};
-use crate::Format;
 
 /// The summary of `verify`.
 #[derive(Debug, Serialize)]
 pub struct VerifySummary {
-    /// Always `summary`.
-    pub r#type: &'static str,
     /// Always `verify`.
     pub command: &'static str,
     /// The database named in the manifest.
@@ -23,7 +21,7 @@ pub struct VerifySummary {
     /// Where the data came from.
     pub source: Option<Source>,
     /// The stream's compression (`zstd` or `xz`).
-    pub format: Option<crate::decode::Format>,
+    pub format: Option<crate::decode::Codec>,
     /// Decoded bytes before the trailer.
     pub bytes: u64,
     /// Compressed bytes read.
@@ -35,6 +33,10 @@ pub struct VerifySummary {
     pub masking: Option<MaskingBrief>,
     /// The result.
     pub verification: Verification,
+}
+
+impl Record for VerifySummary {
+    const TYPE: &'static str = "summary";
 }
 
 /// What a stream's masking covered, in brief.
@@ -84,7 +86,6 @@ impl MaskingBrief {
 /// Runs `verify` on stdin.
 pub fn run(format: Format) -> anyhow::Result<u8> {
     let mut summary = VerifySummary {
-        r#type: "summary",
         command: "verify",
         database: None,
         source: None,

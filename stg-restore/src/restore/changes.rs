@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use stg_core::format::Record;
 use stg_core::provenance::{self, Activity, Baseline, ChangeStatus, LocalChanges, Provenance};
 use stg_core::timestamp;
 
@@ -36,7 +37,6 @@ pub(super) struct Checked {
 /// What `--notify` reads on its stdin.
 #[derive(serde::Serialize)]
 struct Pending<'s> {
-    r#type: &'static str,
     database: &'s str,
     incoming: &'s str,
     server: String,
@@ -50,6 +50,10 @@ struct Pending<'s> {
     local_changes: Option<&'s LocalChanges>,
     if_unchanged: bool,
     now: String,
+}
+
+impl Record for Pending<'_> {
+    const TYPE: &'static str = "pending_swap";
 }
 
 #[derive(serde::Serialize)]
@@ -285,10 +289,7 @@ pub(super) async fn notify(
     .await;
     if let Err(err) = &result {
         s.summary.warnings.push(err.clone());
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("stg-restore: warning: {err}\n"),
-        );
+        stg_core::format::warn(err);
     }
     s.summary.notify = Some(NotifyOutcome {
         ok: result.is_ok(),
@@ -311,7 +312,6 @@ fn pending(s: &Session<'_>, incoming: &Incoming, checked: &Checked) -> Vec<u8> {
             .map(|at| (now - at).whole_seconds().max(0).unsigned_abs()),
     });
     let pending = Pending {
-        r#type: "pending_swap",
         database: &incoming.db,
         incoming: &incoming.name,
         server: s.config.conn.describe(),
@@ -322,7 +322,8 @@ fn pending(s: &Session<'_>, incoming: &Incoming, checked: &Checked) -> Vec<u8> {
         if_unchanged: s.config.if_unchanged,
         now: timestamp::format(now),
     };
-    let mut out = serde_json::to_vec(&pending).expect("the pending summary serializes");
-    out.push(b'\n');
-    out
+    let mut out = stg_core::jsonl::Writer::new(Vec::new());
+    out.record(&pending)
+        .expect("the pending summary serializes");
+    out.into_inner()
 }

@@ -93,7 +93,7 @@ impl Step {
 }
 
 /// Runs a restore; prints the summary; `Err` (with the step named) when it failed.
-pub fn run(config: &RestoreConfig, format: crate::Format) -> anyhow::Result<u8> {
+pub fn run(config: &RestoreConfig, format: stg_core::format::Format) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
     let summary = rt.block_on(async {
         let cancel = Cancel::install().context("while installing signal handlers")?;
@@ -191,7 +191,6 @@ impl<'a> Session<'a> {
             config,
             cancel,
             summary: RestoreSummary {
-                r#type: "summary",
                 command: "restore",
                 ..RestoreSummary::default()
             },

@@ -8,20 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stg_core::provenance::Baseline;
-use support::{assert_code, records, stderr, summary, Setup};
-
-/// Waits until `check` holds, for at most 30 s.
-#[track_caller]
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use stg_tests::run::RunExt;
+use support::{wait_for, Setup};
 
 /// `n_tup_ins, n_tup_upd, n_tup_del` of a table as the server counts them now.
 fn counters(setup: &Setup, db: &str, table: &str) -> (u64, u64, u64) {
@@ -107,8 +95,8 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
     let setup = Setup::new();
     let stream = setup.stream();
     let first = setup.restore(&stream, &[]);
-    assert_code(&first, 0);
-    let s = summary(&first);
+    let first = first.code_is(0);
+    let s = first.summary();
     assert_eq!(s["baseline_recorded"], true);
     let baseline = Baseline::from_comment(&comment_of(&setup, "fas2")).expect("a baseline");
     assert_eq!(baseline.tables["public.people"].inserted, 202);
@@ -119,14 +107,14 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
     let live = setup.cluster.table_contents("fas2");
 
     let refused = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&refused, 1);
-    let s = summary(&refused);
+    let refused = refused.code_is(1);
+    let s = refused.summary();
     assert_eq!(s["ok"], false);
     assert_eq!(s["refused"], true);
     assert_eq!(s["failed_step"], "check");
     assert_eq!(s["local_changes"]["status"], "changed");
     assert_eq!(changed_tables(&s["local_changes"]), the_edits());
-    let err = stderr(&refused);
+    let err = refused.stderr.clone();
     for named in [
         "refusing to replace fas2 (--if-unchanged)",
         "public.people: 1 inserted, 0 updated, 0 deleted",
@@ -148,24 +136,21 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
     );
 
     let swapped = setup.restore(&stream, &[]);
-    assert_code(&swapped, 0);
-    let s = summary(&swapped);
+    let swapped = swapped.code_is(0);
+    let s = swapped.summary();
     assert_eq!(s["local_changes"]["status"], "changed");
     assert_eq!(changed_tables(&s["local_changes"]), the_edits());
     assert!(
-        stderr(&swapped).contains("public.people: 1 inserted"),
+        swapped.stderr.contains("public.people: 1 inserted"),
         "{}",
-        stderr(&swapped)
+        swapped.stderr
     );
     let previous = s["previous"].as_str().expect("a kept copy").to_owned();
     assert_eq!(setup.cluster.table_contents(&previous), live);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
-    let list = setup
-        .cmd(&["list", "fas2", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_code(&list, 0);
-    let listed = records(&list);
+    let list = setup.cmd(&["list", "fas2", "--format", "json"]).run();
+    let list = list.code_is(0);
+    let listed = list.records();
     let kept = listed
         .iter()
         .find(|r| r["name"] == previous.as_str() && r["kind"] == "previous")
@@ -174,11 +159,8 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
     assert_eq!(changed_tables(&kept["local_changes"]), the_edits());
     let current = listed.iter().find(|r| r["kind"] == "current").unwrap();
     assert_eq!(current["local_changes"]["status"], "none", "{current}");
-    let text = setup
-        .cmd(&["list", "fas2", "--format", "text"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = setup.cmd(&["list", "fas2", "--format", "text"]).run();
+    let text = text.stdout;
     assert!(
         text.contains("local changes since the sync: none")
             && text.contains("public.people: 1 inserted"),
@@ -192,17 +174,21 @@ fn local_edits_are_refused_with_if_unchanged_and_kept_without() {
 fn a_sync_right_after_a_sync_has_no_local_changes() {
     let setup = Setup::new();
     let stream = setup.stream();
-    assert_code(&setup.restore(&stream, &["--jobs", "3", "--analyze"]), 0);
+    setup
+        .restore(&stream, &["--jobs", "3", "--analyze"])
+        .code_is(0);
     setup.cluster.sql("fas2", "VACUUM ANALYZE");
     let again = setup.restore(&stream, &["--jobs", "3", "--if-unchanged"]);
-    assert_code(&again, 0);
-    let s = summary(&again);
+    let again = again.code_is(0);
+    let s = again.summary();
     assert_eq!(s["local_changes"]["status"], "none", "{s}");
     assert_eq!(s["refused"], false);
     assert!(
-        stderr(&again).contains("local changes in fas2 since the sync at"),
+        again
+            .stderr
+            .contains("local changes in fas2 since the sync at"),
         "{}",
-        stderr(&again)
+        again.stderr
     );
     // A table created since the sync is a change, and so is a dropped one.
     setup.cluster.script(
@@ -210,8 +196,8 @@ fn a_sync_right_after_a_sync_has_no_local_changes() {
         "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('x'); DROP TABLE memberships;",
     );
     let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let s = summary(&out);
+    let out = out.code_is(1);
+    let s = out.summary();
     let tables = changed_tables(&s["local_changes"]);
     assert!(
         tables
@@ -235,8 +221,8 @@ fn if_unchanged_refuses_when_the_counters_cannot_be_trusted() {
     let stream = setup.stream();
     // The fixture's fas2 has no provenance, hence no baseline: refused before the load.
     let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let s = summary(&out);
+    let out = out.code_is(1);
+    let s = out.summary();
     assert_eq!(s["local_changes"]["status"], "unknown");
     assert!(s["local_changes"]["reason"]
         .as_str()
@@ -245,47 +231,37 @@ fn if_unchanged_refuses_when_the_counters_cannot_be_trusted() {
     assert!(s["timings_ms"].get("load").is_none(), "loaded anyway: {s}");
     setup.assert_untouched();
 
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     setup.cluster.sql("fas2", "SELECT pg_stat_reset()");
     let live = setup.cluster.table_contents("fas2");
     let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let s = summary(&out);
+    let out = out.code_is(1);
+    let s = out.summary();
     assert_eq!(s["local_changes"]["status"], "unknown");
     let reason = s["local_changes"]["reason"].as_str().unwrap();
     assert!(reason.contains("were reset at"), "{reason}");
-    assert!(stderr(&out).contains("unknown"), "{}", stderr(&out));
+    assert!(out.stderr.contains("unknown"), "{}", out.stderr);
     assert_eq!(setup.cluster.table_contents("fas2"), live);
 
     // A crash (immediate shutdown) discards every counter.
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     setup.cluster.stop_immediate();
     setup.cluster.restart();
-    let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let reason = summary(&out)["local_changes"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = refused_reason(&setup, &stream);
     assert!(reason.contains("crash"), "{reason}");
     // Without --if-unchanged the sync goes on and says unknown.
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 0);
-    assert_eq!(summary(&out)["local_changes"]["status"], "unknown");
+    let out = out.code_is(0);
+    assert_eq!(out.summary()["local_changes"]["status"], "unknown");
 
     // Statistics switched off: nothing is counted, so nothing can be told.
     set_and_reload(&setup, "track_counts", "off");
-    let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let reason = summary(&out)["local_changes"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = refused_reason(&setup, &stream);
     assert!(reason.contains("track_counts is off"), "{reason}");
     // A sync with them off records no baseline, and says so.
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["baseline_recorded"], false);
     assert!(
         s["warnings"]
@@ -296,12 +272,7 @@ fn if_unchanged_refuses_when_the_counters_cannot_be_trusted() {
         "{s}"
     );
     set_and_reload(&setup, "track_counts", "on");
-    let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let reason = summary(&out)["local_changes"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = refused_reason(&setup, &stream);
     assert!(reason.contains("no baseline"), "{reason}");
 }
 
@@ -328,7 +299,7 @@ fn the_last_write_is_dated_with_commit_timestamps() {
     c.stop_immediate();
     c.restart();
     let stream = setup.stream();
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     std::thread::sleep(Duration::from_millis(1100));
     let before_edit = c
         .sql(
@@ -339,8 +310,8 @@ fn the_last_write_is_dated_with_commit_timestamps() {
         .to_owned();
     edit_staging(&setup);
     let out = setup.restore(&stream, &["--if-unchanged"]);
-    assert_code(&out, 1);
-    let changes = &summary(&out)["local_changes"];
+    let out = out.code_is(1);
+    let changes = &out.summary()["local_changes"];
     let last = changes["last_write_at"].as_str().expect("a last write");
     assert!(last > before_edit.as_str(), "{last} <= {before_edit}");
     assert!(last > changes["since"].as_str().unwrap(), "{changes}");
@@ -360,9 +331,9 @@ fn the_last_write_is_dated_with_commit_timestamps() {
         "{changes}"
     );
     assert!(
-        stderr(&out).contains(&format!("last write {last}")),
+        out.stderr.contains(&format!("last write {last}")),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
@@ -371,7 +342,7 @@ fn the_last_write_is_dated_with_commit_timestamps() {
 fn notify_reads_the_pending_summary() {
     let setup = Setup::new();
     let stream = setup.stream();
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     edit_staging(&setup);
     let file = setup.dir.path().join("pending.json");
     let command = format!(
@@ -379,8 +350,8 @@ fn notify_reads_the_pending_summary() {
         file.display()
     );
     let out = setup.restore(&stream, &["--notify", &command]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["notify"]["ok"], true, "{s}");
     assert!(s["warnings"].as_array().unwrap().is_empty(), "{s}");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -416,13 +387,13 @@ fn a_failing_notify_is_a_warning() {
     for (command, expected) in cases {
         let started = Instant::now();
         let out = setup.restore(&stream, &["--notify", command, "--notify-timeout", "1s"]);
-        assert_code(&out, 0);
+        let out = out.code_is(0);
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{command}: took {:?}",
             started.elapsed()
         );
-        let s = summary(&out);
+        let s = out.summary();
         assert_eq!(s["ok"], true);
         assert_eq!(s["notify"]["ok"], false, "{command}: {s}");
         let warning = s["notify"]["error"].as_str().unwrap();
@@ -435,7 +406,7 @@ fn a_failing_notify_is_a_warning() {
                 .any(|w| w == warning),
             "{s}"
         );
-        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
         assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
     }
     // The process groups of the hanging commands were killed, children included.
@@ -461,24 +432,25 @@ fn sleeping(arg: &str) -> bool {
 fn stg_age_databases_shows_local_changes() {
     let setup = Setup::new();
     let stream = setup.stream();
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     let age = |format: &str| {
         let mut cmd = stg_tests::cmd::stg("stg-age");
         cmd.arg("databases")
             .args(setup.cluster.conn_args())
             .args(["--format", format]);
-        cmd.output().unwrap()
+        cmd.run()
     };
     let out = age("json");
-    assert_code(&out, 0);
-    let fas2 = records(&out)
+    let out = out.code_is(0);
+    let fas2 = out
+        .records()
         .into_iter()
         .find(|r| r["name"] == "fas2")
         .expect("fas2 listed");
     assert_eq!(fas2["local_changes"]["status"], "none", "{fas2}");
     edit_staging(&setup);
     let out = age("json");
-    let all = records(&out);
+    let all = out.records();
     let fas2 = all.iter().find(|r| r["name"] == "fas2").unwrap();
     assert_eq!(fas2["local_changes"]["status"], "changed");
     assert_eq!(changed_tables(&fas2["local_changes"]), the_edits());
@@ -487,7 +459,7 @@ fn stg_age_databases_shows_local_changes() {
     assert_eq!(kept["local_changes"]["status"], "unknown");
     let summary_line = all.last().unwrap();
     assert_eq!(summary_line["changed"], 1);
-    let text = String::from_utf8(age("text").stdout).unwrap();
+    let text = age("text").stdout;
     assert!(text.contains("CHANGES"), "{text}");
     assert!(text.contains("3 table(s): +1 ~3 -2"), "{text}");
     assert!(text.contains("unknown"), "{text}");
@@ -521,8 +493,9 @@ fn make_sync_exposes_if_unchanged_and_notify() {
             .arg(format!("DUMP_ARGS={conn}"))
             .arg(format!("RESTORE_ARGS={conn}"))
             .args(extra);
-        let out = cmd.output().expect("run make");
-        let last = String::from_utf8_lossy(&out.stdout)
+        let out = cmd.run();
+        let last = out
+            .stdout
             .lines()
             .rfind(|l| l.starts_with('{'))
             .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"));
@@ -532,8 +505,8 @@ fn make_sync_exposes_if_unchanged_and_notify() {
         format!("NOTIFY=cat > {}", pending.display()),
         "NOTIFY_TIMEOUT=20s".into(),
     ]);
-    let s = s.unwrap_or_else(|| panic!("no summary: {}", stderr(&out)));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let s = s.unwrap_or_else(|| panic!("no summary: {}", out.stderr));
+    out.ok();
     assert_eq!(s["notify"]["ok"], true, "{s}");
     let told: Value = serde_json::from_str(&std::fs::read_to_string(&pending).unwrap()).unwrap();
     assert_eq!(told["database"], "fas2");
@@ -541,13 +514,24 @@ fn make_sync_exposes_if_unchanged_and_notify() {
     edit_staging(&setup);
     let live = c.table_contents("fas2");
     let (out, s) = make(&["IF_UNCHANGED=1".into()]);
-    assert!(!out.status.success(), "make sync replaced a changed copy");
-    let s = s.unwrap_or_else(|| panic!("no summary: {}", stderr(&out)));
+    assert_ne!(out.code, 0, "make sync replaced a changed copy");
+    let s = s.unwrap_or_else(|| panic!("no summary: {}", out.stderr));
     assert_eq!(s["refused"], true, "{s}");
     assert_eq!(changed_tables(&s["local_changes"]), the_edits());
     assert_eq!(c.table_contents("fas2"), live);
     // IF_UNCHANGED=0 is off: the sync goes on and reports the edits.
     let (out, s) = make(&["IF_UNCHANGED=0".into()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.ok();
     assert_eq!(s.unwrap()["local_changes"]["status"], "changed");
+}
+
+/// Runs a restore with `--if-unchanged`, which must be refused (exit 1) with the local
+/// changes unknown: the reason it gives.
+#[track_caller]
+fn refused_reason(setup: &Setup, stream: &[u8]) -> String {
+    let out = setup.restore(stream, &["--if-unchanged"]).code_is(1);
+    out.summary()["local_changes"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

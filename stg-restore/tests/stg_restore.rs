@@ -6,26 +6,10 @@ mod support;
 
 use std::io::Write;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use stg_core::provenance::Provenance;
-use support::{
-    assert_code, find, records, retrail, run_with_stdin, stderr, summary, without_trailer, xz,
-    Codec, Setup,
-};
-
-/// Waits until `check` holds, for at most 60 s.
-#[track_caller]
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use stg_tests::run::{run, Run, RunExt};
+use support::{find, half_loaded, retrail, wait_for, without_trailer, xz, Codec, Setup};
 
 /// Rows in `people` (table_contents splits rows with newlines into several lines).
 fn people_rows(setup: &Setup, db: &str) -> u64 {
@@ -63,9 +47,9 @@ fn refuses_on_a_host_that_is_not_staging() {
                 cmd = setup.cmd(&args);
             }
             cmd.env("STG_ENVIRONMENT_FILE", &file);
-            let out = run_with_stdin(cmd, &stream);
-            assert_code(&out, 2);
-            let err = stderr(&out);
+            let out = run(cmd, stream.as_slice());
+            let out = out.code_is(2);
+            let err = out.stderr.clone();
             assert!(err.contains("not marked as staging"), "{err}");
             assert!(err.contains("staging"), "{err}");
             assert!(out.stdout.is_empty());
@@ -101,7 +85,7 @@ fn refuses_a_server_marked_as_not_staging() {
     let c = &setup.cluster;
     let stream = setup.stream();
     // A first restore, so that a rollback would have a kept copy to bring back.
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     let live = c.table_contents("fas2");
     let databases = setup.stg_databases();
 
@@ -112,16 +96,16 @@ fn refuses_a_server_marked_as_not_staging() {
         } else {
             setup.cmd(&args)
         };
-        let out = run_with_stdin(cmd, &stream);
-        assert_code(&out, 2);
-        let err = stderr(&out);
+        let out = run(cmd, stream.as_slice());
+        let out = out.code_is(2);
+        let err = out.stderr.clone();
         assert!(err.contains("stg.environment = 'production'"), "{err}");
         assert!(
             err.contains(&format!("@127.0.0.1:{}/", c.port())),
             "names the server: {err}"
         );
         if !out.stdout.is_empty() {
-            assert_eq!(summary(&out)["ok"], false);
+            assert_eq!(out.summary()["ok"], false);
         }
     }
     // A per-database setting cannot hide the configuration file's mark.
@@ -130,11 +114,11 @@ fn refuses_a_server_marked_as_not_staging() {
         "ALTER DATABASE postgres SET stg.environment = 'staging'",
     );
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 2);
+    let out = out.code_is(2);
     assert!(
-        stderr(&out).contains("stg.environment = 'production'"),
+        out.stderr.contains("stg.environment = 'production'"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
     assert_eq!(c.table_contents("fas2"), live, "the live database changed");
     assert_eq!(
@@ -145,7 +129,7 @@ fn refuses_a_server_marked_as_not_staging() {
 
     // A server marked staging is restored into like an unmarked one.
     mark_server(&setup, "staging");
-    assert_code(&setup.restore(&stream, &[]), 0);
+    setup.restore(&stream, &[]).code_is(0);
     assert_eq!(c.table_contents("fas2"), setup.source);
 }
 
@@ -156,8 +140,8 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
     let stream = setup.stream();
 
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["ok"], true);
     assert_eq!(s["database"], "fas2");
     assert_eq!(s["incoming"], "fas2__stg_incoming");
@@ -201,20 +185,17 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
 
     // A second restore keeps one copy (the default): the first kept copy is pruned.
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     let second_prev = s["previous"].as_str().unwrap().to_owned();
     assert_ne!(second_prev, first_prev);
     assert_eq!(s["dropped"], serde_json::json!([first_prev]));
     assert_eq!(setup.stg_databases(), vec![second_prev.clone()]);
 
     // list: current and kept copy, both with provenance.
-    let out = setup
-        .cmd(&["list", "fas2", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
-    let recs = records(&out);
+    let out = setup.cmd(&["list", "fas2", "--format", "json"]).run();
+    let out = out.code_is(0);
+    let recs = out.records();
     assert_eq!(recs.len(), 3, "{recs:?}");
     assert_eq!(recs[0]["kind"], "current");
     assert_eq!(recs[0]["name"], "fas2");
@@ -230,11 +211,8 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
     );
     assert_eq!(recs[2]["type"], "summary");
     assert_eq!(recs[2]["previous"], 1);
-    let text = setup
-        .cmd(&["list", "fas2", "--format", "text"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = setup.cmd(&["list", "fas2", "--format", "text"]).run();
+    let text = text.stdout;
     assert!(
         text.contains("current") && text.contains(&second_prev),
         "{text}"
@@ -245,19 +223,17 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
         .env("STG_ENVIRONMENT_FILE", setup.env_file())
         .args(setup.cluster.conn_args())
         .args(["-d", "fas2", "list", "--format", "json"]);
-    let out = before.output().unwrap();
-    assert_code(&out, 0);
-    assert_eq!(records(&out), recs);
+    let out = before.run();
+    let out = out.code_is(0);
+    assert_eq!(out.records(), recs);
     // A restore's option before a command is refused, named.
-    let out = setup
-        .cmd(&["--keep", "3", "list", "fas2"])
-        .output()
-        .unwrap();
-    assert_code(&out, 2);
+    let out = setup.cmd(&["--keep", "3", "list", "fas2"]).run();
+    let out = out.code_is(2);
     assert!(
-        stderr(&out).contains("--keep is an option of a restore, not of list"),
+        out.stderr
+            .contains("--keep is an option of a restore, not of list"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 
     // rollback: the kept copy (same data as the first restore) comes back; the current
@@ -267,15 +243,15 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
         "INSERT INTO sessions VALUES ('marker', 'x', now());",
     );
     let marked = c.table_contents("fas2");
-    let out = setup.cmd(&["rollback", "fas2"]).output().unwrap();
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = setup.cmd(&["rollback", "fas2"]).run();
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["restored_from"], second_prev.as_str());
     let retired = s["previous"].as_str().unwrap().to_owned();
     assert_eq!(c.table_contents("fas2"), setup.source);
     assert_eq!(c.table_contents(&retired), marked);
-    let out = setup.cmd(&["rollback", "fas2"]).output().unwrap();
-    assert_code(&out, 0);
+    let out = setup.cmd(&["rollback", "fas2"]).run();
+    out.code_is(0);
     assert_eq!(c.table_contents("fas2"), marked);
     assert_eq!(setup.stg_databases().len(), 1);
 }
@@ -284,44 +260,34 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
 fn rollback_brings_back_the_data_before_the_restore() {
     let setup = Setup::new();
     let out = setup.restore(&setup.stream(), &[]);
-    assert_code(&out, 0);
+    out.code_is(0);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
-    let out = setup
-        .cmd(&["rollback", "fas2", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
+    let out = setup.cmd(&["rollback", "fas2", "--format", "json"]).run();
+    let out = out.code_is(0);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.before);
-    assert_eq!(summary(&out)["warnings"], serde_json::json!([]));
+    assert_eq!(out.summary()["warnings"], serde_json::json!([]));
     // A run killed inside its swap leaves the live database refusing connections
     // (tests/tests/faults.rs kills one there): a rollback allows them again first.
     setup
         .cluster
         .sql("postgres", "ALTER DATABASE fas2 ALLOW_CONNECTIONS false");
-    let out = setup
-        .cmd(&["rollback", "fas2", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
+    let out = setup.cmd(&["rollback", "fas2", "--format", "json"]).run();
+    let out = out.code_is(0);
     assert!(
-        summary(&out)["warnings"][0]
+        out.summary()["warnings"][0]
             .as_str()
             .unwrap()
             .contains("fas2 did not accept connections"),
         "{}",
-        summary(&out)
+        out.summary()
     );
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
-    let previous = summary(&out)["previous"].as_str().unwrap().to_owned();
+    let previous = out.summary()["previous"].as_str().unwrap().to_owned();
     assert_eq!(setup.cluster.table_contents(&previous), setup.before);
     // Nothing to roll back to in a database without copies.
-    let out = setup.cmd(&["rollback", "src"]).output().unwrap();
-    assert_code(&out, 2);
-    assert!(
-        stderr(&out).contains("no kept copy of src"),
-        "{}",
-        stderr(&out)
-    );
+    let out = setup.cmd(&["rollback", "src"]).run();
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("no kept copy of src"), "{}", out.stderr);
 }
 
 #[test]
@@ -329,14 +295,14 @@ fn first_restore_and_no_keep() {
     let setup = Setup::new();
     // --db: the old name of --dbname, still accepted.
     let out = setup.restore(&setup.stream(), &["--db", "fresh"]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["database"], "fresh");
     assert!(s["previous"].is_null());
     assert_eq!(setup.cluster.table_contents("fresh"), setup.source);
     let out = setup.restore(&setup.stream(), &["-d", "fresh", "--no-keep", "--analyze"]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert!(s["timings_ms"]["analyze"].is_u64());
     assert_eq!(s["dropped"].as_array().unwrap().len(), 1);
     assert!(
@@ -373,7 +339,7 @@ fn large_objects_load_in_pg_dumps_transaction_and_only_a_verified_stream_goes_li
     // A damaged copy first: the trailer's SHA-256 no longer matches.
     let damaged = String::from_utf8_lossy(&plain).replace("68656c6c6f", "68656c6c6e");
     let out = setup.restore(&xz(damaged.as_bytes()), &["--jobs", "3"]);
-    assert_code(&out, 2);
+    out.code_is(2);
     setup.assert_untouched();
     assert!(
         setup.stg_databases().is_empty(),
@@ -382,7 +348,7 @@ fn large_objects_load_in_pg_dumps_transaction_and_only_a_verified_stream_goes_li
     );
 
     let out = setup.restore(&xz(&plain), &["--jobs", "3"]);
-    assert_code(&out, 0);
+    out.code_is(0);
     assert_eq!(
         setup
             .cluster
@@ -412,10 +378,10 @@ fn truncated_streams_change_nothing() {
             ("inside the trailer", before_trailer + 30),
         ] {
             let out = setup.restore(&codec.compress(&plain[..at]), &[]);
-            assert_code(&out, 2);
-            let s = summary(&out);
+            let out = out.code_is(2);
+            let s = out.summary();
             assert_eq!(s["ok"], false, "{what}");
-            let err = stderr(&out);
+            let err = out.stderr.clone();
             if what == "inside the manifest" {
                 assert_eq!(s["failed_step"], "read", "{what}");
                 assert!(err.contains("first line is incomplete"), "{what}: {err}");
@@ -433,17 +399,17 @@ fn truncated_streams_change_nothing() {
         let data = codec.compress(&plain);
         for at in [20, data.len() / 2, data.len() - 1] {
             let out = setup.restore(&data[..at], &[]);
-            assert_code(&out, 2);
-            let err = stderr(&out);
+            let out = out.code_is(2);
+            let err = out.stderr.clone();
             assert!(err.contains("truncated"), "{codec:?} cut at {at}: {err}");
-            let s = summary(&out);
+            let s = out.summary();
             assert_eq!(s["ok"], false);
             setup.assert_untouched();
         }
         // Nothing at all.
         let out = setup.restore(b"", &[]);
-        assert_code(&out, 2);
-        assert!(stderr(&out).contains("empty"));
+        let out = out.code_is(2);
+        assert!(out.stderr.contains("empty"));
         setup.assert_untouched();
     }
 }
@@ -462,8 +428,8 @@ fn flipped_bytes_are_caught() {
         let at = data.len() * 2 / 3;
         data[at] ^= 0x55;
         let out = setup.restore(&data, &[]);
-        assert_code(&out, 2);
-        let s = summary(&out);
+        let out = out.code_is(2);
+        let s = out.summary();
         assert_eq!(s["failed_step"], "load", "{s}");
         let corrupt = format!("{} data is corrupt", codec.name());
         assert!(s["error"].as_str().unwrap().contains(&corrupt), "{s}");
@@ -477,13 +443,13 @@ fn flipped_bytes_are_caught() {
     let at = find(&changed, b"Person Number 7\t").unwrap();
     changed[at + 7] = b'm';
     let out = setup.restore(&xz(&changed), &[]);
-    assert_code(&out, 2);
-    let s = summary(&out);
+    let out = out.code_is(2);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "verify");
     assert_eq!(s["verification"]["verified"], false);
     let problems = s["verification"]["problems"].to_string();
     assert!(problems.contains("SHA-256"), "{problems}");
-    assert!(stderr(&out).contains("does not match its trailer"));
+    assert!(out.stderr.contains("does not match its trailer"));
     setup.assert_untouched();
 
     // A row dropped (sessions has no foreign keys), trailer kept: row counts disagree too.
@@ -493,8 +459,8 @@ fn flipped_bytes_are_caught() {
     let mut dropped = plain[..start].to_vec();
     dropped.extend_from_slice(&plain[end..]);
     let out = setup.restore(&xz(&dropped), &[]);
-    assert_code(&out, 2);
-    let problems = summary(&out)["verification"]["problems"].to_string();
+    let out = out.code_is(2);
+    let problems = out.summary()["verification"]["problems"].to_string();
     assert!(
         problems.contains("table public.sessions: trailer says"),
         "{problems}"
@@ -505,15 +471,15 @@ fn flipped_bytes_are_caught() {
     let mut cmd =
         stg_tests::cmd::program(stg_tests::cmd::bin_path("stg-restore").to_str().unwrap());
     cmd.arg("verify");
-    let out = run_with_stdin(cmd, &xz(&changed));
-    assert_code(&out, 1);
-    let s = summary(&out);
+    let out = run(cmd, xz(&changed));
+    let out = out.code_is(1);
+    let s = out.summary();
     assert_eq!(s["verification"]["verified"], false);
     let mut cmd = stg_tests::cmd::stg("stg-restore");
     cmd.arg("verify");
-    let out = run_with_stdin(cmd, &xz(&plain));
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = run(cmd, xz(&plain));
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["verification"]["verified"], true);
     assert_eq!(s["database"], "fas2");
     assert_eq!(
@@ -528,20 +494,16 @@ fn data_after_the_trailer_and_sql_errors_are_refused() {
     let mut plain = setup.plain_stream();
     plain.extend_from_slice(b"DROP TABLE people;\n");
     let out = setup.restore(&xz(&plain), &[]);
-    assert_code(&out, 2);
-    assert!(
-        stderr(&out).contains("after its trailer"),
-        "{}",
-        stderr(&out)
-    );
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("after its trailer"), "{}", out.stderr);
     setup.assert_untouched();
 
     // Checksum right, SQL wrong: the server's error is reported.
     let mut body = without_trailer(&setup.plain_stream());
     body.extend_from_slice(b"COMMENT ON TABLE no_such_table_here IS 'x';\n");
     let out = setup.restore(&xz(&retrail(&body)), &[]);
-    assert_code(&out, 3);
-    let s = summary(&out);
+    let out = out.code_is(3);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "load");
     assert!(
         s["error"].as_str().unwrap().contains("no_such_table_here"),
@@ -561,10 +523,10 @@ fn missing_roles_are_named_before_anything_is_created() {
         &setup.pg_dump("src", &[]),
     ));
     let out = setup.restore(&stream, &[]);
-    assert_code(&out, 2);
-    let err = stderr(&out);
+    let out = out.code_is(2);
+    let err = out.stderr.clone();
     assert!(err.contains("ghost_role, other_ghost"), "{err}");
-    let s = summary(&out);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "prepare");
     assert_eq!(s["incoming_dropped"], false, "nothing was created");
     setup.assert_untouched();
@@ -575,26 +537,18 @@ fn bad_names_and_plain_streams_are_refused() {
     let setup = Setup::new();
     let long = "x".repeat(37);
     let out = setup.restore(&setup.stream(), &["--dbname", &long]);
-    assert_code(&out, 2);
-    assert!(
-        stderr(&out).contains("at most 36 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("at most 36 bytes"), "{}", out.stderr);
     let out = setup.restore(&setup.stream(), &["--dbname", "fas2__stg_incoming"]);
-    assert_code(&out, 2);
+    out.code_is(2);
 
     let plain = xz(&setup.pg_dump("src", &["-C"]));
     let out = setup.restore(&plain, &[]);
-    assert_code(&out, 2);
-    assert!(
-        stderr(&out).contains("--accept-unverified"),
-        "{}",
-        stderr(&out)
-    );
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("--accept-unverified"), "{}", out.stderr);
     let out = setup.restore(&plain, &["--accept-unverified"]);
-    assert_code(&out, 2);
-    assert!(stderr(&out).contains("needs --dbname"), "{}", stderr(&out));
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("needs --dbname"), "{}", out.stderr);
     setup.assert_untouched();
 }
 
@@ -605,8 +559,8 @@ fn accepts_a_plain_pg_dump_c_stream_when_told() {
     c.sql("postgres", "ALTER DATABASE src SET work_mem = '8MB'");
     let plain = xz(&setup.pg_dump("src", &["-C"]));
     let out = setup.restore(&plain, &["--dbname", "fas2", "--accept-unverified"]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert_eq!(s["verification"]["verified"], false);
     let warnings = s["warnings"].to_string();
     assert!(warnings.contains("unverified"), "{warnings}");
@@ -649,8 +603,8 @@ fn a_client_in_a_transaction_is_disconnected_and_reconnects_to_new_data() {
     });
 
     let out = setup.restore(&setup.stream(), &[]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     assert!(s["sessions_terminated"].as_u64().unwrap() >= 1, "{s}");
     // The old session is gone: its next statement fails and psql stops.
     let _ = input.write_all(b"SELECT count(*) FROM people;\nCOMMIT;\n");
@@ -675,10 +629,10 @@ fn a_failing_pre_hook_keeps_everything_and_hooks_run_in_order() {
             &post,
         ],
     );
-    assert_code(&out, 3);
-    let s = summary(&out);
+    let out = out.code_is(3);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "pre-hook");
-    assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
+    assert!(out.stderr.contains("exit status: 7"), "{}", out.stderr);
     assert!(!log.exists(), "the post-hook ran after a failed pre-hook");
     setup.assert_untouched();
 
@@ -688,10 +642,10 @@ fn a_failing_pre_hook_keeps_everything_and_hooks_run_in_order() {
     );
     let post = format!("echo \"post $STG_RESTORE_PREVIOUS\" >> {}", log.display());
     let out = setup.restore(&setup.stream(), &["--pre-hook", &pre, "--post-hook", &post]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = out.code_is(0);
+    let s = out.summary();
     // A hook's stdout goes to stderr: stdout stays one JSON summary.
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(out.stdout.lines().count(), 1);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         logged,
@@ -705,20 +659,8 @@ fn a_failing_pre_hook_keeps_everything_and_hooks_run_in_order() {
 #[test]
 fn a_second_concurrent_restore_fails_clearly() {
     let setup = Setup::new();
-    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
-    // blocks, and a small stream is one block).
-    let stream = xz(&setup.plain_stream());
-    let mut first = setup
-        .restore_cmd(&[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = first.stdin.take().unwrap();
     // Half the stream: the first restore holds the lock and loads, waiting for the rest.
-    input.write_all(&stream[..stream.len() / 2]).unwrap();
-    input.flush().unwrap();
+    let (first, mut input, stream) = half_loaded(&setup);
     wait_for("the first restore's incoming database", || {
         setup
             .stg_databases()
@@ -726,13 +668,13 @@ fn a_second_concurrent_restore_fails_clearly() {
     });
 
     let second = setup.restore(&stream, &[]);
-    assert_code(&second, 3);
-    let err = stderr(&second);
+    let second = second.code_is(3);
+    let err = second.stderr.clone();
     assert!(
         err.contains("another stg-restore of fas2 is running"),
         "{err}"
     );
-    assert_eq!(summary(&second)["failed_step"], "prepare");
+    assert_eq!(second.summary()["failed_step"], "prepare");
     // The second did not touch the first's incoming database.
     assert!(setup
         .stg_databases()
@@ -740,27 +682,15 @@ fn a_second_concurrent_restore_fails_clearly() {
 
     input.write_all(&stream[stream.len() / 2..]).unwrap();
     drop(input);
-    let first = first.wait_with_output().unwrap();
-    assert_code(&first, 0);
+    let first = Run::from(first.wait_with_output().unwrap());
+    first.code_is(0);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
 }
 
 #[test]
 fn sigterm_mid_load_drops_the_incoming_database() {
     let setup = Setup::new();
-    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
-    // blocks, and a small stream is one block).
-    let stream = xz(&setup.plain_stream());
-    let mut child = setup
-        .restore_cmd(&[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(&stream[..stream.len() / 2]).unwrap();
-    input.flush().unwrap();
+    let (child, input, _) = half_loaded(&setup);
     wait_for("psql loading the incoming database", || {
         setup.cluster.sql(
             "postgres",
@@ -772,16 +702,16 @@ fn sigterm_mid_load_drops_the_incoming_database() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = Run::from(child.wait_with_output().unwrap());
     drop(input);
-    assert_code(&out, 3);
-    let s = summary(&out);
+    let out = out.code_is(3);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "load");
     assert_eq!(s["incoming_dropped"], true);
     assert!(
-        stderr(&out).contains("interrupted by SIGTERM"),
+        out.stderr.contains("interrupted by SIGTERM"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
     setup.assert_untouched();
 }
@@ -791,8 +721,8 @@ fn a_leftover_incoming_database_is_dropped_and_reported() {
     let setup = Setup::new();
     setup.cluster.createdb("fas2__stg_incoming");
     let out = setup.restore(&setup.stream(), &[]);
-    assert_code(&out, 0);
-    let warnings = summary(&out)["warnings"].to_string();
+    let out = out.code_is(0);
+    let warnings = out.summary()["warnings"].to_string();
     assert!(warnings.contains("left over"), "{warnings}");
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
 }
@@ -800,19 +730,7 @@ fn a_leftover_incoming_database_is_dropped_and_reported() {
 #[test]
 fn a_load_connection_terminated_mid_load_fails_the_restore() {
     let setup = Setup::new();
-    // xz: it decodes byte by byte, so half a stream is half loaded (zstd decodes whole
-    // blocks, and a small stream is one block).
-    let stream = xz(&setup.plain_stream());
-    let mut child = setup
-        .restore_cmd(&[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(&stream[..stream.len() / 2]).unwrap();
-    input.flush().unwrap();
+    let (child, mut input, stream) = half_loaded(&setup);
     let loading = "FROM pg_stat_activity WHERE application_name = 'stg-restore' \
                    AND datname = 'fas2__stg_incoming'";
     wait_for("stg-restore loading", || {
@@ -829,9 +747,9 @@ fn a_load_connection_terminated_mid_load_fails_the_restore() {
     );
     let _ = input.write_all(&stream[stream.len() / 2..]);
     drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert_code(&out, 3);
-    let s = summary(&out);
+    let out = Run::from(child.wait_with_output().unwrap());
+    let out = out.code_is(3);
+    let s = out.summary();
     assert_eq!(s["failed_step"], "load");
     assert!(!s["error"].as_str().unwrap().is_empty(), "{s}");
     setup.assert_untouched();
@@ -839,12 +757,9 @@ fn a_load_connection_terminated_mid_load_fails_the_restore() {
 
 #[test]
 fn help_and_text_output() {
-    let out = stg_tests::cmd::stg("stg-restore")
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
-    let help = String::from_utf8(out.stdout).unwrap();
+    let out = stg_tests::cmd::stg("stg-restore").arg("--help").run();
+    let out = out.code_is(0);
+    let help = out.stdout;
     for word in [
         "--accept-unverified",
         "--keep",
@@ -861,14 +776,13 @@ fn help_and_text_output() {
 fn rollback_with_a_failing_pre_hook_changes_nothing() {
     let setup = Setup::new();
     let out = setup.restore(&setup.stream(), &[]);
-    assert_code(&out, 0);
+    out.code_is(0);
     let copies = setup.stg_databases();
     let out = setup
         .cmd(&["rollback", "fas2", "--pre-hook", "exit 4"])
-        .output()
-        .unwrap();
-    assert_code(&out, 3);
-    assert!(stderr(&out).contains("pre-hook"), "{}", stderr(&out));
+        .run();
+    let out = out.code_is(3);
+    assert!(out.stderr.contains("pre-hook"), "{}", out.stderr);
     assert_eq!(setup.cluster.table_contents("fas2"), setup.source);
     assert_eq!(setup.stg_databases(), copies);
 }
@@ -887,8 +801,8 @@ fn plain_dump_into_a_new_database_with_text_report() {
             "text",
         ],
     );
-    assert_code(&out, 0);
-    let text = String::from_utf8(out.stdout).unwrap();
+    let out = out.code_is(0);
+    let text = out.stdout;
     assert!(text.starts_with("restored newdb\n"), "{text}");
     assert!(text.contains("verified:     NO"), "{text}");
     assert!(text.contains("warning:      unverified stream"), "{text}");
@@ -926,12 +840,11 @@ fn verify_keeps_its_verdict_when_stdout_is_closed() {
                 .spawn()
                 .expect("spawn stg-restore verify");
             let mut stdin = child.stdin.take().expect("stdin");
-            // As run_with_stdin: a command that stops reading early fails the code check.
+            // A command that stops reading early fails the code check.
             let _ = stdin.write_all(&stream);
             drop(stdin);
-            let out = child.wait_with_output().expect("wait");
-            assert_code(&out, code);
-            assert_eq!(stderr(&out), "", "{format}: quiet on a closed pipe");
+            let out = Run::from(child.wait_with_output().expect("wait")).code_is(code);
+            assert_eq!(out.stderr, "", "{format}: quiet on a closed pipe");
         }
     }
 }

@@ -28,26 +28,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdin, Stdio};
 
-use support::{assert_code, find, retrail, stderr, summary, without_trailer, xz, Setup};
+use support::{find, retrail, wait_for, without_trailer, xz, Setup};
 
 const DB: &str = "fas2";
 const INCOMING: &str = "fas2__stg_incoming";
-
-/// Waits until `check` holds, for at most 120 s.
-#[track_caller]
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The line number (1-based) of the line starting at byte `at`.
 fn line_at(text: &[u8], at: usize) -> u64 {
@@ -572,12 +558,12 @@ fn forged_streams_with_refused_forms_change_nothing_outside_the_incoming_databas
             let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
             let log = setup.cluster.log()[log_from..].to_owned();
 
-            assert_code(&out, 2);
-            let s = summary(&out);
+            let out = out.code_is(2);
+            let s = out.summary();
             assert_eq!(s["failed_step"], "load", "{context}: {s}");
             assert_eq!(s["incoming_dropped"], true, "{context}: {s}");
             let error = s["error"].as_str().expect("an error");
-            let err = stderr(&out);
+            let err = out.stderr.clone();
             for text in [error, err.as_str()] {
                 assert!(
                     text.contains(&format!("line {line}:")),
@@ -658,10 +644,10 @@ fn meta_command_text_inside_literals_comments_and_bodies_is_data() {
     let (stream, _) = forge(&body, at, &insert);
     let log_from = setup.cluster.log().len();
     let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
-    assert_code(&out, 0);
+    let out = out.code_is(0);
     let log = setup.cluster.log()[log_from..].to_owned();
     assert!(check_log(&log, &[], "data that looks like meta-commands") > 0);
-    let s = summary(&out);
+    let s = out.summary();
     assert_eq!(s["verification"]["verified"], true, "{s}");
     assert!(!file.exists(), "{} was created", file.display());
 
@@ -731,8 +717,8 @@ fn a_row_count_that_disagrees_with_the_trailer_is_refused() {
         stream.extend_from_slice(stg_core::stream::trailer_line(&trailer).as_bytes());
 
         let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
-        assert_code(&out, 2);
-        let s = summary(&out);
+        let out = out.code_is(2);
+        let s = out.summary();
         assert_eq!(s["failed_step"], "verify", "{what}: {s}");
         assert_eq!(s["verification"]["verified"], false, "{what}: {s}");
         let error = s["error"].as_str().unwrap();
@@ -742,7 +728,7 @@ fn a_row_count_that_disagrees_with_the_trailer_is_refused() {
             )),
             "{what}: {error}"
         );
-        assert!(stderr(&out).contains("public.people"), "{what}");
+        assert!(out.stderr.contains("public.people"), "{what}");
         // The SHA-256 and the byte count were right: only the count is named.
         let problems = s["verification"]["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "{what}: {problems:?}");
@@ -799,8 +785,8 @@ fn a_post_data_failure_with_several_connections_busy_fails_cleanly() {
     ] {
         let (stream, line) = forge(&body, at, failing);
         let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
-        assert_code(&out, 3);
-        let s = summary(&out);
+        let out = out.code_is(3);
+        let s = out.summary();
         assert_eq!(s["failed_step"], "load", "{s}");
         assert_eq!(s["incoming_dropped"], true, "{s}");
         let error = s["error"].as_str().unwrap();
@@ -813,9 +799,9 @@ fn a_post_data_failure_with_several_connections_busy_fails_cleanly() {
         assert!(error.contains(&quoted), "{error}");
         assert!(error.contains(says), "{error}");
         assert!(
-            stderr(&out).contains(&format!("line {line}:")),
+            out.stderr.contains(&format!("line {line}:")),
             "{}",
-            stderr(&out)
+            out.stderr
         );
         // Two primary keys and the failing statement were out at once.
         assert!(s["jobs"].as_u64().unwrap() >= 3, "{s}");
@@ -875,10 +861,10 @@ fn a_parallel_load_gives_the_same_database_as_a_serial_one() {
     let source = setup.cluster.table_contents("src");
 
     let serial = setup.restore(&stream, &["--dbname", "serial", "--jobs", "1"]);
-    assert_code(&serial, 0);
+    let serial = serial.code_is(0);
     let parallel = setup.restore(&stream, &["--dbname", "parallel", "--jobs", "4"]);
-    assert_code(&parallel, 0);
-    let (serial, parallel) = (summary(&serial), summary(&parallel));
+    let parallel = parallel.code_is(0);
+    let (serial, parallel) = (serial.summary(), parallel.summary());
 
     let c = &setup.cluster;
     assert_eq!(c.table_contents("serial"), source);
@@ -1049,9 +1035,9 @@ fn kill_and_recover(
         "the leftover is what the next run must handle"
     );
 
-    let out: Output = setup.restore(&setup.stream(), &["--jobs", "4"]);
-    assert_code(&out, 0);
-    let s = summary(&out);
+    let out = setup.restore(&setup.stream(), &["--jobs", "4"]);
+    let out = out.code_is(0);
+    let s = out.summary();
     let warnings = s["warnings"].to_string();
     assert!(
         warnings.contains(&format!("dropped {INCOMING} left over")),
@@ -1204,7 +1190,7 @@ fn triggers_and_event_triggers_a_stream_defines_do_not_fire_during_the_load() {
          CREATE EVENT TRIGGER evil ON ddl_command_end EXECUTE FUNCTION public.evil_ddl();\n";
     let (stream, _) = forge(&body, at, insert);
     let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(Some(out.code), Some(0), "{}", out.stderr);
     let roles = setup.cluster.sql(
         "postgres",
         "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'evil%'",
@@ -1252,7 +1238,7 @@ fn expressions_a_forged_stream_defines_run_only_inside_the_incoming_database() {
         roles.trim(),
         "",
         "roles created by a forged stream (exit {:?})",
-        out.status.code()
+        Some(out.code)
     );
     assert!(
         !file.exists(),

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use stg_core::stream::{self, Manifest, MaskingSummary, Tally};
 use stg_tests::pg::Cluster;
+use stg_tests::run::{run, Run};
 
 /// Rows of every table, per table.
 pub type Contents = BTreeMap<String, Vec<String>>;
@@ -82,8 +83,8 @@ impl Setup {
     }
 
     /// Runs a restore with `stream` on stdin.
-    pub fn restore(&self, stream: &[u8], extra: &[&str]) -> Output {
-        run_with_stdin(self.restore_cmd(extra), stream)
+    pub fn restore(&self, stream: &[u8], extra: &[&str]) -> Run {
+        run(self.restore_cmd(extra), stream)
     }
 
     /// The manifest stg-dump would write for `db`, named `as_name`.
@@ -269,61 +270,34 @@ pub fn xz(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("finish xz")
 }
 
-/// Runs a command with `input` on stdin.
-pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+/// Waits until `check` holds, for at most 120 s (a limit for a stuck test, not a timing).
+#[track_caller]
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A restore started with the first half of an xz stream of `fas2` on its stdin, so it
+/// holds the lock and loads, waiting for the rest: the child, its stdin, the whole stream.
+/// (xz decodes byte by byte, so half a stream is half loaded; zstd decodes whole blocks,
+/// and a small stream is one block.)
+pub fn half_loaded(setup: &Setup) -> (std::process::Child, std::process::ChildStdin, Vec<u8>) {
+    let stream = xz(&setup.plain_stream());
+    let mut child = setup
+        .restore_cmd(&[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    // A refusing command may exit before reading stdin; a broken pipe is fine then.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait");
-    writer.join().expect("writer");
-    out
-}
-
-/// The last JSON line of stdout (the summary).
-#[track_caller]
-pub fn summary(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_else(|| {
-        panic!(
-            "no output; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let value: serde_json::Value = serde_json::from_str(last).expect("JSON summary");
-    assert_eq!(value["type"], "summary");
-    value
-}
-
-/// Every JSON line of stdout.
-pub fn records(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
-
-/// stderr as text.
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing stderr when it differs.
-#[track_caller]
-pub fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&stream[..stream.len() / 2]).unwrap();
+    input.flush().unwrap();
+    (child, input, stream)
 }

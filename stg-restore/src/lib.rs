@@ -120,7 +120,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show the current database and its kept copies, with provenance.
     #[command(disable_help_flag = true)]
-    List(ListArgs),
+    List(LiveArgs),
     /// Swap the newest kept copy back in; the current database becomes a kept copy.
     #[command(disable_help_flag = true)]
     Rollback(RollbackArgs),
@@ -145,9 +145,10 @@ pub struct VerifyArgs {
     pub format: Option<Format>,
 }
 
-/// Options of `list`.
+/// The live database and the report format: the options of `list`, and `rollback`'s
+/// besides its hooks.
 #[derive(Args, Debug)]
-pub struct ListArgs {
+pub struct LiveArgs {
     /// The live database's name (or -d/--dbname).
     #[arg(value_name = "DBNAME")]
     pub db: Option<String>,
@@ -159,18 +160,15 @@ pub struct ListArgs {
 /// Options of `rollback`.
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
-    /// The live database's name (or -d/--dbname).
-    #[arg(value_name = "DBNAME")]
-    pub db: Option<String>,
+    /// The live database and the report format.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Shell command run before the swap; its failure aborts the rollback.
     #[arg(long, value_name = "COMMAND")]
     pub pre_hook: Option<String>,
     /// Shell command run after the swap.
     #[arg(long, value_name = "COMMAND")]
     pub post_hook: Option<String>,
-    /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_parser = Format::text_or_json())]
-    pub format: Option<Format>,
 }
 
 /// Options of a restore.
@@ -367,10 +365,10 @@ impl Config {
                 (a.format, Action::List(ListConfig { conn, db }))
             }
             Some(Command::Rollback(a)) => {
-                let db = live_database("rollback", a.db, cli.dbname)?;
+                let db = live_database("rollback", a.live.db, cli.dbname)?;
                 check_db_arg(&db, &cli.maintenance_db)?;
                 (
-                    a.format,
+                    a.live.format,
                     Action::Rollback(RollbackConfig {
                         conn,
                         db,
@@ -433,7 +431,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         None => stg_core::host::require_staging("restore a database")?,
         Some(Command::Rollback(a)) => {
-            let db = a.db.as_ref().or(cli.dbname.as_ref());
+            let db = a.live.db.as_ref().or(cli.dbname.as_ref());
             let what = db.map_or_else(
                 || "roll back a database".to_owned(),
                 |db| format!("roll back database {db}"),

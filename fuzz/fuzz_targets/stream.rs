@@ -5,6 +5,10 @@
 //! the reading rules of docs/stream.md with the same stg-core functions.
 //!
 //! Properties:
+//! - `stg_core::copy_block::Classifier` (what stg-dump's rewriter and both tallies ask)
+//!   classifies every written line as what it was written as: SQL, a COPY header, a row, the
+//!   end of a block; stg-dump's side counts the class it was given (`Tally::counted`), the
+//!   reader's side classifies again (`Tally::line`), and the two agree;
 //! - the whole stream is accepted, with the row counts that were written, also when a
 //!   function body holds lines that look like COPY headers;
 //! - every truncation (cut at any byte offset before the end) is refused — all offsets for
@@ -25,6 +29,7 @@ use std::io::Read;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use stg_core::copy_block::{Classifier, Line};
 use stg_core::copy_text::escape_into;
 use stg_core::stream::{
     manifest_line, parse_manifest_line, parse_trailer_line, trailer_line, trailer_mismatches,
@@ -45,6 +50,15 @@ enum Piece {
         columns: Vec<String>,
         rows: Vec<Vec<Option<Vec<u8>>>>,
     },
+}
+
+/// What a line was written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Written {
+    Sql,
+    Header,
+    Row,
+    End,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -75,7 +89,8 @@ fn manifest(database: &str) -> Manifest {
 
 /// Builds a stream as stg-dump does; returns it and the rows written per table.
 fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
-    let mut lines: Vec<Vec<u8>> = vec![manifest_line(&manifest(&input.database)).into_bytes()];
+    let mut lines: Vec<(Vec<u8>, Written)> =
+        vec![(manifest_line(&manifest(&input.database)).into_bytes(), Written::Sql)];
     let mut rows_written = std::collections::BTreeMap::new();
     for piece in &input.pieces {
         match piece {
@@ -88,10 +103,10 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
                 if text.starts_with("COPY ") || text.starts_with("-- stg-dump") {
                     continue;
                 }
-                lines.push(format!("{text}\n").into_bytes());
+                lines.push((format!("{text}\n").into_bytes(), Written::Sql));
             }
             Piece::Body(body) => {
-                lines.push(b"CREATE FUNCTION f() RETURNS text AS $fz$\n".to_vec());
+                lines.push((b"CREATE FUNCTION f() RETURNS text AS $fz$\n".to_vec(), Written::Sql));
                 for (looks_like_copy, text) in body {
                     let text = text.replace(['\n', '\r'], " ").replace('$', "S");
                     let text = if *looks_like_copy {
@@ -102,10 +117,10 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
                     // stg-restore takes a trailer-looking line outside COPY for the trailer
                     // wherever it is (a valid stream is then refused; docs/security.md).
                     if !text.starts_with("-- stg-dump") {
-                        lines.push(format!("{text}\n").into_bytes());
+                        lines.push((format!("{text}\n").into_bytes(), Written::Sql));
                     }
                 }
-                lines.push(b"$fz$ LANGUAGE sql;\n".to_vec());
+                lines.push((b"$fz$ LANGUAGE sql;\n".to_vec(), Written::Sql));
             }
             Piece::Copy {
                 schema,
@@ -123,7 +138,7 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
                 } else {
                     format!("COPY {qualified} ({}) FROM stdin;\n", cols.join(", "))
                 };
-                lines.push(header.into_bytes());
+                lines.push((header.into_bytes(), Written::Header));
                 let width = columns.len().max(1);
                 for row in rows {
                     let mut line = Vec::new();
@@ -134,19 +149,30 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
                         escape_into(row.get(i).and_then(Option::as_deref), &mut line);
                     }
                     line.push(b'\n');
-                    lines.push(line);
+                    lines.push((line, Written::Row));
                 }
                 *rows_written.entry(qualified).or_insert(0) += rows.len() as u64;
-                lines.push(b"\\.\n".to_vec());
+                lines.push((b"\\.\n".to_vec(), Written::End));
             }
         }
     }
+    // As stg-dump does: each line classified once, the class handed to the tally.
+    let mut classifier = Classifier::new();
     let mut tally = Tally::new();
     let mut stream = Vec::new();
-    for line in &lines {
-        tally.line(line);
+    for (line, written) in &lines {
+        let class = classifier.line(line);
+        let seen = match class {
+            Line::Sql => Written::Sql,
+            Line::Header(_) => Written::Header,
+            Line::Row => Written::Row,
+            Line::End => Written::End,
+        };
+        assert_eq!(seen, *written, "{:?}", String::from_utf8_lossy(line));
+        tally.counted(line, &class);
         stream.extend_from_slice(line);
     }
+    assert!(classifier.at_top(), "the stream ends at the top level");
     stream.extend_from_slice(trailer_line(&tally.finish()).as_bytes());
     (stream, rows_written)
 }

@@ -6,13 +6,14 @@
 //! ([`host`]), durations and timestamps ([`duration`], [`timestamp`]), the inventory shared
 //! by `stg-hosts` and `stg-probe` ([`inventory`]) and the address comparisons both make
 //! ([`address`]), the dump-stream format shared by `stg-dump` and `stg-restore` ([`stream`],
-//! [`copy_text`]), the provenance `stg-restore` records and `stg-age` reads
+//! [`copy_block`], [`copy_text`]), the provenance `stg-restore` records and `stg-age` reads
 //! ([`provenance`]), reading small input files safely ([`files`]) and escaping untrusted text
 //! for text output ([`terminal`]), and the output layer: report format, typed
 //! records, text tables and warnings ([`format`](mod@format)). Code that one tool needs lives in that tool.
 
 pub mod address;
 pub mod conn;
+pub mod copy_block;
 pub mod copy_text;
 pub mod duration;
 pub mod exit;

@@ -3,8 +3,8 @@
 //!
 //! `pg_dump` writes function bodies, view definitions and comments as they are, so a line
 //! inside one can look exactly like a `COPY ... FROM stdin;` header. Only a header that
-//! starts at the top level begins a COPY block; [`crate::stream::Tally`] and stg-dump's
-//! rewriter both ask [`SqlLexer::at_top`] before taking a line for one. Lines of COPY data
+//! starts at the top level begins a COPY block; [`crate::copy_block::Classifier`], which
+//! both ends of the stream use, asks [`SqlLexer::at_top`] before taking a line for one. Lines of COPY data
 //! are not SQL and must not be fed here.
 //!
 //! It knows just enough SQL lexing for that: `'...'` (with `''`), `E'...'` (with backslash

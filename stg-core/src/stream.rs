@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::copy_text;
-use crate::sql_lexer::SqlLexer;
+use crate::copy_block::{Classifier, Line};
 
 /// The stream format version this code writes and reads.
 pub const FORMAT: u32 = 1;
@@ -210,13 +209,18 @@ pub fn parse_trailer_line(line: &[u8]) -> Option<Result<Trailer, String>> {
 }
 
 /// Counts bytes, hashes them, and counts COPY rows per table, line by line.
+///
+/// Where blocks start and end is decided by [`Classifier`], the code stg-dump's rewriter
+/// asks too: [`Tally::line`] classifies a line and counts it; a caller that has already
+/// classified the line (stg-dump, which must know what it rewrites) hands the class to
+/// [`Tally::counted`] instead, so no line is lexed twice.
 #[derive(Default)]
 pub struct Tally {
     hasher: Sha256,
     bytes: u64,
     in_copy: Option<String>,
     tables: BTreeMap<String, u64>,
-    lexer: SqlLexer,
+    classifier: Classifier,
 }
 
 impl Tally {
@@ -228,25 +232,28 @@ impl Tally {
 
     /// Feeds one line (with its newline, if it has one).
     pub fn line(&mut self, line: &[u8]) {
-        self.hasher.update(line);
-        self.bytes += line.len() as u64;
-        if let Some(table) = &self.in_copy {
-            if copy_text::is_end_of_copy(line) {
-                self.in_copy = None;
-            } else {
-                *self.tables.get_mut(table).expect("entry made at header") += 1;
+        let class = self.classifier.line(line);
+        self.counted(line, &class);
+    }
+
+    /// Feeds bytes whose class the caller's own [`Classifier`] gave: one line, or for
+    /// [`Line::Sql`] any number of whole top-level SQL lines (a statement rewritten as one
+    /// piece). [`Tally::at_top_level`] follows only what [`Tally::line`] classified.
+    pub fn counted(&mut self, bytes: &[u8], class: &Line) {
+        self.hasher.update(bytes);
+        self.bytes += bytes.len() as u64;
+        match class {
+            Line::Sql => {}
+            Line::Header(header) => {
+                self.tables.entry(header.qualified.clone()).or_insert(0);
+                self.in_copy = Some(header.qualified.clone());
             }
-        } else {
-            // Only a header at the top level starts a COPY block, not one inside a function
-            // body or a string literal (see crate::sql_lexer).
-            let at_top = self.lexer.at_top();
-            self.lexer.line(line);
-            if at_top && line.starts_with(b"COPY ") {
-                if let Some(header) = copy_text::parse_copy_header(line) {
-                    self.tables.entry(header.qualified.clone()).or_insert(0);
-                    self.in_copy = Some(header.qualified);
+            Line::Row => {
+                if let Some(table) = &self.in_copy {
+                    *self.tables.get_mut(table).expect("entry made at header") += 1;
                 }
             }
+            Line::End => self.in_copy = None,
         }
     }
 
@@ -261,7 +268,7 @@ impl Tally {
     /// trailer; elsewhere (a function body, say) it is data.
     #[must_use]
     pub fn at_top_level(&self) -> bool {
-        self.in_copy.is_none() && self.lexer.at_top()
+        self.in_copy.is_none() && self.classifier.at_top()
     }
 
     /// Bytes fed so far.

@@ -23,3 +23,45 @@ fn a_line_that_is_not_utf8_is_a_usage_error_naming_its_line() {
     // Reading goes on after the bad line, with the right line numbers.
     assert_eq!(items[2].as_ref().unwrap().0, 3);
 }
+
+// See: fuzz target `stream` (fuzz/fuzz_targets/stream.rs) and stg-dump's regression test
+// of the same name: a line inside a function body or a string literal that looks exactly
+// like a COPY header was taken for one, so the rows of the next real block were counted
+// (and, in stg-dump, masked) as another table's. The one classifier both ends use now
+// decides it, and the tally that classifies for itself agrees with the one handed classes.
+#[test]
+fn a_copy_header_inside_a_function_body_or_a_literal_is_sql() {
+    use stg_core::copy_block::{Classifier, Line};
+    use stg_core::stream::Tally;
+
+    let text = "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $body$ SELECT '\n\
+                COPY public.zzz (id) FROM stdin;\n\
+                '::text $body$;\n\
+                COMMENT ON TABLE zzz IS E'x\\'\n\
+                COPY public.zzz (id) FROM stdin;\n\
+                y';\n\
+                CREATE VIEW v AS SELECT \"a\n\
+                COPY public.nosuch (id) FROM stdin;\n\
+                b\" FROM t;\n\
+                COPY public.aaa (id, secret) FROM stdin;\n\
+                1\thunter2-secret\n\
+                \\.\n";
+    let mut classifier = Classifier::new();
+    let mut handed = Tally::new();
+    let mut own = Tally::new();
+    let mut headers = Vec::new();
+    for line in text.split_inclusive('\n') {
+        let class = classifier.line(line.as_bytes());
+        if let Line::Header(header) = &class {
+            headers.push(header.qualified.clone());
+        }
+        handed.counted(line.as_bytes(), &class);
+        own.line(line.as_bytes());
+    }
+    assert_eq!(headers, ["public.aaa"]);
+    assert!(classifier.at_top() && own.at_top_level());
+    let (handed, own) = (handed.finish(), own.finish());
+    assert_eq!(handed, own);
+    assert_eq!(own.tables.len(), 1);
+    assert_eq!(own.tables["public.aaa"], 1);
+}

@@ -8,8 +8,8 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
+use stg_core::copy_block::{Classifier, Line};
 use stg_core::copy_text;
-use stg_core::sql_lexer::SqlLexer;
 use stg_core::stream::{self, Tally, Trailer};
 
 use crate::compress::Sink;
@@ -75,20 +75,15 @@ impl Progress {
     }
 }
 
-/// Where the SQL is: between statements, or inside a COPY block (masked or not).
-enum State {
-    Sql,
-    Copy(Option<TablePlan>),
-}
-
-/// Counts one output line and queues it for the encoder.
+/// Counts one output piece of the class the classifier gave and queues it for the encoder.
 fn emit<W: Write>(
     bytes: &[u8],
+    class: &Line,
     tally: &mut Tally,
     batch: &mut Vec<u8>,
     sink: &mut Sink<W>,
 ) -> std::io::Result<()> {
-    tally.line(bytes);
+    tally.counted(bytes, class);
     batch.extend_from_slice(bytes);
     if batch.len() >= BATCH {
         sink.write_all(batch)?;
@@ -97,9 +92,27 @@ fn emit<W: Write>(
     Ok(())
 }
 
+/// A top-level statement the pipeline holds (a few lines) before it writes it rewritten.
+#[derive(Default)]
+struct Held {
+    /// What the statement is: statistics are written or dropped whole, a connection
+    /// statement is written without its options.
+    kind: Option<HeldKind>,
+    text: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+enum HeldKind {
+    Statistics,
+    Connection,
+}
+
 /// Streams `input` (pg_dump's stdout) into `sink` with the manifest line first; returns the
 /// trailer for everything written. The caller writes the trailer only after `pg_dump` has
 /// exited successfully.
+///
+/// Each line is classified once ([`Classifier`], the code stg-restore's tally uses too):
+/// rows of a masked table are rewritten, and the tally counts the class it was given.
 pub fn stream<R: BufRead, W: Write>(
     mut input: R,
     manifest_line: &str,
@@ -112,121 +125,125 @@ pub fn stream<R: BufRead, W: Write>(
     let mut line: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut row: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut scratch = Scratch::default();
-    let mut state = State::Sql;
-    let mut lexer = SqlLexer::new();
+    let mut classifier = Classifier::new();
+    // The plan of the COPY block the rows belong to (`None`: copied as they are).
+    let mut plan: Option<TablePlan> = None;
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
-    let mut connection: Vec<u8> = Vec::new();
-    let mut statistics: Vec<u8> = Vec::new();
+    let mut held = Held::default();
 
-    emit(manifest_line.as_bytes(), &mut tally, &mut batch, sink)?;
+    emit(
+        manifest_line.as_bytes(),
+        &Line::Sql,
+        &mut tally,
+        &mut batch,
+        sink,
+    )?;
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        match &mut state {
-            State::Copy(plan) => {
-                if copy_text::is_end_of_copy(&line) {
-                    state = State::Sql;
-                    emit(&line, &mut tally, &mut batch, sink)?;
+        let starts_top = classifier.at_top();
+        let class = classifier.line(&line);
+        match &class {
+            Line::Row => {
+                rows += 1;
+                block_row += 1;
+                if let Some(plan) = &plan {
+                    row.clear();
+                    plan.rewrite_row(
+                        copy_text::strip_newline(&line),
+                        block_row,
+                        masking.keyed,
+                        &mut scratch,
+                        &mut row,
+                    )
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                    emit(&row, &class, &mut tally, &mut batch, sink)?;
                 } else {
-                    rows += 1;
-                    block_row += 1;
-                    if let Some(plan) = plan {
-                        row.clear();
-                        plan.rewrite_row(
-                            copy_text::strip_newline(&line),
-                            block_row,
-                            masking.keyed,
-                            &mut scratch,
-                            &mut row,
-                        )
-                        .map_err(|e| anyhow::anyhow!(e))?;
-                        emit(&row, &mut tally, &mut batch, sink)?;
-                    } else {
-                        emit(&line, &mut tally, &mut batch, sink)?;
-                    }
-                    if rows % 4096 == 0 {
-                        progress.tick(tally.bytes(), sink.bytes_out(), rows);
-                    }
+                    emit(&line, &class, &mut tally, &mut batch, sink)?;
+                }
+                if rows % 4096 == 0 {
+                    progress.tick(tally.bytes(), sink.bytes_out(), rows);
                 }
             }
-            State::Sql
-                if !statistics.is_empty()
-                    || (lexer.at_top() && line.starts_with(ATTRIBUTE_STATS)) =>
-            {
-                // pg_dump 18 can write optimizer statistics: most common values and
-                // histograms are values of the column. The statement is held (a few
-                // lines) and written only for a column kept as it is.
-                lexer.line(&line);
-                statistics.extend_from_slice(&line);
-                if lexer.at_top() && line.trim_ascii_end().ends_with(b";") {
-                    if statistics_allowed(&statistics, masking.schema, masking.rules) {
-                        emit(&statistics, &mut tally, &mut batch, sink)?;
-                    }
-                    statistics.clear();
-                }
+            Line::End => {
+                plan = None;
+                emit(&line, &class, &mut tally, &mut batch, sink)?;
             }
-            State::Sql
-                if !connection.is_empty()
-                    || (masking.strip_connections
-                        && lexer.at_top()
-                        && connections::starts_strippable(&line)) =>
-            {
-                // A whole CREATE SERVER / USER MAPPING statement is held (a few lines),
-                // then written without its options.
-                lexer.line(&line);
-                connection.extend_from_slice(&line);
-                if lexer.at_top() && line.trim_ascii_end().ends_with(b";") {
-                    let stripped = connections::strip_options(&connection);
-                    connection.clear();
-                    emit(&stripped, &mut tally, &mut batch, sink)?;
-                }
+            Line::Header(header) => {
+                // Never inside a held statement: that one is written as one piece of SQL.
+                anyhow::ensure!(
+                    held.kind.is_none(),
+                    "pg_dump wrote a COPY header inside a statement stg-dump rewrites \
+                     (statistics or connection options); refusing the dump"
+                );
+                // Fail closed: the data of excluded tables (and their partitions and
+                // children) was left out of pg_dump's run; rows of one here mean the
+                // exclusion did not work, and they must not leave.
+                let table = TableName {
+                    schema: header.schema.clone(),
+                    table: header.table.clone(),
+                };
+                anyhow::ensure!(
+                    !masking.schema.excluded(masking.rules, &table),
+                    "pg_dump wrote rows of {table}, whose data the rules exclude \
+                     (exclude_data names it or a parent of it); refusing the dump"
+                );
+                block_row = 0;
+                plan = schema::plan_for(masking.schema, masking.rules, header);
+                emit(&line, &class, &mut tally, &mut batch, sink)?;
             }
-            State::Sql => {
-                // A COPY-looking line inside a function body or a literal is SQL: taking it
-                // for a header would pass the next real COPY block through unmasked.
-                // See: tests/regression.rs.
-                let at_top = lexer.at_top();
-                lexer.line(&line);
-                if at_top && line.starts_with(b"COPY ") {
-                    if let Some(header) = copy_text::parse_copy_header(&line) {
-                        // Fail closed: the data of excluded tables (and their partitions
-                        // and children) was left out of pg_dump's run; rows of one here
-                        // mean the exclusion did not work, and they must not leave.
-                        let table = TableName {
-                            schema: header.schema.clone(),
-                            table: header.table.clone(),
-                        };
-                        anyhow::ensure!(
-                            !masking.schema.excluded(masking.rules, &table),
-                            "pg_dump wrote rows of {table}, whose data the rules exclude \
-                             (exclude_data names it or a parent of it); refusing the dump"
-                        );
-                        block_row = 0;
-                        state =
-                            State::Copy(schema::plan_for(masking.schema, masking.rules, &header));
+            Line::Sql => {
+                if held.kind.is_none() && starts_top {
+                    if line.starts_with(ATTRIBUTE_STATS) {
+                        // pg_dump 18 can write optimizer statistics: most common values
+                        // and histograms are values of the column. The statement is held
+                        // and written only for a column kept as it is.
+                        held.kind = Some(HeldKind::Statistics);
+                    } else if masking.strip_connections && connections::starts_strippable(&line) {
+                        // A whole CREATE SERVER / USER MAPPING statement is held, then
+                        // written without its options.
+                        held.kind = Some(HeldKind::Connection);
                     }
                 }
-                emit(&line, &mut tally, &mut batch, sink)?;
+                let Some(kind) = held.kind else {
+                    emit(&line, &class, &mut tally, &mut batch, sink)?;
+                    continue;
+                };
+                held.text.extend_from_slice(&line);
+                if classifier.at_top() && line.trim_ascii_end().ends_with(b";") {
+                    match kind {
+                        HeldKind::Statistics => {
+                            if statistics_allowed(&held.text, masking.schema, masking.rules) {
+                                emit(&held.text, &class, &mut tally, &mut batch, sink)?;
+                            }
+                        }
+                        HeldKind::Connection => {
+                            let stripped = connections::strip_options(&held.text);
+                            emit(&stripped, &class, &mut tally, &mut batch, sink)?;
+                        }
+                    }
+                    held = Held::default();
+                }
             }
         }
     }
     anyhow::ensure!(
-        matches!(state, State::Sql),
+        !classifier.in_copy(),
         "pg_dump's output ended inside a COPY block: the dump is incomplete"
     );
     // Had the lexer lost track (it never should on pg_dump's SQL), COPY headers after that
     // point would have gone unseen and unmasked: refuse rather than write a trailer.
     anyhow::ensure!(
-        lexer.at_top(),
+        classifier.at_top(),
         "pg_dump's output ended inside a string literal, quoted name or comment: stg-dump \
          could not follow its SQL and refuses the dump rather than risk an unmasked table"
     );
     if !line.is_empty() && !line.ends_with(b"\n") {
         // Keep the trailer on a line of its own.
-        emit(b"\n", &mut tally, &mut batch, sink)?;
+        emit(b"\n", &Line::Sql, &mut tally, &mut batch, sink)?;
     }
     sink.write_all(&batch)?;
     progress.tick(tally.bytes(), sink.bytes_out(), rows);

@@ -46,6 +46,8 @@ fn a_masked_table_whose_name_holds_a_newline_is_never_dumped_unmasked() {
 // pg_dump writes function bodies and string literals as they are, so a line inside one can
 // look exactly like a COPY header. stg-dump took it for one and treated every line up to
 // the next `\.` as rows of that table: the first real COPY block went out unmasked.
+// Where a block starts is decided by stg_core::copy_block::Classifier, which the rewriter
+// and both tallies ask (stg-core's regression test of the same bug checks it line by line).
 #[test]
 fn a_copy_header_inside_a_function_body_or_a_literal_does_not_unmask_the_next_block() {
     let cluster = pg::Cluster::start();

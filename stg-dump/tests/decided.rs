@@ -3,8 +3,9 @@
 //! Against a real PostgreSQL cluster.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
+use stg_tests::run::{Run, RunExt};
 use stg_tests::{cmd, pg};
 
 const KEY: &str = "test-key-0123456789abcdef";
@@ -28,23 +29,18 @@ fn cluster_with_fas2() -> pg::Cluster {
     cluster_with("fas2", &sql)
 }
 
-fn dump(cluster: &pg::Cluster, args: &[&str]) -> Output {
-    let mut c: Command = cmd::stg("stg-dump");
-    c.args(cluster.conn_args())
+fn dump(cluster: &pg::Cluster, args: &[&str]) -> Run {
+    cmd::stg("stg-dump")
+        .args(cluster.conn_args())
         .args(args)
-        .env("STG_MASK_KEY", KEY);
-    c.stdin(Stdio::null()).output().expect("run stg-dump")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+        .env("STG_MASK_KEY", KEY)
+        .stdin(Stdio::null())
+        .run()
 }
 
 /// The decompressed stream of a dump that must succeed.
 fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> String {
-    let out = dump(cluster, args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    String::from_utf8(stg_tests::decompress(&out.stdout)).unwrap()
+    String::from_utf8(stg_tests::decompress(&dump(cluster, args).ok().bytes)).unwrap()
 }
 
 fn manifest(sql: &str) -> serde_json::Value {
@@ -56,13 +52,6 @@ fn manifest(sql: &str) -> serde_json::Value {
             .unwrap(),
     )
     .unwrap()
-}
-
-fn jsonl(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -81,12 +70,7 @@ fn a_new_column_is_caught_by_check_refused_by_the_dump_and_masked_once_ruled() {
         &cluster,
         &["--mask", rules, "--check", "--format", "json", "fas2"],
     );
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let _ = check.ok();
     let sql = dump_ok(&cluster, &["--mask", rules, "fas2"]);
     let m = manifest(&sql);
     assert_eq!(m["masking"]["undecided"], "refuse");
@@ -110,8 +94,8 @@ fn a_new_column_is_caught_by_check_refused_by_the_dump_and_masked_once_ruled() {
         &cluster,
         &["--mask", rules, "--check", "--format", "json", "fas2"],
     );
-    assert_eq!(check.status.code(), Some(1));
-    let records = jsonl(&check);
+    let check = check.code_is(1);
+    let records = check.records();
     let undecided: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["type"] == "undecided")
@@ -124,15 +108,17 @@ fn a_new_column_is_caught_by_check_refused_by_the_dump_and_masked_once_ruled() {
     assert_eq!(records.last().unwrap()["undecided"], 1);
 
     let refused = dump(&cluster, &["--mask", rules, "fas2"]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let refused = refused.code_is(2);
     assert!(
-        refused.stdout.is_empty(),
+        refused.bytes.is_empty(),
         "bytes written despite an undecided column"
     );
     assert!(
-        stderr(&refused).contains("public.people.recovery_email (text): suggested rule"),
+        refused
+            .stderr
+            .contains("public.people.recovery_email (text): suggested rule"),
         "{}",
-        stderr(&refused)
+        refused.stderr
     );
 
     // The column ruled: the stream holds none of its values.
@@ -179,8 +165,9 @@ fn a_new_column_is_caught_by_check_refused_by_the_dump_and_masked_once_ruled() {
             "fas2",
         ],
     );
-    assert_eq!(check.status.code(), Some(1));
-    assert!(jsonl(&check)
+    let check = check.code_is(1);
+    assert!(check
+        .records()
         .iter()
         .any(|r| r["type"] == "unmasked_sensitive" && r["column"] == "recovery_email"));
 }
@@ -198,9 +185,9 @@ fn keep_mistakes_and_json_path_mistakes_are_named() {
     let refused = |name: &str, text: &str, wanted: &str| {
         let rules = write(dir.path(), name, text);
         let out = dump(&cluster, &["--mask", rules.to_str().unwrap(), "m"]);
-        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{name}: bytes written");
-        assert!(stderr(&out).contains(wanted), "{name}: {}", stderr(&out));
+        assert_eq!(out.code, 2, "{name}: {}", out.stderr);
+        assert!(out.bytes.is_empty(), "{name}: bytes written");
+        assert!(out.stderr.contains(wanted), "{name}: {}", out.stderr);
     };
     let keep_rest =
         r#""keep": [{"table": "people", "columns": ["id", "nick", "doc", "code", "tag"]}]"#;
@@ -287,8 +274,7 @@ fn mask_init_writes_a_complete_file_that_masks_every_sensitive_column() {
          INSERT INTO contacts VALUES (1, 1, 'tok-secret');",
     );
     let out = dump(&cluster, &["--mask-init", "fas2"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = out.ok().stdout;
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Partitions and children follow their parent: only the child's own columns on it.
     assert!(!text.contains("events_1"), "{text}");
@@ -325,16 +311,12 @@ fn mask_init_writes_a_complete_file_that_masks_every_sensitive_column() {
         &cluster,
         &["--mask", rules, "--check", "--format", "json", "fas2"],
     );
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let _ = check.ok();
     let sql = dump_ok(&cluster, &["--mask", rules, "fas2"]);
     // Every column the sensitive-name check flags (without rules) is masked.
     let flagged = dump(&cluster, &["--check", "--format", "json", "fas2"]);
-    let flagged: Vec<(String, String)> = jsonl(&flagged)
+    let flagged: Vec<(String, String)> = flagged
+        .records()
         .iter()
         .filter(|r| r["type"] == "unmasked_sensitive")
         .map(|r| {
@@ -492,9 +474,9 @@ fn json_paths_mask_inside_documents_and_keep_the_rest_byte_for_byte() {
     // The masked stream loads.
     let file = dir.path().join("j.zst");
     let out = dump(&cluster, &["--mask", rules.to_str().unwrap(), "j"]);
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, &out.bytes).unwrap();
     cluster.createdb("j_copy");
-    let body = String::from_utf8(stg_tests::decompress(&out.stdout)).unwrap();
+    let body = String::from_utf8(stg_tests::decompress(&out.bytes)).unwrap();
     cluster.script("j_copy", &body);
     assert_eq!(
         cluster

@@ -2,9 +2,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use stg_core::stream::{self, Manifest, Trailer};
+use stg_tests::run::{Run, RunExt};
 use stg_tests::{cmd, pg};
 
 const KEY: &str = "test-key-0123456789abcdef";
@@ -38,19 +39,14 @@ fn dump_cmd(cluster: &pg::Cluster, args: &[&str]) -> Command {
     c
 }
 
-fn run(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).output().expect("run stg-dump")
+fn run(mut c: Command) -> Run {
+    c.stdin(Stdio::null()).run()
 }
 
 /// Runs a dump that must succeed; returns the decompressed stream and the raw bytes.
 fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
-    let out = run(dump_cmd(cluster, args));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (decompress(&out.stdout), out.stdout)
+    let out = run(dump_cmd(cluster, args)).ok();
+    (decompress(&out.bytes), out.bytes)
 }
 
 fn decompress(bytes: &[u8]) -> Vec<u8> {
@@ -94,7 +90,7 @@ fn xzcat_into_psql(cluster: &pg::Cluster, dump: &Path, db: &str) {
         .unwrap()
         .starts_with(&[0x28, 0xB5, 0x2F, 0xFD]);
     let cat = if zstd { "zstdcat" } else { "xzcat" };
-    let out = cmd::program("bash")
+    let _ = cmd::program("bash")
         .arg("-c")
         .arg(format!(
             "set -o pipefail; {cat} '{}' | '{}' -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U postgres -d '{db}'",
@@ -102,13 +98,8 @@ fn xzcat_into_psql(cluster: &pg::Cluster, dump: &Path, db: &str) {
             psql.display(),
             cluster.port()
         ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "xzcat | psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run()
+        .ok();
 }
 
 #[test]
@@ -286,8 +277,8 @@ fn pseudonyms_depend_on_the_key() {
         let mut c = dump_cmd(&cluster, &["--mask", rules.to_str().unwrap(), "fas2"]);
         c.env("STG_MASK_KEY", key);
         let out = run(c);
-        assert!(out.status.success());
-        decompress(&out.stdout)
+        let out = out.ok();
+        decompress(&out.bytes)
     };
     let a = dump_with(KEY);
     let b = dump_with("another-key-0123456789");
@@ -382,17 +373,7 @@ fn check_reports_rule_problems_and_unmasked_sensitive_columns() {
             "fas2",
         ],
     ));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = out.code_is(1).records();
     let problems: Vec<String> = records
         .iter()
         .filter(|r| r["type"] == "rule_problem")
@@ -447,12 +428,9 @@ fn check_reports_rule_problems_and_unmasked_sensitive_columns() {
         &cluster,
         &["--mask", rules.to_str().unwrap(), "fas2"],
     ));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        out.stdout.is_empty(),
-        "bytes were written despite bad rules"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rules[0] (public.peple.email)"));
+    let out = out.code_is(2);
+    assert!(out.bytes.is_empty(), "bytes were written despite bad rules");
+    assert!(out.stderr.contains("rules[0] (public.peple.email)"));
 
     // The FAS example rules pass the check but for nothing.
     let out = run(dump_cmd(
@@ -464,12 +442,8 @@ fn check_reports_rule_problems_and_unmasked_sensitive_columns() {
             "fas2",
         ],
     ));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let text = out.stdout;
+    assert_eq!(out.code, 0, "{text}");
 }
 
 #[test]
@@ -500,13 +474,13 @@ fn check_keeps_its_verdict_when_stdout_is_closed() {
             c.stdout(cmd::closed_pipe());
             let out = run(c);
             assert_eq!(
-                out.status.code(),
-                Some(code),
+                out.code,
+                code,
                 "{format}, {}: {}",
                 rules.display(),
-                stderr_of(&out)
+                out.stderr
             );
-            assert_eq!(stderr_of(&out), "", "{format}: quiet on a closed pipe");
+            assert_eq!(out.stderr, "", "{format}: quiet on a closed pipe");
         }
     }
 }
@@ -586,13 +560,13 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
     for (args, code, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(dump_cmd(&cluster, &args));
-        assert_eq!(out.status.code(), code, "{args:?}: {}", stderr_of(&out));
+        assert_eq!(Some(out.code), code, "{args:?}: {}", out.stderr);
         assert!(
-            stderr_of(&out).contains(needle),
+            out.stderr.contains(needle),
             "{args:?}: expected {needle:?} in {}",
-            stderr_of(&out)
+            out.stderr
         );
-        assert!(out.stdout.is_empty(), "{args:?}: wrote to stdout");
+        assert!(out.bytes.is_empty(), "{args:?}: wrote to stdout");
     }
 
     let out = run({
@@ -600,12 +574,8 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
         c.args(["--preset", "12", "fas2"]);
         c
     });
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("12 is not in 0..=9"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("12 is not in 0..=9"), "{}", out.stderr);
 
     // No key for a pseudonym rule.
     let mut c = dump_cmd(
@@ -618,12 +588,8 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
     );
     c.env_remove("STG_MASK_KEY");
     let out = run(c);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("need a secret key"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("need a secret key"), "{}", out.stderr);
 
     // Unreachable server: a port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -644,13 +610,13 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
         ]);
         c
     });
-    assert_eq!(out.status.code(), Some(3));
+    let out = out.code_is(3);
     assert!(
-        stderr_of(&out).contains(&format!(
+        out.stderr.contains(&format!(
             "could not connect to postgres@127.0.0.1:{port}/fas2"
         )),
         "{}",
-        stderr_of(&out)
+        out.stderr
     );
 
     // Wrong password.
@@ -670,16 +636,13 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
         c.env("PGPASSWORD", "wrong-password");
         c
     });
-    assert_eq!(out.status.code(), Some(3));
+    let out = out.code_is(3);
     assert!(
-        stderr_of(&out).contains("password authentication failed"),
+        out.stderr.contains("password authentication failed"),
         "{}",
-        stderr_of(&out)
+        out.stderr
     );
-    assert!(
-        !stderr_of(&out).contains("wrong-password"),
-        "password printed"
-    );
+    assert!(!out.stderr.contains("wrong-password"), "password printed");
     // The right password, from PGPASSWORD, works (and reaches pg_dump through its environment).
     let out = run({
         let mut c = cmd::stg("stg-dump");
@@ -697,8 +660,8 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
         c.env("PGPASSWORD", "right-password");
         c
     });
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    parse_stream(&decompress(&out.stdout));
+    let out = out.ok();
+    parse_stream(&decompress(&out.bytes));
 }
 
 #[test]
@@ -721,8 +684,8 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
         ]);
         c
     });
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
-    let err = stderr_of(&out);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let err = out.stderr;
     assert!(
         err.contains("permission denied"),
         "pg_dump's own message passed through: {err}"
@@ -730,7 +693,7 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
     assert!(err.contains("pg_dump failed"), "{err}");
     // The output is not a complete xz stream, and holds no trailer.
     let mut partial = Vec::new();
-    assert!(liblzma::read::XzDecoder::new(&out.stdout[..])
+    assert!(liblzma::read::XzDecoder::new(&out.bytes[..])
         .read_to_end(&mut partial)
         .is_err());
     // The same with the default compression: an unfinished zstd frame.
@@ -740,8 +703,8 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
             .args(["-U", "reader", "fas2"]);
         c
     });
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
-    assert!(zstd::stream::decode_all(&out.stdout[..]).is_err());
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(zstd::stream::decode_all(&out.bytes[..]).is_err());
     assert!(!String::from_utf8_lossy(&partial).contains(stream::TRAILER_PREFIX));
 }
 
@@ -763,12 +726,12 @@ fn closed_stdout_mid_stream_fails_without_trailer() {
     let mut first = [0u8; 4096];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    let out = Run::from(child.wait_with_output().unwrap()).code_is(3);
     assert!(
-        stderr_of(&out).contains("stdout was closed before the dump was complete"),
+        out.stderr
+            .contains("stdout was closed before the dump was complete"),
         "{}",
-        stderr_of(&out)
+        out.stderr
     );
 }
 
@@ -785,14 +748,13 @@ fn refuses_to_write_to_a_terminal() {
             cluster.port()
         ))
         .arg("/dev/null")
-        .output()
-        .expect("run script (util-linux)");
-    let text = String::from_utf8_lossy(&out.stdout);
+        .run();
+    let text = &out.stdout;
     assert!(
         text.contains("refusing to write the binary dump stream to a terminal"),
         "{text}"
     );
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(out.code, 2, "{text}");
 }
 
 #[test]
@@ -802,8 +764,8 @@ fn help_and_version() {
         c.arg("--help");
         c
     });
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let out = out.ok();
+    let help = out.stdout;
     for needle in [
         "--mask",
         "--check",
@@ -820,7 +782,7 @@ fn help_and_version() {
         c
     });
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        out.stdout.trim(),
         format!("stg-dump {}", env!("CARGO_PKG_VERSION"))
     );
 }

@@ -38,6 +38,15 @@ fn dump(cluster: &pg::Cluster, args: &[&str]) -> Run {
         .run()
 }
 
+/// `--check` with these rules finds nothing.
+fn check_passes(cluster: &pg::Cluster, rules: &str) {
+    let _ = dump(
+        cluster,
+        &["--mask", rules, "--check", "--format", "json", "fas2"],
+    )
+    .ok();
+}
+
 /// The decompressed stream of a dump that must succeed.
 fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> String {
     String::from_utf8(stg_tests::decompress(&dump(cluster, args).ok().bytes)).unwrap()
@@ -66,11 +75,7 @@ fn a_new_column_is_caught_by_check_refused_by_the_dump_and_masked_once_ruled() {
     let rules = fixture();
     let rules = rules.to_str().unwrap();
     // Every column decided: --check passes, the dump records each decision.
-    let check = dump(
-        &cluster,
-        &["--mask", rules, "--check", "--format", "json", "fas2"],
-    );
-    let _ = check.ok();
+    check_passes(&cluster, rules);
     let sql = dump_ok(&cluster, &["--mask", rules, "fas2"]);
     let m = manifest(&sql);
     assert_eq!(m["masking"]["undecided"], "refuse");
@@ -307,11 +312,7 @@ fn mask_init_writes_a_complete_file_that_masks_every_sensitive_column() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "init.json", &text);
     let rules = rules.to_str().unwrap();
-    let check = dump(
-        &cluster,
-        &["--mask", rules, "--check", "--format", "json", "fas2"],
-    );
-    let _ = check.ok();
+    check_passes(&cluster, rules);
     let sql = dump_ok(&cluster, &["--mask", rules, "fas2"]);
     // Every column the sensitive-name check flags (without rules) is masked.
     let flagged = dump(&cluster, &["--check", "--format", "json", "fas2"]);

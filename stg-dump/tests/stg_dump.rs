@@ -43,6 +43,18 @@ fn run(mut c: Command) -> Run {
     c.stdin(Stdio::null()).run()
 }
 
+/// `stg-dump -h 127.0.0.1 -p PORT -U USER ARGS... fas2`, with `PGPASSWORD` when given.
+fn dump_as(port: u16, user: &str, args: &[&str], password: Option<&str>) -> Run {
+    let mut c = cmd::stg("stg-dump");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
+        .args(args)
+        .arg("fas2");
+    if let Some(password) = password {
+        c.env("PGPASSWORD", password);
+    }
+    run(c)
+}
+
 /// Runs a dump that must succeed; returns the decompressed stream and the raw bytes.
 fn dump_ok(cluster: &pg::Cluster, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let out = run(dump_cmd(cluster, args)).ok();
@@ -597,19 +609,7 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
         .local_addr()
         .unwrap()
         .port();
-    let out = run({
-        let mut c = cmd::stg("stg-dump");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "fas2",
-        ]);
-        c
-    });
+    let out = dump_as(port, "postgres", &[], None);
     let out = out.code_is(3);
     assert!(
         out.stderr.contains(&format!(
@@ -622,20 +622,7 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
     // Wrong password.
     cluster.sql("postgres", "CREATE ROLE dumper LOGIN SUPERUSER");
     cluster.require_password("dumper", "right-password");
-    let out = run({
-        let mut c = cmd::stg("stg-dump");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.port().to_string(),
-            "-U",
-            "dumper",
-            "fas2",
-        ]);
-        c.env("PGPASSWORD", "wrong-password");
-        c
-    });
+    let out = dump_as(cluster.port(), "dumper", &[], Some("wrong-password"));
     let out = out.code_is(3);
     assert!(
         out.stderr.contains("password authentication failed"),
@@ -644,22 +631,12 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
     );
     assert!(!out.stderr.contains("wrong-password"), "password printed");
     // The right password, from PGPASSWORD, works (and reaches pg_dump through its environment).
-    let out = run({
-        let mut c = cmd::stg("stg-dump");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.port().to_string(),
-            "-U",
-            "dumper",
-            "--preset",
-            "0",
-            "fas2",
-        ]);
-        c.env("PGPASSWORD", "right-password");
-        c
-    });
+    let out = dump_as(
+        cluster.port(),
+        "dumper",
+        &["--preset", "0"],
+        Some("right-password"),
+    );
     let out = out.ok();
     parse_stream(&decompress(&out.bytes));
 }
@@ -669,21 +646,7 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
     let cluster = cluster_with_fas2();
     // A role that can read the catalogs but not the tables: pg_dump fails on the data.
     cluster.sql("postgres", "CREATE ROLE reader LOGIN");
-    let out = run({
-        let mut c = cmd::stg("stg-dump");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.port().to_string(),
-            "-U",
-            "reader",
-            "--preset",
-            "0",
-            "fas2",
-        ]);
-        c
-    });
+    let out = dump_as(cluster.port(), "reader", &["--preset", "0"], None);
     assert_eq!(out.code, 3, "{}", out.stderr);
     let err = out.stderr;
     assert!(
@@ -697,12 +660,7 @@ fn pg_dump_failure_leaves_a_stream_without_trailer() {
         .read_to_end(&mut partial)
         .is_err());
     // The same with the default compression: an unfinished zstd frame.
-    let out = run({
-        let mut c = cmd::stg("stg-dump");
-        c.args(["-h", "127.0.0.1", "-p", &cluster.port().to_string()])
-            .args(["-U", "reader", "fas2"]);
-        c
-    });
+    let out = dump_as(cluster.port(), "reader", &[], None);
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(zstd::stream::decode_all(&out.bytes[..]).is_err());
     assert!(!String::from_utf8_lossy(&partial).contains(stream::TRAILER_PREFIX));

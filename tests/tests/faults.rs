@@ -13,13 +13,14 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
+use stg_tests::run::{Run, RunExt};
 use stg_tests::{cmd, pg::Cluster, sshd::Sshd};
 
 const DB: &str = "fas2";
@@ -88,13 +89,7 @@ fn stream() -> &'static [u8] {
     static STREAM: OnceLock<Vec<u8>> = OnceLock::new();
     STREAM.get_or_init(|| {
         let prod = production(ROWS);
-        let out = stg_dump(&prod).output().expect("run stg-dump");
-        assert!(
-            out.status.success(),
-            "stg-dump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        stg_dump(&prod).run().ok().bytes
     })
 }
 
@@ -173,12 +168,12 @@ impl Staging {
     }
 
     /// Runs a restore of the whole stream to its end.
-    fn restore_all(&self, extra: &[&str]) -> Output {
+    fn restore_all(&self, extra: &[&str]) -> Run {
         let mut child = self.restore(extra).spawn().expect("spawn stg-restore");
         let feeder = Feeder::start(child.stdin.take().expect("stdin"), stream().len());
         wait_exit(&mut child, "stg-restore");
         feeder.finish(false);
-        child.wait_with_output().expect("collect output")
+        Run::from(child.wait_with_output().expect("collect output"))
     }
 
     fn sql(&self, db: &str, sql: &str) -> String {
@@ -229,17 +224,15 @@ impl Staging {
     /// A good restore happened: the live database is production's, the one before is kept
     /// with its data, nothing is left in between.
     #[track_caller]
-    fn assert_restored(&self, out: &Output) {
+    fn assert_restored(&self, out: &Run) {
         assert_eq!(
-            out.status.code(),
-            Some(0),
+            out.code, 0,
             "the restore after the fault failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            out.stdout, out.stderr
         );
         assert_eq!(self.sql(DB, "SELECT count(*) FROM big"), ROWS.to_string());
         assert!(self.allows_connections(DB));
-        let summary = summary(out);
+        let summary = out.summary();
         let previous = summary["previous"].as_str().expect("a kept copy");
         assert!(self.allows_connections(previous));
         assert_eq!(self.sql(previous, "SELECT note FROM stale"), "staging work");
@@ -247,31 +240,11 @@ impl Staging {
     }
 }
 
-/// The last JSON line of a run's stdout.
-#[track_caller]
-fn summary(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_else(|| {
-        panic!(
-            "no report; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let value: serde_json::Value = serde_json::from_str(last).expect("a JSON summary");
-    assert_eq!(value["type"], "summary", "{value}");
-    value
-}
-
 /// The run failed with exit 3 at step `load`, its error saying `error`; its summary.
 #[track_caller]
-fn failed_at_load(out: &Output, error: &str) -> serde_json::Value {
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let failed = summary(out);
+fn failed_at_load(out: &Run, error: &str) -> serde_json::Value {
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let failed = out.summary();
     assert_eq!(failed["failed_step"], "load", "{failed}");
     assert!(
         failed["error"].as_str().unwrap_or("").contains(error),
@@ -360,11 +333,11 @@ fn sigkill_during_load_changes_nothing_live_and_the_next_run_recovers() {
     let out = staging.restore_all(&[]);
     staging.assert_restored(&out);
     assert!(
-        warnings(&summary(&out))
+        warnings(&out.summary())
             .iter()
             .any(|w| w.contains(&format!("dropped {INCOMING} left over"))),
         "{}",
-        summary(&out)
+        out.summary()
     );
 }
 
@@ -485,7 +458,7 @@ fn sigkill_during_the_swap_loses_nothing_and_the_next_run_reopens_the_database()
 
     let out = staging.restore_all(&[]);
     staging.assert_restored(&out);
-    let warnings = warnings(&summary(&out));
+    let warnings = warnings(&out.summary());
     assert!(
         warnings
             .iter()
@@ -513,7 +486,7 @@ fn staging_server_restarted_mid_load_fails_cleanly_and_the_next_run_recovers() {
     staging.cluster.restart();
     feeder.finish(true);
     wait_exit(&mut child, "stg-restore");
-    let out = child.wait_with_output().expect("output");
+    let out = Run::from(child.wait_with_output().expect("output"));
     failed_at_load(&out, "");
     staging.assert_live_untouched();
 
@@ -605,16 +578,10 @@ fn pg_dump_killed_mid_stream_gives_a_stream_nobody_accepts() {
     let mut stdin = restore.stdin.take().expect("stdin");
     let _ = stdin.write_all(&partial);
     drop(stdin);
-    let out = restore.wait_with_output().expect("stg-restore");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Run::from(restore.wait_with_output().expect("stg-restore")).code_is(2);
     // Refused at `read` (the cut came before the manifest decoded) or at `load` (after the
     // incoming database was made, and dropped): either way nothing is left.
-    let s = summary(&out);
+    let s = out.summary();
     assert_eq!(s["ok"], false);
     assert!(
         s["failed_step"] == "read" || s["incoming_dropped"] == true,

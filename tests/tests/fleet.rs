@@ -90,19 +90,19 @@ fn ansible_playbook() -> &'static Path {
 }
 
 /// One `ansible-playbook` run: its output and the PLAY RECAP counters of localhost.
-struct Run {
+struct Playbook {
     ok: bool,
     output: String,
     recap: std::collections::BTreeMap<String, u64>,
 }
 
-impl Run {
+impl Playbook {
     fn changed(&self) -> u64 {
         self.recap["changed"]
     }
 }
 
-fn run_playbook(playbook: &str, vars: &Value, flags: &[&str]) -> Run {
+fn run_playbook(playbook: &str, vars: &Value, flags: &[&str]) -> Playbook {
     let ansible = ansible_playbook();
     let home = tempfile::tempdir().expect("temp dir");
     let vars_file = home.path().join("vars.json");
@@ -142,7 +142,7 @@ fn run_playbook(playbook: &str, vars: &Value, flags: &[&str]) -> Run {
             Some((key.to_owned(), value.parse().ok()?))
         })
         .collect();
-    Run {
+    Playbook {
         ok: out.status.success(),
         output,
         recap,
@@ -150,7 +150,7 @@ fn run_playbook(playbook: &str, vars: &Value, flags: &[&str]) -> Run {
 }
 
 /// The JSON value a `debug: var=NAME` task printed (result format json).
-fn debug_var(run: &Run, name: &str) -> Value {
+fn debug_var(run: &Playbook, name: &str) -> Value {
     let start = run
         .output
         .find(&format!("\"{name}\": "))

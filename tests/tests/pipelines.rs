@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
+use stg_tests::run::{Run, RunExt};
 use stg_tests::{cmd, netns::Netns, pg, sshd::Sshd};
 
 const KEY: &str = "pipeline-key-0123456789abcdef";
@@ -55,22 +56,10 @@ fn dump_piped_over_ssh_into_restore_replaces_staging_and_keeps_the_old_copy() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let restored = ssh.wait_with_output().unwrap();
-    let dumped = dump.wait_with_output().unwrap();
-    assert!(
-        dumped.status.success(),
-        "stg-dump: {}",
-        String::from_utf8_lossy(&dumped.stderr)
-    );
-    assert!(
-        restored.status.success(),
-        "ssh stg-restore: {}\n{}",
-        String::from_utf8_lossy(&restored.stderr),
-        sshd.log()
-    );
-    let report = records(&restored.stdout);
-    let summary = report.last().unwrap();
-    assert_eq!(summary["type"], "summary", "{report:#?}");
+    let restored = Run::from(ssh.wait_with_output().unwrap());
+    Run::from(dump.wait_with_output().unwrap()).ok();
+    assert_eq!(restored.code, 0, "ssh stg-restore: {}", sshd.log());
+    let _ = restored.ok().summary();
 
     // Every table's contents equal the source's, masked columns excepted.
     for query in [
@@ -151,10 +140,9 @@ fn dump_piped_over_ssh_into_restore_replaces_staging_and_keeps_the_old_copy() {
     let verify = cmd::stg("stg-restore")
         .args(["verify", "--format", "text"])
         .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{text}");
+        .run()
+        .ok();
+    let text = &verify.stdout;
     assert!(
         text.contains("masking: masked (undecided: refuse): 1 constant, 1 email, 7 keep, 2 null, 4 pseudonym, 1 regex; 1 table(s) excluded"),
         "{text}"
@@ -165,15 +153,10 @@ fn dump_piped_over_ssh_into_restore_replaces_staging_and_keeps_the_old_copy() {
         .arg("databases")
         .args(stg.conn_args())
         .args(["--format", "json", "--max-age", "1d"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        age.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&age.stderr)
-    );
-    let fas2 = records(&age.stdout)
+        .run()
+        .ok();
+    let fas2 = age
+        .records()
         .into_iter()
         .find(|r| r["name"] == "fas2")
         .expect("fas2 in stg-age databases");
@@ -194,13 +177,6 @@ const INVENTORY: &str = r#"{
   ]
 }"#;
 
-fn records(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 /// `stg-hosts apply` writes the overrides into the hosts file a staging host resolves with;
 /// `stg-hosts emit --format json | stg-probe` then proves they are in effect. After
 /// `stg-hosts remove`, the same probe is inconclusive, not a pass.
@@ -217,27 +193,21 @@ fn hosts_overrides_are_proven_in_effect_by_probe() {
     let env_file = dir.path().join("environment");
     std::fs::write(&env_file, "staging\n").unwrap();
 
-    let apply = cmd::stg("stg-hosts")
+    let _ = cmd::stg("stg-hosts")
         .args(["apply", "--inventory"])
         .arg(&inventory)
         .args(["--file", &hosts, "--format", "json"])
         .env("STG_ENVIRONMENT_FILE", &env_file)
-        .output()
-        .unwrap();
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+        .run()
+        .ok();
 
     let probe_overrides = || {
         let emit = cmd::stg("stg-hosts")
             .args(["emit", "--inventory"])
             .arg(&inventory)
             .args(["--format", "json"])
-            .output()
-            .unwrap();
-        assert!(emit.status.success());
+            .run()
+            .ok();
         let mut probe = ns
             .exec(cmd::bin_path("stg-probe"))
             .args(["--format", "json", "--timeout", "1s"])
@@ -246,18 +216,11 @@ fn hosts_overrides_are_proven_in_effect_by_probe() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        probe.stdin.take().unwrap().write_all(&emit.stdout).unwrap();
-        probe.wait_with_output().unwrap()
+        probe.stdin.take().unwrap().write_all(&emit.bytes).unwrap();
+        Run::from(probe.wait_with_output().unwrap())
     };
 
-    let out = probe_overrides();
-    let recs = records(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{recs:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let recs = probe_overrides().ok().records();
     let checked: Vec<&str> = recs
         .iter()
         .filter(|r| r["type"] != "summary")
@@ -272,25 +235,15 @@ fn hosts_overrides_are_proven_in_effect_by_probe() {
     }
     assert_eq!(recs.last().unwrap()["type"], "summary");
 
-    let remove = cmd::stg("stg-hosts")
+    let _ = cmd::stg("stg-hosts")
         .args(["remove", "--file", &hosts])
         .env("STG_ENVIRONMENT_FILE", &env_file)
-        .output()
-        .unwrap();
-    assert!(
-        remove.status.success(),
-        "{}",
-        String::from_utf8_lossy(&remove.stderr)
-    );
+        .run()
+        .ok();
     assert_eq!(
         std::fs::read_to_string(&hosts).unwrap(),
         "127.0.0.1 localhost\n"
     );
-    let out = probe_overrides();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "names that no longer resolve must be inconclusive: {:#?}",
-        records(&out.stdout)
-    );
+    // Names that no longer resolve are inconclusive.
+    let _ = probe_overrides().code_is(1);
 }

@@ -14,10 +14,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stg_tests::run::{run, Run, RunExt};
 use stg_tests::{cmd, pg::Cluster};
 
 const DUMP_PASSWORD: &str = "dump-Pw-5e1f9b7c3a-secret";
@@ -255,27 +256,13 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
         .spawn()
         .expect("spawn stg-dump");
     inspect_while_running(&mut child, "pg_dump", "--snapshot=", environ);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "stg-dump failed ({}): {stderr}",
-        out.status
-    );
-    assert_no_secret("stg-dump's stderr", &stderr);
+    let out = Run::from(child.wait_with_output().unwrap()).ok();
+    assert_no_secret("stg-dump's stderr", &out.stderr);
 
     let file = dir.join("shop.stg.zst");
-    std::fs::write(&file, &out.stdout).unwrap();
-    let unxz = cmd::program("zstdcat")
-        .arg(&file)
-        .output()
-        .expect("run zstdcat");
-    assert!(
-        unxz.status.success(),
-        "zstdcat: {}",
-        String::from_utf8_lossy(&unxz.stderr)
-    );
-    let sql = String::from_utf8(unxz.stdout).expect("UTF-8 SQL");
+    std::fs::write(&file, &out.bytes).unwrap();
+    let unxz = cmd::program("zstdcat").arg(&file).run().ok();
+    let sql = String::from_utf8(unxz.bytes).expect("UTF-8 SQL");
     let first = sql.lines().next().unwrap_or_default();
     let manifest: Value = serde_json::from_str(
         first
@@ -297,7 +284,7 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
     );
     assert_eq!(sql.matches("@stg.example.org").count(), ROWS as usize);
     Dumped {
-        stream: out.stdout,
+        stream: out.bytes,
         sql,
     }
 }
@@ -306,7 +293,7 @@ fn dump_and_inspect(mut cmd: Command, dir: &Path, environ: bool) -> Dumped {
 /// it started no child (it loads through its own connections; no psql is handed a
 /// password) and that its argv holds no secret, writes the rest, and checks the report and
 /// stderr.
-fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Output {
+fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Run {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -328,20 +315,11 @@ fn restore_and_inspect(mut cmd: Command, stream: &[u8]) -> Output {
     assert_no_secret(&format!("the argv of stg-restore ({argv})"), &argv);
     stdin.write_all(tail).expect("write the rest of the stream");
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "stg-restore failed ({}): {stdout}\n{stderr}",
-        out.status
-    );
-    assert_no_secret("stg-restore's report", &stdout);
-    assert_no_secret("stg-restore's stderr", &stderr);
-    let summary: Value = serde_json::from_str(stdout.lines().last().expect("a summary")).unwrap();
-    assert_eq!(summary["type"], "summary", "{stdout}");
-    assert_eq!(summary["ok"], true, "{stdout}");
-    out
+    let run = Run::from(child.wait_with_output().unwrap()).ok();
+    assert_no_secret("stg-restore's report", &run.stdout);
+    assert_no_secret("stg-restore's stderr", &run.stderr);
+    assert_eq!(run.summary()["ok"], true, "{}", run.stdout);
+    run
 }
 
 /// The restored copy has every row, masked.
@@ -423,66 +401,38 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     let (rules, key) = mask_files(dir.path());
 
     let mut dump = dump_cmd(&cluster, &rules, &key);
-    let out = dump.env("PGPASSWORD", WRONG_PASSWORD).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing dumped");
+    let out = dump.env("PGPASSWORD", WRONG_PASSWORD).run().code_is(3);
+    assert!(out.bytes.is_empty(), "nothing dumped");
     assert!(
-        stderr.contains("password authentication failed"),
-        "{stderr}"
+        out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
     );
-    assert!(stderr.contains("dumper"), "names the user: {stderr}");
-    assert_no_secret("stg-dump's error", &stderr);
+    assert!(
+        out.stderr.contains("dumper"),
+        "names the user: {}",
+        out.stderr
+    );
+    assert_no_secret("stg-dump's error", &out.stderr);
 
     let mut good = dump_cmd(&cluster, &rules, &key);
-    let stream = good.env("PGPASSWORD", DUMP_PASSWORD).output().unwrap();
-    assert!(
-        stream.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stream.stderr)
-    );
+    let stream = good.env("PGPASSWORD", DUMP_PASSWORD).run().ok();
 
     let mut restore = restore_cmd(&cluster, dir.path());
     restore.env("PGPASSWORD", WRONG_PASSWORD);
-    let out = run_with_stdin(restore, &stream.stdout);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let out = run(restore, stream.bytes).code_is(3);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert!(
         stderr.contains("password authentication failed"),
         "{stderr}"
     );
-    let summary: Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    let summary = out.summary();
     assert_eq!(
-        (&summary["type"], &summary["ok"], &summary["failed_step"]),
-        (
-            &Value::from("summary"),
-            &Value::from(false),
-            &Value::from("connect")
-        ),
+        (&summary["ok"], &summary["failed_step"]),
+        (&Value::from(false), &Value::from("connect")),
         "{stdout}"
     );
-    assert_no_secret("stg-restore's report", &stdout);
-    assert_no_secret("stg-restore's error", &stderr);
+    assert_no_secret("stg-restore's report", stdout);
+    assert_no_secret("stg-restore's error", stderr);
     assert_eq!(cluster.databases(), ["postgres", "shop"], "nothing created");
-}
-
-/// Runs `cmd` with `input` on stdin (written from a thread, so a reader that stops early
-/// cannot block the test), and collects its output.
-fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        // A refused run may close its stdin early: a broken pipe here is expected.
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
 }

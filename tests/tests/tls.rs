@@ -12,8 +12,9 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use stg_tests::run::{Run, RunExt};
 use stg_tests::{cmd, pg::Cluster};
 
 /// Certificates and keys made by `openssl` in a temp dir.
@@ -140,7 +141,7 @@ impl Pki {
 
 /// `stg-dump` of database `shop` as `user`, with extra environment (paths, mostly) and
 /// arguments.
-fn dump(cluster: &Cluster, user: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
+fn dump(cluster: &Cluster, user: &str, env: &[(&str, &Path)], args: &[&str]) -> Run {
     let mut c = cmd::stg("stg-dump");
     c.args([
         "-h",
@@ -155,11 +156,11 @@ fn dump(cluster: &Cluster, user: &str, env: &[(&str, &Path)], args: &[&str]) -> 
     for (name, value) in env {
         c.env(name, value);
     }
-    c.output().unwrap()
+    c.run()
 }
 
 /// `stg-dump` as postgres with `--sslmode MODE` and `PGSSLROOTCERT=ROOT`.
-fn verify(cluster: &Cluster, root: &Path, mode: &str) -> Output {
+fn verify(cluster: &Cluster, root: &Path, mode: &str) -> Run {
     dump(
         cluster,
         "postgres",
@@ -168,25 +169,21 @@ fn verify(cluster: &Cluster, root: &Path, mode: &str) -> Output {
     )
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[track_caller]
-fn assert_dumped(out: &Output, what: &str) {
-    assert_eq!(out.status.code(), Some(0), "{what}:\n{}", stderr(out));
+fn assert_dumped(out: &Run, what: &str) {
+    assert_eq!(out.code, 0, "{what}:\n{}", out.stderr);
     assert!(
-        out.stdout.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        out.bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
         "{what}: stdout is not a zstd stream"
     );
 }
 
 /// A refused connection: exit 3, nothing on stdout, and stderr holding every `needle`.
 #[track_caller]
-fn assert_refused(out: &Output, what: &str, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(3), "{what}:\n{err}");
-    assert!(out.stdout.is_empty(), "{what}: wrote a stream");
+fn assert_refused(out: &Run, what: &str, needles: &[&str]) {
+    let err = &out.stderr;
+    assert_eq!(out.code, 3, "{what}:\n{err}");
+    assert!(out.bytes.is_empty(), "{what}: wrote a stream");
     for needle in needles {
         assert!(err.contains(needle), "{what}: {needle:?} not in:\n{err}");
     }
@@ -260,10 +257,9 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
         .stdin
         .take()
         .unwrap()
-        .write_all(&stream.stdout)
+        .write_all(&stream.bytes)
         .unwrap();
-    let out = restore.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "stg-restore:\n{}", stderr(&out));
+    let _ = Run::from(restore.wait_with_output().unwrap()).ok();
     assert_eq!(
         cluster
             .sql("shop_copy", "SELECT count(*) FROM items")
@@ -286,8 +282,8 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
         &[("PGSSLMODE", Path::new("sometimes"))],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("sometimes"), "{}", stderr(&out));
+    let out = out.code_is(2);
+    assert!(out.stderr.contains("sometimes"), "{}", out.stderr);
 
     // An untrusted server certificate is refused, in verify-ca, verify-full, and in
     // require when a root file exists (libpq's rule).
@@ -333,11 +329,7 @@ fn tls_modes_certificates_and_client_certificates_as_libpq() {
     );
     let out = verify(&cluster, &ca, "verify-full");
     assert_refused(&out, "verify-full, another name", &["127.0.0.1"]);
-    assert!(
-        stderr(&out).to_lowercase().contains("name"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.stderr.to_lowercase().contains("name"), "{}", out.stderr);
 
     // A SCRAM password over TLS (the server offers channel binding, SCRAM-SHA-256-PLUS):
     // both connections authenticate; a wrong password is refused.

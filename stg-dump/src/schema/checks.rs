@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 
 use super::catalog::constant_fits;
 use super::sensitive::suggest;
-use super::{Column, Decision, Schema};
+use super::{Column, Schema};
 use crate::rules::{quote_if_needed, Rule, Rules, Transform};
 
 /// A finding of `--check` (and, for rule problems, the reason a dump is refused).
@@ -345,39 +345,28 @@ fn signature(transform: &Transform) -> String {
 /// decides it for every partition and child).
 pub fn undecided(schema: &Schema, rules: &Rules) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (table, columns) in &schema.tables {
-        if schema.excluded(rules, table) {
+    for (table, col) in schema.undecided_columns(rules) {
+        let on_ancestor = schema
+            .ancestors
+            .get(table)
+            .into_iter()
+            .flatten()
+            .any(|a| schema.column(a, &col.name).is_some());
+        if on_ancestor {
             continue;
         }
-        for col in columns {
-            if !matches!(
-                schema.decision(rules, table, &col.name),
-                Decision::Undecided
-            ) {
-                continue;
-            }
-            let on_ancestor = schema
-                .ancestors
-                .get(table)
-                .into_iter()
-                .flatten()
-                .any(|a| schema.column(a, &col.name).is_some());
-            if on_ancestor {
-                continue;
-            }
-            let suggested_rule = suggest(schema, table, col);
-            findings.push(Finding::Undecided {
-                table: table.to_string(),
-                column: col.name.clone(),
-                data_type: col.data_type.clone(),
-                suggested: if suggested_rule.is_some() {
-                    "rule"
-                } else {
-                    "keep"
-                },
-                suggested_rule,
-            });
-        }
+        let suggested_rule = suggest(schema, table, col);
+        findings.push(Finding::Undecided {
+            table: table.to_string(),
+            column: col.name.clone(),
+            data_type: col.data_type.clone(),
+            suggested: if suggested_rule.is_some() {
+                "rule"
+            } else {
+                "keep"
+            },
+            suggested_rule,
+        });
     }
     findings
 }

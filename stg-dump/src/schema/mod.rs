@@ -159,6 +159,20 @@ impl Schema {
             .any(|t| rules.exclude_data.iter().any(|x| x == t))
     }
 
+    /// Every column of a table whose rows are dumped that nothing decides, in table order.
+    pub fn undecided_columns<'a>(
+        &'a self,
+        rules: &'a Rules,
+    ) -> impl Iterator<Item = (&'a TableName, &'a Column)> + 'a {
+        self.tables
+            .iter()
+            .filter(|(table, _)| !self.excluded(rules, table))
+            .flat_map(|(table, columns)| columns.iter().map(move |col| (table, col)))
+            .filter(|(table, col)| {
+                matches!(self.decision(rules, table, &col.name), Decision::Undecided)
+            })
+    }
+
     /// `table` and every table descending from it, that exist in the database.
     pub fn with_descendants(&self, table: &TableName) -> Vec<TableName> {
         let mut out: Vec<TableName> = self

@@ -3,7 +3,7 @@
 //! and a refusal suggest for them.
 
 use super::checks::Finding;
-use super::{Column, Decision, Schema};
+use super::{Column, Schema};
 use crate::rules::{Rules, TableName};
 
 /// Name parts that suggest personal or secret data.
@@ -193,29 +193,18 @@ pub fn suggest(schema: &Schema, table: &TableName, col: &Column) -> Option<serde
 /// (`"undecided": "keep"`); tables whose data is excluded and columns a keep names are
 /// decisions, not findings.
 pub fn unmasked_sensitive(schema: &Schema, rules: &Rules) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for (table, columns) in &schema.tables {
-        if schema.excluded(rules, table) {
-            continue;
-        }
-        for col in columns {
-            if !matches!(
-                schema.decision(rules, table, &col.name),
-                Decision::Undecided
-            ) {
-                continue;
-            }
-            if let Some(matched) = looks_sensitive(schema, table, col) {
-                findings.push(Finding::UnmaskedSensitive {
-                    table: table.to_string(),
-                    column: col.name.clone(),
-                    data_type: col.data_type.clone(),
-                    matched,
-                });
-            }
-        }
-    }
-    findings
+    schema
+        .undecided_columns(rules)
+        .filter_map(|(table, col)| {
+            let matched = looks_sensitive(schema, table, col)?;
+            Some(Finding::UnmaskedSensitive {
+                table: table.to_string(),
+                column: col.name.clone(),
+                data_type: col.data_type.clone(),
+                matched,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

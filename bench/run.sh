@@ -526,7 +526,7 @@ stg-dump's default is \`$default_c\` $levels_note; \`--compress xz\` is \`$xz_c\
 | floor: \`pg_dump db \| psql\` into a fresh database | ${t_floor} s | 1.00 | | $floor_people people |
 | the SOP: \`pg_dump -C \| xz -c > file\`, drop, \`xzcat \| psql\` | ${t_sop} s | $(ratio "$t_sop" "$t_floor") | | |
 | \`stg-dump \| stg-restore\` (default, \`$default_c\`), unmasked | ${t_unmasked} s | $(ratio "$t_unmasked" "$t_floor") | <= 1.25: $(verdict "$(ratio "$t_unmasked" "$t_floor")" '<=' 1.25) | $(sync_loaded unmasked "$floor_people") |
-| \`stg-dump --mask \| stg-restore\` (default, 12 rules, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | | $(sync_loaded masked "$floor_people") |
+| \`stg-dump --mask \| stg-restore\` (default, 13 rules incl. a JSON path rule on audit_log.details, every column decided, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | | $(sync_loaded masked "$floor_people") |
 | \`stg-dump --compress xz \| stg-restore\` (\`$xz_c\`), unmasked | ${t_xz} s | $(ratio "$t_xz" "$t_floor") | xz-era target <= 1.5: $(verdict "$(ratio "$t_xz" "$t_floor")" '<=' 1.5) | $(sync_loaded xz "$floor_people") |
 | \`stg-dump --compress xz --mask \| stg-restore\` | ${t_xz_masked} s | $(ratio "$t_xz_masked" "$t_floor") | | $(sync_loaded xz_masked "$floor_people") |
 

@@ -8,6 +8,8 @@
 #   BENCH_ZSTD19_FULL=1  run zstd:19 on the full database too (about 4 minutes at 220000).
 #   BENCH_ONLY=age  run the stg-age section alone and print its rows (docs/benchmarks.md is
 #           left as it is).
+#   BENCH_ONLY=sync  the floor, then unmasked and masked syncs alternating BENCH_RUNS times
+#           (default 3), and print the medians and ratios (docs/benchmarks.md is left as it is).
 # Writes docs/benchmarks.md and prints it. Needs the PostgreSQL server packages, xz, zstd,
 # python3; the link runs need pv (skipped with a note without it); the probe part needs root
 # (a network namespace), and is skipped with a note without it.
@@ -158,6 +160,7 @@ t_floor=$(elapsed "$t0" "$(now)")
 floor_people=$(stg -d floor -c 'SELECT count(*) FROM people')
 stg -d postgres -c 'DROP DATABASE floor'
 
+if [ "${BENCH_ONLY:-}" != sync ]; then
 # 2. The SOP as written: pg_dump -C | xz -c > file; drop; xzcat file | psql. The dump part
 #    alone is timed too (and xz's memory), as the reference row of the level table.
 log "SOP: pg_dump -C | xz -c > file; dropdb; xzcat | psql"
@@ -188,6 +191,7 @@ cpu_pgdump=$(cpu_sum pgdump)
 t0=$(now)
 pg_dump -h 127.0.0.1 -p "$PROD" -U postgres fas2_small > /dev/null
 t_pgdump_small=$(elapsed "$t0" "$(now)")
+fi  # not BENCH_ONLY=sync
 
 # 3. stg-dump | stg-restore at the default level and with --compress xz, unmasked, masked and
 #    on the small database (each replaces the previous copy). Every run's people are counted.
@@ -203,6 +207,21 @@ sync_run() { # LABEL DB [stg-dump args...]
   stg -d "$db" -c 'SELECT count(*) FROM people' > "$work/people.$label"
 }
 masking=(--mask "$here/bench/fas_rules.json" --key-file "$work/mask.key")
+if [ "${BENCH_ONLY:-}" = sync ]; then
+  # Alternating runs, so a load that comes and goes weighs on both sides alike.
+  for i in $(seq "${BENCH_RUNS:-3}"); do
+    sync_run "unmasked$i" fas2
+    sync_run "masked$i" fas2 "${masking[@]}"
+  done
+  median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  t_u=$(cat "$work"/time.unmasked* | median)
+  t_m=$(cat "$work"/time.masked* | median)
+  echo "floor (pg_dump | psql): ${t_floor} s"
+  echo "unmasked sync, median of ${BENCH_RUNS:-3}: ${t_u} s ($(ratio "$t_u" "$t_floor")x the floor); people: $(cat "$work/people.unmasked1")"
+  echo "masked sync, median of ${BENCH_RUNS:-3}: ${t_m} s ($(ratio "$t_m" "$t_floor")x the floor); people: $(cat "$work/people.masked1")"
+  echo "masked vs unmasked: $(ratio "$t_m" "$t_u") (target: at most 1.15)"
+  exit 0
+fi
 sync_run unmasked fas2
 sync_run masked fas2 "${masking[@]}"
 sync_run small fas2_small

@@ -123,7 +123,7 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 fn warn(msg: &str) {
-    eprintln!("stg-age: warning: cache: {msg}; dating without it");
+    stg_core::format::warn(format_args!("cache: {msg}; dating without it"));
 }
 
 fn to_origin(line: Option<&(String, String, i64)>) -> Option<Origin> {
@@ -315,10 +315,10 @@ impl Cache {
             added: self.used_added,
         };
         if let Err(why) = write_atomic(&self.path, &file) {
-            eprintln!(
-                "stg-age: warning: cache: cannot write {}: {why}; the next run starts cold",
+            stg_core::format::warn(format_args!(
+                "cache: cannot write {}: {why}; the next run starts cold",
                 self.path.display()
-            );
+            ));
             return;
         }
         if let Some(dir) = self.path.parent() {

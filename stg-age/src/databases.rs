@@ -23,7 +23,9 @@ use serde::Serialize;
 use stg_core::conn::Conn;
 use stg_core::provenance::{self, role_of, ChangeStatus, LocalChanges, Provenance, Role};
 
-use crate::report::{median, table, Format, Judge};
+use stg_core::format::{warn, Format, Record, Table};
+
+use crate::report::{median, Judge};
 
 /// The catalog query: every non-template database and its comment.
 const LIST_SQL: &str =
@@ -32,8 +34,6 @@ const LIST_SQL: &str =
 /// A `database` record.
 #[derive(Serialize, Debug, Clone)]
 pub struct DatabaseRecord {
-    /// Always `"database"`.
-    pub r#type: &'static str,
     /// Database name.
     pub name: String,
     /// `live`, or `previous` for a copy `stg-restore` kept.
@@ -70,8 +70,6 @@ pub struct DatabaseRecord {
 /// The closing `summary` record of `stg-age databases`.
 #[derive(Serialize, Debug)]
 pub struct DatabaseSummary {
-    /// Always `"summary"`.
-    pub r#type: &'static str,
     /// Databases listed.
     pub count: usize,
     /// Databases with stg provenance.
@@ -96,6 +94,14 @@ pub struct DatabaseSummary {
     pub server: String,
 }
 
+impl Record for DatabaseRecord {
+    const TYPE: &'static str = "database";
+}
+
+impl Record for DatabaseSummary {
+    const TYPE: &'static str = "summary";
+}
+
 /// Builds one record from a name and its comment; `None` for loads in progress.
 #[must_use]
 pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<DatabaseRecord> {
@@ -105,7 +111,6 @@ pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<Databa
         Role::Live => ("live", None),
     };
     let mut rec = DatabaseRecord {
-        r#type: "database",
         name: name.to_owned(),
         role,
         copy_of,
@@ -128,7 +133,9 @@ pub fn record(name: &str, comment: Option<&str>, judge: &Judge) -> Option<Databa
     let restored = match stg_core::timestamp::parse(&prov.restored_at) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("stg-age: warning: database {name:?}: provenance has a bad restored_at ({e}); listed as unknown");
+            warn(format_args!(
+                "database {name:?}: provenance has a bad restored_at ({e}); listed as unknown"
+            ));
             return Some(rec);
         }
     };
@@ -195,7 +202,6 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
     });
     let ages: Vec<u64> = records.iter().filter_map(|r| r.age_days).collect();
     let summary = DatabaseSummary {
-        r#type: "summary",
         count: records.len(),
         synced: ages.len(),
         unknown: records.len() - ages.len(),
@@ -209,12 +215,13 @@ pub fn run(conn: &Conn, format: Format, judge: &Judge, out: &mut impl Write) -> 
         server: format!("{}@{}:{}", conn.user, conn.host, conn.port),
     };
     match format {
-        Format::Json => {
+        // Nagios is refused by the parser (Format::text_or_json).
+        Format::Json | Format::Nagios => {
             let mut writer = stg_core::jsonl::Writer::new(&mut *out);
             for r in &records {
-                writer.write(r)?;
+                writer.record(r)?;
             }
-            writer.write(&summary)?;
+            writer.record(&summary)?;
             writer.flush()?;
         }
         Format::Text => write_text(out, &records, &summary)?,
@@ -242,41 +249,31 @@ fn write_text(
     records: &[DatabaseRecord],
     summary: &DatabaseSummary,
 ) -> anyhow::Result<()> {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            // Database names and provenance are the server's: escaped for the terminal.
-            vec![
-                stg_core::terminal::escape(&r.name).into_owned(),
-                match &r.copy_of {
-                    Some(base) => format!("kept copy of {}", stg_core::terminal::escape(base)),
-                    None => r.role.to_owned(),
-                },
-                days(r.age_days),
-                days(r.data_age_days),
-                if r.over { "OVER".into() } else { String::new() },
-                r.local_changes
-                    .as_ref()
-                    .map_or_else(|| "unknown".to_owned(), LocalChanges::short),
-                match (&r.source_host, &r.source_database) {
-                    (Some(h), Some(d)) => {
-                        stg_core::terminal::escape(&format!("{d}@{h}")).into_owned()
-                    }
-                    _ => "unknown (no stg provenance)".to_owned(),
-                },
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        out.write_all(
-            table(
-                &[
-                    "DATABASE", "ROLE", "SYNCED", "DATA", "OVER", "CHANGES", "SOURCE",
-                ],
-                &rows,
-            )
-            .as_bytes(),
-        )?;
+    let mut table = Table::new([
+        "DATABASE", "ROLE", "SYNCED", "DATA", "OVER", "CHANGES", "SOURCE",
+    ]);
+    for r in records {
+        // Database names and provenance are the server's: escaped for the terminal.
+        table.row([
+            stg_core::terminal::escape(&r.name).into_owned(),
+            match &r.copy_of {
+                Some(base) => format!("kept copy of {}", stg_core::terminal::escape(base)),
+                None => r.role.to_owned(),
+            },
+            days(r.age_days),
+            days(r.data_age_days),
+            if r.over { "OVER".into() } else { String::new() },
+            r.local_changes
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), LocalChanges::short),
+            match (&r.source_host, &r.source_database) {
+                (Some(h), Some(d)) => stg_core::terminal::escape(&format!("{d}@{h}")).into_owned(),
+                _ => "unknown (no stg provenance)".to_owned(),
+            },
+        ]);
+    }
+    if !records.is_empty() {
+        table.write(&mut *out)?;
     }
     let mut line = format!(
         "{} database(s) on {}: {} synced, {} unknown",

@@ -16,7 +16,7 @@ pub mod ignore_file;
 pub mod report;
 pub mod scan;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use stg_core::conn::{Conn, ConnArgs};
 use stg_core::Error;
 use time::OffsetDateTime;
 
-pub use report::Format;
+pub use stg_core::format::Format;
 
 /// Exit statuses for errors (see [`stg_core::exit`]).
 pub const EXIT_CODES: stg_core::exit::Codes = stg_core::exit::Codes::STANDARD;
@@ -152,7 +152,7 @@ pub struct CommonArgs {
     pub now: Option<OffsetDateTime>,
 
     /// Output format (default: text on a terminal, json otherwise).
-    #[arg(long, value_enum, global = true)]
+    #[arg(long, global = true, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
 }
 
@@ -199,14 +199,7 @@ impl Config {
             now,
             max_age: cli.common.max_age,
         };
-        let format = cli
-            .common
-            .format
-            .unwrap_or(if std::io::stdout().is_terminal() {
-                Format::Text
-            } else {
-                Format::Json
-            });
+        let format = Format::or_default(cli.common.format);
         let mode = match cli.command {
             Some(Command::Databases(args)) => {
                 let dbname = std::env::var("PGDATABASE")

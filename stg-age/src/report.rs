@@ -3,7 +3,7 @@
 //! (oldest first), and the exit status (0 nothing over, 1 something over or an expired
 //! ignore entry).
 //!
-//! Also the small pieces `stg-age databases` shares: [`Judge`], [`median`], [`table`].
+//! Also the small pieces `stg-age databases` shares: [`Judge`], [`median`].
 //! Finding things is [`crate::scan`]'s job.
 
 use std::fmt::Write as _;
@@ -11,6 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
+use stg_core::format::{warn, Format, Record, Table};
 use stg_core::terminal::{escape, escape_bytes};
 use time::OffsetDateTime;
 
@@ -74,40 +75,9 @@ pub fn median(values: &[u64]) -> Option<u64> {
     }
 }
 
-/// Lays out rows under headers, columns separated by two spaces; the last column is not
-/// padded.
-#[must_use]
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header_row: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header_row).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// A `finding` record.
 #[derive(Serialize, Debug)]
 pub struct FindingRecord {
-    /// Always `"finding"`.
-    pub r#type: &'static str,
     /// `file`, `when`, `jinja_if`, `ternary`, `dict_lookup` or `expression`.
     pub kind: &'static str,
     /// Path relative to the top level (lossy UTF-8).
@@ -139,8 +109,6 @@ pub struct FindingRecord {
 /// An `expired_ignore` record: an ignore entry past its date.
 #[derive(Serialize, Debug)]
 pub struct ExpiredRecord {
-    /// Always `"expired_ignore"`.
-    pub r#type: &'static str,
     /// The entry's path pattern.
     pub path: String,
     /// The entry's line, if any.
@@ -158,8 +126,6 @@ pub struct ExpiredRecord {
 /// The closing `summary` record of a repository scan.
 #[derive(Serialize, Debug)]
 pub struct Summary {
-    /// Always `"summary"`.
-    pub r#type: &'static str,
     /// Findings reported.
     pub count: usize,
     /// Median age of the findings, days (those dated in the future left out).
@@ -184,13 +150,16 @@ pub struct Summary {
     pub now: String,
 }
 
-/// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// A table for people, oldest first.
-    Text,
-    /// JSON Lines for programs.
-    Json,
+impl Record for FindingRecord {
+    const TYPE: &'static str = "finding";
+}
+
+impl Record for ExpiredRecord {
+    const TYPE: &'static str = "expired_ignore";
+}
+
+impl Record for Summary {
+    const TYPE: &'static str = "summary";
 }
 
 /// Builds the records of a scan, oldest first.
@@ -207,7 +176,6 @@ pub fn records(findings: &[Finding], judge: &Judge) -> Vec<FindingRecord> {
             let (age_days, over) = at.map_or((0, false), |at| judge.judge(at));
             let future = at.is_some_and(|at| judge.is_future(at));
             FindingRecord {
-                r#type: "finding",
                 kind: f.kind.as_str(),
                 path: String::from_utf8_lossy(&f.path).into_owned(),
                 line: f.line,
@@ -249,7 +217,6 @@ pub fn write_repo_report(
         .iter()
         .filter(|e| !e.in_force(today))
         .map(|e| ExpiredRecord {
-            r#type: "expired_ignore",
             path: e.path.as_str().to_owned(),
             line: e.line,
             until: e.until.to_string(),
@@ -260,11 +227,11 @@ pub fn write_repo_report(
         .collect();
     for (entry, used) in ignore.entries.iter().zip(&scan.entry_used) {
         if entry.in_force(today) && !used {
-            eprintln!(
-                "stg-age: warning: {ignore_source}:{}: entry {:?} matches no staging-only change",
+            warn(format_args!(
+                "{ignore_source}:{}: entry {:?} matches no staging-only change",
                 entry.entry_line,
                 entry.path.as_str()
-            );
+            ));
         }
     }
     warn_future(&records, judge);
@@ -275,7 +242,6 @@ pub fn write_repo_report(
         .map(|r| r.age_days)
         .collect();
     let summary = Summary {
-        r#type: "summary",
         count: records.len(),
         median_age_days: median(&ages),
         oldest_age_days: ages.iter().copied().max(),
@@ -289,15 +255,16 @@ pub fn write_repo_report(
         now: stg_core::timestamp::format(judge.now),
     };
     match format {
-        Format::Json => {
+        // Nagios is refused by the parser (Format::text_or_json).
+        Format::Json | Format::Nagios => {
             let mut writer = stg_core::jsonl::Writer::new(&mut *out);
             for r in &records {
-                writer.write(r)?;
+                writer.record(r)?;
             }
             for e in &expired {
-                writer.write(e)?;
+                writer.record(e)?;
             }
-            writer.write(&summary)?;
+            writer.record(&summary)?;
             writer.flush()?;
         }
         Format::Text => write_repo_text(out, &records, &expired, &summary)?,
@@ -331,14 +298,14 @@ fn warn_future(records: &[FindingRecord], judge: &Judge) {
     if future.len() > SHOWN {
         named.push(format!("and {} more", future.len() - SHOWN));
     }
-    eprintln!(
-        "stg-age: warning: {} finding(s) dated after {}: {}; their age cannot be judged \
+    warn(format_args!(
+        "{} finding(s) dated after {}: {}; their age cannot be judged \
          (shown as 0, never over): a clock was set wrong when they were committed, or the \
          date was set on purpose",
         future.len(),
         stg_core::timestamp::format(judge.now),
         named.join(", ")
-    );
+    ));
 }
 
 fn clip_chars(text: &str, max: usize) -> String {
@@ -358,43 +325,35 @@ fn write_repo_text(
 ) -> anyhow::Result<()> {
     // Paths, authors and lines come from the scanned repository: escaped for the terminal
     // (stg_core::terminal), after clipping, so an escape is never cut in half.
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                if r.future {
-                    "future".to_owned()
-                } else {
-                    format!("{}d", r.age_days)
-                },
-                if r.over { "OVER".into() } else { String::new() },
-                r.kind.to_owned(),
-                match r.line {
-                    Some(line) => format!("{}:{line}", escape_bytes(&r.raw_path)),
-                    None => escape_bytes(&r.raw_path).into_owned(),
-                },
-                if r.commit == "uncommitted" {
-                    r.commit.clone()
-                } else {
-                    r.commit.chars().take(10).collect()
-                },
-                escape(&clip_chars(r.author.as_deref().unwrap_or("-"), 20)).into_owned(),
-                escape(&clip_chars(
-                    r.text.as_deref().unwrap_or("(staging variant file)"),
-                    60,
-                ))
-                .into_owned(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        out.write_all(
-            table(
-                &["AGE", "OVER", "KIND", "WHERE", "COMMIT", "AUTHOR", "TEXT"],
-                &rows,
-            )
-            .as_bytes(),
-        )?;
+    let mut table = Table::new(["AGE", "OVER", "KIND", "WHERE", "COMMIT", "AUTHOR", "TEXT"]);
+    for r in records {
+        table.row([
+            if r.future {
+                "future".to_owned()
+            } else {
+                format!("{}d", r.age_days)
+            },
+            if r.over { "OVER".into() } else { String::new() },
+            r.kind.to_owned(),
+            match r.line {
+                Some(line) => format!("{}:{line}", escape_bytes(&r.raw_path)),
+                None => escape_bytes(&r.raw_path).into_owned(),
+            },
+            if r.commit == "uncommitted" {
+                r.commit.clone()
+            } else {
+                r.commit.chars().take(10).collect()
+            },
+            escape(&clip_chars(r.author.as_deref().unwrap_or("-"), 20)).into_owned(),
+            escape(&clip_chars(
+                r.text.as_deref().unwrap_or("(staging variant file)"),
+                60,
+            ))
+            .into_owned(),
+        ]);
+    }
+    if !records.is_empty() {
+        table.write(&mut *out)?;
     }
     for e in expired {
         let target = match e.line {
@@ -461,11 +420,5 @@ mod tests {
         assert_eq!(judge.judge(future), (0, false));
         assert!(judge.is_future(future));
         assert!(!judge.is_future(now));
-    }
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
-        assert_eq!(t, "A    BB\nxxx  y\n");
     }
 }

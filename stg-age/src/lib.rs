@@ -59,7 +59,6 @@ See docs/stg-age.md.";
     name = "stg-age",
     version,
     disable_help_flag = true,
-    args_conflicts_with_subcommands = true,
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -75,6 +74,14 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Connection options (libpq style) of `stg-age databases`, before or after the word
+    /// `databases`; the repository scan connects to nothing.
+    #[command(
+        flatten,
+        next_help_heading = "Connection (stg-age databases only; before or after `databases`)"
+    )]
+    pub conn: ConnArgs,
+
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help, global = true)]
     pub help: Option<bool>,
@@ -85,27 +92,20 @@ pub struct Cli {
 pub enum Command {
     /// Age of each staging database's last sync from production (stg-restore provenance).
     #[command(disable_help_flag = true)]
-    Databases(DatabasesArgs),
-}
-
-/// Options of `stg-age databases`.
-#[derive(Args, Debug)]
-pub struct DatabasesArgs {
-    /// Connection options (libpq style).
-    #[command(flatten)]
-    pub conn: ConnArgs,
+    Databases,
 }
 
 /// Options of the repository scan.
 #[derive(Args, Debug)]
 pub struct RepoArgs {
-    /// The Ansible work tree to scan (a git checkout; a subdirectory scans only that part).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub repo: PathBuf,
+    /// The Ansible work tree to scan (a git checkout; a subdirectory scans only that part;
+    /// default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
 
-    /// The environment variable compared with "staging".
-    #[arg(long = "var", value_name = "NAME", default_value = "env")]
-    pub var: String,
+    /// The environment variable compared with "staging" (default: env).
+    #[arg(long = "var", value_name = "NAME")]
+    pub var: Option<String>,
 
     /// A value compared with the variable that marks an environment-only change (repeatable;
     /// default: staging). Add `--value production` to count `env == 'production'` too.
@@ -159,17 +159,17 @@ pub struct CommonArgs {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// What to measure.
-    pub mode: Mode,
-    /// Ages and the threshold.
-    pub judge: report::Judge,
     /// Output format.
     pub format: Format,
+    /// What to measure.
+    pub action: Action,
+    /// Ages and the threshold.
+    pub judge: report::Judge,
 }
 
 /// What to measure.
 #[derive(Debug)]
-pub enum Mode {
+pub enum Action {
     /// The staging-only changes of a work tree.
     Repo(Box<RepoConfig>),
     /// The databases of a staging server.
@@ -200,26 +200,50 @@ impl Config {
             max_age: cli.common.max_age,
         };
         let format = Format::or_default(cli.common.format);
-        let mode = match cli.command {
-            Some(Command::Databases(args)) => {
+        let action = match cli.command {
+            Some(Command::Databases) => {
+                if let Some(flag) = cli.repo.first_given() {
+                    stg_core::bail_usage!(
+                        "{flag} is an option of the repository scan, not of `stg-age databases`"
+                    );
+                }
                 let dbname = std::env::var("PGDATABASE")
                     .ok()
                     .filter(|d| !d.is_empty())
                     .unwrap_or_else(|| "postgres".to_owned());
-                Mode::Databases(Conn::resolve(&args.conn, Some(&dbname)))
+                Action::Databases(Conn::resolve(&cli.conn, Some(&dbname)))
             }
-            None => Mode::Repo(Box::new(repo_config(cli.repo, now)?)),
+            None => Action::Repo(Box::new(repo_config(cli.repo, now)?)),
         };
         Ok(Config {
-            mode,
-            judge,
             format,
+            action,
+            judge,
         })
     }
 }
 
+impl RepoArgs {
+    /// The first scan option given, by its flag, for refusing it where there is no scan.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--repo", self.repo.is_some()),
+            ("--var", self.var.is_some()),
+            ("--value", !self.values.is_empty()),
+            ("--variant", !self.variants.is_empty()),
+            ("--ignore-rev", !self.ignore_revs.is_empty()),
+            ("--ignore-file", self.ignore_file.is_some()),
+            ("--jobs", self.jobs.is_some()),
+            ("--cache", self.cache.is_some()),
+            ("--no-cache", self.no_cache),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
 fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig> {
-    let dir = args.repo;
+    let dir = args.repo.unwrap_or_else(|| PathBuf::from("."));
     if !dir.is_dir() {
         stg_core::bail_usage!("--repo {}: no such directory", dir.display());
     }
@@ -242,7 +266,7 @@ fn repo_config(args: RepoArgs, now: OffsetDateTime) -> anyhow::Result<RepoConfig
     } else {
         args.values.iter().map(String::as_str).collect()
     };
-    let matcher = conditions::Matcher::with_values(&args.var, &values)
+    let matcher = conditions::Matcher::with_values(args.var.as_deref().unwrap_or("env"), &values)
         .map_err(|e| Error::usage(format!("--var/--value: {e}")))?;
     let patterns: Vec<String> = if args.variants.is_empty() {
         glob::DEFAULT_VARIANTS
@@ -301,8 +325,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
     // A reader gone early (`| head`) does not change the verdict: see stg_core::output.
     let mut out = std::io::BufWriter::new(stg_core::output::stdout());
-    let code = match &config.mode {
-        Mode::Repo(repo) => {
+    let code = match &config.action {
+        Action::Repo(repo) => {
             let found = scan::scan(&repo.scan)?;
             report::write_repo_report(
                 &mut out,
@@ -313,7 +337,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 &config.judge,
             )?
         }
-        Mode::Databases(conn) => databases::run(conn, config.format, &config.judge, &mut out)?,
+        Action::Databases(conn) => databases::run(conn, config.format, &config.judge, &mut out)?,
     };
     // A BufWriter flushes on drop but swallows the error there; a full disk is a failure.
     out.flush().context("while writing the report")?;

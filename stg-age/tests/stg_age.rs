@@ -744,6 +744,17 @@ fn databases_report_sync_ages_from_provenance() {
     assert_eq!(summary["over"], 1);
     assert_eq!(summary["oldest_age_days"], 92);
 
+    // Connection flags before the word `databases` are the same connection.
+    let before = stg("stg-age")
+        .args(cluster.conn_args())
+        .arg("databases")
+        .args(["--format", "json", "--now", NOW, "--max-age", "60d"])
+        .output()
+        .unwrap();
+    let before = output(&before);
+    assert_eq!(before.code, 1, "{}", before.stderr);
+    assert_eq!(before.records, run.records);
+
     let run = age_databases(&cluster, &["--max-age", "100d"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = age_databases(&cluster, &[]);
@@ -761,6 +772,20 @@ fn databases_report_sync_ages_from_provenance() {
         "{text}"
     );
     assert!(text.contains("unknown (no stg provenance)"), "{text}");
+}
+
+#[test]
+fn databases_refuse_scan_options_by_name() {
+    for args in [
+        &["--repo", ".", "databases"][..],
+        &["databases", "--repo", "."],
+    ] {
+        let out = stg("stg-age").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--repo"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]

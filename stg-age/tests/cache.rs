@@ -8,15 +8,34 @@ use std::path::Path;
 use serde_json::Value;
 use stg_tests::cmd::stg;
 use stg_tests::git::Repo;
+use stg_tests::run::{Run, RunExt};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 const TASK: &str = "- name: staging only\n  command: /bin/true\n  when: env == \"staging\"\n";
 
-/// A run: exit status, the finding records (commit and date per path:line), stderr.
-struct Run {
-    code: i32,
-    findings: Vec<(String, u64, String, String)>,
-    stderr: String,
+/// The findings of a run as (path, line, commit, date), sorted: what a cached run must
+/// give exactly as a cold one does.
+trait Dated {
+    fn dated(&self) -> Vec<(String, u64, String, String)>;
+}
+
+impl Dated for Run {
+    fn dated(&self) -> Vec<(String, u64, String, String)> {
+        let mut findings: Vec<_> = self
+            .of_type("finding")
+            .iter()
+            .map(|r| {
+                (
+                    r["path"].as_str().unwrap_or_default().to_owned(),
+                    r["line"].as_u64().unwrap_or(0),
+                    r["commit"].as_str().unwrap_or_default().to_owned(),
+                    r["introduced_at"].as_str().unwrap_or("-").to_owned(),
+                )
+            })
+            .collect();
+        findings.sort();
+        findings
+    }
 }
 
 fn run(repo: &Repo, cache: Option<&Path>) -> Run {
@@ -28,27 +47,7 @@ fn run(repo: &Repo, cache: Option<&Path>) -> Run {
         Some(dir) => cmd.arg("--cache").arg(dir),
         None => cmd.arg("--no-cache"),
     };
-    let out = cmd.output().expect("run stg-age");
-    let mut findings: Vec<(String, u64, String, String)> = String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
-        .filter(|r| r["type"] == "finding")
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap_or_default().to_owned(),
-                r["line"].as_u64().unwrap_or(0),
-                r["commit"].as_str().unwrap_or_default().to_owned(),
-                r["introduced_at"].as_str().unwrap_or("-").to_owned(),
-            )
-        })
-        .collect();
-    findings.sort();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        findings,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.run()
 }
 
 /// Runs with the cache and without it; asserts both give the same findings; returns the
@@ -58,9 +57,10 @@ fn same_as_cold(repo: &Repo, cache: &Path) -> Run {
     let cached = run(repo, Some(cache));
     assert_eq!(cold.code, 0, "{}", cold.stderr);
     assert_eq!(cached.code, 0, "{}", cached.stderr);
-    assert!(!cold.findings.is_empty());
+    assert!(!cold.dated().is_empty());
     assert_eq!(
-        cached.findings, cold.findings,
+        cached.dated(),
+        cold.dated(),
         "cached run differs from a cold run"
     );
     cached
@@ -126,7 +126,7 @@ fn new_commits_a_rename_and_ignore_revs_give_what_a_cold_run_gives() {
     repo.commit("above", "2023-01-01T00:00:00Z");
     let after = same_as_cold(&repo, &dir);
     assert!(after
-        .findings
+        .dated()
         .iter()
         .any(|f| f.0 == "roles/a/tasks/main.yml" && f.1 == 6));
     // A rename: the finding follows the file.
@@ -134,7 +134,7 @@ fn new_commits_a_rename_and_ignore_revs_give_what_a_cold_run_gives() {
     repo.commit("rename", "2023-02-01T00:00:00Z");
     let renamed = same_as_cold(&repo, &dir);
     assert!(renamed
-        .findings
+        .dated()
         .iter()
         .any(|f| f.0 == "roles/b/tasks/other.yml" && f.3.starts_with("2021-06-01")));
     // A reformatting commit, then ignored: the dates go back to the original commits.
@@ -144,20 +144,17 @@ fn new_commits_a_rename_and_ignore_revs_give_what_a_cold_run_gives() {
     );
     let reformat = repo.commit("reformat", "2024-01-01T00:00:00Z");
     let before = same_as_cold(&repo, &dir);
-    assert!(before
-        .findings
-        .iter()
-        .any(|f| f.3.starts_with("2024-01-01")));
+    assert!(before.dated().iter().any(|f| f.3.starts_with("2024-01-01")));
     repo.write(".git-blame-ignore-revs", format!("{reformat}\n"));
     let ignored = same_as_cold(&repo, &dir);
     assert!(!ignored
-        .findings
+        .dated()
         .iter()
         .any(|f| f.3.starts_with("2024-01-01")));
     // Uncommitted lines.
     repo.write("roles/c/tasks/main.yml", format!("---\n{TASK}{TASK}"));
     let dirty = same_as_cold(&repo, &dir);
-    assert!(dirty.findings.iter().any(|f| f.2 == "uncommitted"));
+    assert!(dirty.dated().iter().any(|f| f.2 == "uncommitted"));
 }
 
 #[test]
@@ -177,11 +174,11 @@ fn a_rewritten_history_between_two_cached_runs_gives_what_a_cold_run_gives() {
     repo.commit("c again", "2024-06-01T00:00:00Z");
     let rewritten = same_as_cold(&repo, &dir);
     assert!(rewritten
-        .findings
+        .dated()
         .iter()
         .any(|f| f.3.starts_with("2024-05-01")));
     assert!(!rewritten
-        .findings
+        .dated()
         .iter()
         .any(|f| f.3.starts_with("2021-06-01")));
     // An amended HEAD (same content, another date).
@@ -199,7 +196,7 @@ fn a_rewritten_history_between_two_cached_runs_gives_what_a_cold_run_gives() {
     );
     let amended = same_as_cold(&repo, &dir);
     assert!(amended
-        .findings
+        .dated()
         .iter()
         .any(|f| f.3.starts_with("2024-07-01")));
 }
@@ -246,8 +243,7 @@ fn a_corrupt_or_other_version_or_unwritable_cache_warns_and_changes_nothing() {
 
 #[test]
 fn help_names_the_cache_flags() {
-    let out = stg("stg-age").arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = stg("stg-age").arg("--help").run().ok().stdout;
     for needle in ["--cache <DIR>", "--no-cache", "XDG_CACHE_HOME"] {
         assert!(help.contains(needle), "--help lacks {needle}: {help}");
     }
@@ -295,7 +291,7 @@ fn lines_moved_between_files_are_dated_as_plain_git_blame_dates_them() {
     let tmp = tempfile::tempdir().unwrap();
     let cached = same_as_cold(&repo, &tmp.path().join("c"));
     let blamed = plain_blame(&repo, "b.yml");
-    for (path, line, commit, _) in &cached.findings {
+    for (path, line, commit, _) in &cached.dated() {
         assert_eq!(path, "b.yml");
         let line = usize::try_from(*line).unwrap();
         // A boundary (root) commit is shown as `^` and 39 digits.
@@ -305,8 +301,5 @@ fn lines_moved_between_files_are_dated_as_plain_git_blame_dates_them() {
             blamed[line - 1]
         );
     }
-    assert!(cached
-        .findings
-        .iter()
-        .any(|f| f.3.starts_with("2020-01-01")));
+    assert!(cached.dated().iter().any(|f| f.3.starts_with("2020-01-01")));
 }

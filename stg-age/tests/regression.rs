@@ -1,20 +1,24 @@
 //! Regression tests of `stg-age` against real git repositories, named after what broke.
 
-use std::process::Output;
-
 use stg_tests::cmd::stg;
 use stg_tests::git::Repo;
+use stg_tests::run::{Run, RunExt};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 const TASK: &str = "- name: staging only\n  command: /bin/true\n  when: env == \"staging\"\n";
 
-fn age(repo: &Repo) -> Output {
+/// `stg-age --repo REPO --now NOW --format json`.
+fn age(repo: &Repo) -> Run {
+    age_as(repo, "json")
+}
+
+/// `stg-age --repo REPO --now NOW --format FORMAT`.
+fn age_as(repo: &Repo, format: &str) -> Run {
     stg("stg-age")
         .arg("--repo")
         .arg(repo.path())
-        .args(["--format", "json", "--now", NOW])
-        .output()
-        .expect("run stg-age")
+        .args(["--format", format, "--now", NOW])
+        .run()
 }
 
 // See: issue "Hardening, round 2", item 6. Committed symlinks named `.stg-age-ignore` or
@@ -32,8 +36,7 @@ fn committed_links_as_ignore_files_are_not_read_through() {
             repo.git(&["add", "-A"]);
             repo.commit("tasks and a planted link", "2025-01-01T00:00:00Z");
             let out = age(&repo);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stdout = String::from_utf8_lossy(&out.stdout);
+            let (stdout, stderr) = (&out.stdout, &out.stderr);
             assert!(
                 !stderr.contains("hunter2"),
                 "{name} -> {target:?}: {stderr}"
@@ -43,7 +46,7 @@ fn committed_links_as_ignore_files_are_not_read_through() {
                 "{name} -> {target:?}: {stdout}"
             );
             // Refused, naming the link, instead of read through (or hung on).
-            assert_eq!(out.status.code(), Some(2), "{name} -> {target:?}: {stderr}");
+            assert_eq!(out.code, 2, "{name} -> {target:?}: {stderr}");
             assert!(stderr.contains("symbolic link"), "{stderr}");
         }
     }
@@ -77,12 +80,8 @@ fn the_scanned_repository_cannot_run_programs_through_its_config() {
         format!("{TASK}- name: edit\n  when: env == 'staging'\n"),
     );
     let out = age(&repo);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tasks/main.yml"));
+    assert!(matches!(out.code, 0 | 1), "{}", out.stderr);
+    assert!(out.stdout.contains("tasks/main.yml"));
     for name in ["fsmonitor", "clean", "smudge", "process", "textconv"] {
         assert!(
             !mark(name).exists(),
@@ -105,20 +104,8 @@ fn a_work_tree_configured_elsewhere_is_refused() {
         "core.worktree",
         elsewhere.path().to_str().unwrap(),
     ]);
-    let out = age(&repo);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("core.worktree"), "{stderr}");
-}
-
-/// `stg-age --repo REPO --now NOW --format FORMAT`.
-fn age_as(repo: &Repo, format: &str) -> Output {
-    stg("stg-age")
-        .arg("--repo")
-        .arg(repo.path())
-        .args(["--format", format, "--now", NOW])
-        .output()
-        .expect("run stg-age")
+    let out = age(&repo).code_is(2);
+    assert!(out.stderr.contains("core.worktree"), "{}", out.stderr);
 }
 
 // See: issue "Hardening, round 2", item 9. File names, matched lines and authors went to
@@ -141,14 +128,8 @@ fn names_and_lines_with_control_characters_are_escaped_in_text_output() {
         "Evil\x1b]52;c;cHduZWQ=\x07 Author",
     );
 
-    let out = age_as(&repo, "text");
-    let stdout = String::from_utf8(out.stdout.clone()).expect("the text output is UTF-8");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = age_as(&repo, "text").ok();
+    let stdout = std::str::from_utf8(&out.bytes).expect("the text output is UTF-8");
     assert!(
         !stdout.chars().any(|c| c.is_control() && c != '\n'),
         "control characters in the text output: {stdout:?}"
@@ -166,15 +147,12 @@ fn names_and_lines_with_control_characters_are_escaped_in_text_output() {
     assert!(stdout.contains(r"\x1b]0;owned\a\r\x1b[1A"), "{stdout}");
 
     // JSON keeps the values (its own escaping makes them safe).
-    let out = age_as(&repo, "json");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let finding: serde_json::Value = serde_json::from_str(
-        stdout
-            .lines()
-            .find(|l| l.contains("forged"))
-            .expect("the finding"),
-    )
-    .unwrap();
+    let finding = age_as(&repo, "json")
+        .ok()
+        .of_type("finding")
+        .into_iter()
+        .find(|f| f["path"].as_str().is_some_and(|p| p.contains("forged")))
+        .expect("the finding");
     assert_eq!(
         finding["path"],
         "roles/evil\u{1b}[2J\n365d  OVER  when  forged.yml:1/tasks.yml"
@@ -196,15 +174,10 @@ fn a_future_author_date_is_said_not_passed_off_as_age_zero() {
         .arg("--repo")
         .arg(repo.path())
         .args(["--format", "json", "--now", NOW, "--max-age", "90d"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "main.yml is over: {stderr}");
-    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .run()
+        .code_is(1);
+    let stderr = &out.stderr;
+    let records = out.records();
     let finding = |path: &str| {
         records
             .iter()
@@ -217,7 +190,7 @@ fn a_future_author_date_is_said_not_passed_off_as_age_zero() {
     assert_eq!(later["over"], false);
     assert_eq!(later["introduced_at"], "2031-06-01T00:00:00Z");
     assert_eq!(finding("tasks/main.yml")["future"], false);
-    let summary = records.last().unwrap();
+    let summary = out.summary();
     assert_eq!(summary["future"], 1);
     assert_eq!(
         summary["median_age_days"], 365,
@@ -228,8 +201,7 @@ fn a_future_author_date_is_said_not_passed_off_as_age_zero() {
         "{stderr}"
     );
 
-    let out = age_as(&repo, "text");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = age_as(&repo, "text").stdout;
     let row = text
         .lines()
         .find(|l| l.contains("tasks/later.yml"))

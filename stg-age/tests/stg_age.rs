@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::Value;
 use stg_core::provenance::{Provenance, VERSION};
@@ -12,55 +11,39 @@ use stg_core::stream::MaskingSummary;
 use stg_tests::cmd::{closed_pipe, program, stg};
 use stg_tests::git::Repo;
 use stg_tests::pg::Cluster;
+use stg_tests::run::{Run, RunExt};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 
-/// A finished run: exit status, decoded records, stderr.
-struct Run {
-    code: i32,
-    records: Vec<Value>,
-    stderr: String,
+/// Finding lookups on a run's JSON Lines.
+trait Findings {
+    /// The `finding` records, in output order.
+    fn findings(&self) -> Vec<Value>;
+    /// The finding at `path:line` (`line` 0 for a file finding).
+    fn at(&self, path: &str, line: u64) -> Value;
+    /// Whether there is a finding at `path:line`.
+    fn has(&self, path: &str, line: u64) -> bool;
 }
 
-impl Run {
-    fn findings(&self) -> Vec<&Value> {
-        self.records
-            .iter()
-            .filter(|r| r["type"] == "finding")
-            .collect()
+fn is_at(finding: &Value, path: &str, line: u64) -> bool {
+    finding["path"] == path && finding["line"].as_u64().unwrap_or(0) == line
+}
+
+impl Findings for Run {
+    fn findings(&self) -> Vec<Value> {
+        self.of_type("finding")
     }
 
-    fn summary(&self) -> &Value {
-        let last = self.records.last().expect("at least a summary");
-        assert_eq!(last["type"], "summary", "last record is the summary");
-        last
-    }
-
-    /// The finding at `path:line` (`line` 0 for a file finding).
-    fn at(&self, path: &str, line: u64) -> &Value {
+    #[track_caller]
+    fn at(&self, path: &str, line: u64) -> Value {
         self.findings()
             .into_iter()
-            .find(|f| f["path"] == path && f["line"].as_u64().unwrap_or(0) == line)
-            .unwrap_or_else(|| panic!("no finding at {path}:{line}; got {:#?}", self.records))
+            .find(|f| is_at(f, path, line))
+            .unwrap_or_else(|| panic!("no finding at {path}:{line}; got {:#?}", self.records()))
     }
 
     fn has(&self, path: &str, line: u64) -> bool {
-        self.findings()
-            .iter()
-            .any(|f| f["path"] == path && f["line"].as_u64().unwrap_or(0) == line)
-    }
-}
-
-fn output(out: &Output) -> Run {
-    let stdout = String::from_utf8(out.stdout.clone()).expect("JSON output is UTF-8");
-    let records = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect();
-    Run {
-        code: out.status.code().expect("exit status"),
-        records,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        self.findings().iter().any(|f| is_at(f, path, line))
     }
 }
 
@@ -73,14 +56,12 @@ fn age(dir: &Path, args: &[&str]) -> Run {
 
 /// `stg-age --repo DIR --format json ARGS...`
 fn age_at(dir: &Path, args: &[&str]) -> Run {
-    let out = stg("stg-age")
+    stg("stg-age")
         .arg("--repo")
         .arg(dir)
         .args(["--format", "json"])
         .args(args)
-        .output()
-        .expect("run stg-age");
-    output(&out)
+        .run()
 }
 
 const TASKS: &str = r#"- name: staging-only package
@@ -242,12 +223,8 @@ fn closed_stdout_keeps_the_max_age_verdict() {
             .arg(repo.path())
             .args(["--format", format, "--now", NOW, "--max-age", max_age])
             .stdout(closed_pipe())
-            .output()
-            .expect("run stg-age");
-        (
-            out.status.code().expect("exit status"),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .run();
+        (out.code, out.stderr)
     };
     for format in ["json", "text"] {
         let (code, stderr) = closed("100d", format);
@@ -476,11 +453,7 @@ fn ignore_file_silences_entries_in_force_and_reports_expired_ones() {
         run.has("inventory/group_vars/staging", 0),
         "expired entries silence nothing"
     );
-    let expired: Vec<&Value> = run
-        .records
-        .iter()
-        .filter(|r| r["type"] == "expired_ignore")
-        .collect();
+    let expired = run.of_type("expired_ignore");
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["path"], "inventory/group_vars/staging");
     assert_eq!(expired[0]["until"], "2025-12-31");
@@ -496,7 +469,7 @@ fn ignore_file_silences_entries_in_force_and_reports_expired_ones() {
     let run = age(repo.path(), &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains(".stg-age-ignore:1:"), "{}", run.stderr);
-    assert!(run.records.is_empty());
+    assert!(run.records().is_empty());
     // An explicit ignore file that does not exist is an error too.
     let run = age(repo.path(), &["--ignore-file", "/nonexistent/ignore"]);
     assert_eq!(run.code, 2);
@@ -541,7 +514,7 @@ fn bad_inputs_exit_2_naming_the_input() {
         let run = age_at(repo.path(), &args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
-        assert!(run.records.is_empty());
+        assert!(run.records().is_empty());
     }
 }
 
@@ -554,17 +527,12 @@ fn shallow_clone_is_refused() {
     repo.commit("second", "2025-01-01T00:00:00Z");
     let dest = tempfile::tempdir().unwrap();
     let clone = dest.path().join("shallow");
-    let out = program("git")
+    program("git")
         .args(["clone", "-q", "--depth", "1"])
         .arg(format!("file://{}", repo.path().display()))
         .arg(&clone)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run()
+        .ok();
     let run = age(&clone, &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("shallow clone"), "{}", run.stderr);
@@ -573,7 +541,7 @@ fn shallow_clone_is_refused() {
         "{}",
         run.stderr
     );
-    assert!(run.records.is_empty());
+    assert!(run.records().is_empty());
 }
 
 #[test]
@@ -607,10 +575,9 @@ fn text_format_is_a_table_oldest_first() {
         .arg("--repo")
         .arg(repo.path())
         .args(["--format", "text", "--now", NOW, "--max-age", "100d"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap();
+        .run()
+        .code_is(1);
+    let text = out.stdout;
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("AGE") && lines[0].contains("WHERE"),
@@ -659,14 +626,12 @@ fn comment_on(cluster: &Cluster, db: &str, comment: &str) {
 }
 
 fn age_databases(cluster: &Cluster, args: &[&str]) -> Run {
-    let out = stg("stg-age")
+    stg("stg-age")
         .arg("databases")
         .args(cluster.conn_args())
         .args(["--format", "json", "--now", NOW])
         .args(args)
-        .output()
-        .unwrap();
-    output(&out)
+        .run()
 }
 
 #[test]
@@ -700,11 +665,7 @@ fn databases_report_sync_ages_from_provenance() {
 
     let run = age_databases(&cluster, &["--max-age", "60d"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let dbs: Vec<&Value> = run
-        .records
-        .iter()
-        .filter(|r| r["type"] == "database")
-        .collect();
+    let dbs = run.of_type("database");
     let names: Vec<&str> = dbs.iter().map(|d| d["name"].as_str().unwrap()).collect();
     // Oldest sync first, then unknown ones by name; the load in progress is left out.
     assert_eq!(
@@ -717,12 +678,12 @@ fn databases_report_sync_ages_from_provenance() {
             "postgres"
         ]
     );
-    let prev = dbs[0];
+    let prev = &dbs[0];
     assert_eq!(prev["role"], "previous");
     assert_eq!(prev["copy_of"], "fas2");
     assert_eq!(prev["age_days"], 92);
     assert_eq!(prev["over"], true);
-    let live = dbs[1];
+    let live = &dbs[1];
     assert_eq!(live["role"], "live");
     assert_eq!(live["status"], "synced");
     assert_eq!(live["restored_at"], "2025-12-01T06:00:00Z");
@@ -749,11 +710,9 @@ fn databases_report_sync_ages_from_provenance() {
         .args(cluster.conn_args())
         .arg("databases")
         .args(["--format", "json", "--now", NOW, "--max-age", "60d"])
-        .output()
-        .unwrap();
-    let before = output(&before);
+        .run();
     assert_eq!(before.code, 1, "{}", before.stderr);
-    assert_eq!(before.records, run.records);
+    assert_eq!(before.records(), run.records());
 
     let run = age_databases(&cluster, &["--max-age", "100d"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -764,9 +723,8 @@ fn databases_report_sync_ages_from_provenance() {
         .arg("databases")
         .args(cluster.conn_args())
         .args(["--format", "text", "--now", NOW])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+        .run();
+    let text = out.stdout;
     assert!(
         text.lines().nth(1).unwrap().contains("kept copy of fas2"),
         "{text}"
@@ -780,10 +738,8 @@ fn databases_refuse_scan_options_by_name() {
         &["--repo", ".", "databases"][..],
         &["databases", "--repo", "."],
     ] {
-        let out = stg("stg-age").args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("--repo"), "{args:?}: {stderr}");
+        let out = stg("stg-age").args(args).run().code_is(2);
+        assert!(out.stderr.contains("--repo"), "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty());
     }
 }
@@ -807,11 +763,13 @@ fn databases_unreachable_server_exits_3() {
             "--format",
             "json",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+        .run()
+        .code_is(3);
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -880,13 +838,11 @@ fn json_is_the_default_in_a_pipe() {
     let repo = Repo::new();
     repo.write("a.yml", "when: env == 'staging'\n");
     repo.commit("first", "2025-01-01T00:00:00Z");
-    let out = stg("stg-age")
+    let run = stg("stg-age")
         .arg("--repo")
         .arg(repo.path())
         .args(["--now", NOW])
-        .output()
-        .unwrap();
-    let run = output(&out);
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.at("a.yml", 1)["age_days"], 365);
     assert_eq!(run.summary()["count"], 1);

@@ -91,7 +91,6 @@ fn neutralised(dir: &Path) -> Vec<OsString> {
     for setting in [
         "core.fsmonitor=false".to_owned(),
         "core.hooksPath=/dev/null".to_owned(),
-        "blame.ignoreRevsFile=".to_owned(),
     ]
     .into_iter()
     .chain(
@@ -293,6 +292,12 @@ pub fn blame_with(
         .iter()
         .map(OsString::from)
         .collect();
+    // Only .git-blame-ignore-revs and --ignore-rev are looked through, whatever git's
+    // blame.ignoreRevsFile says: an empty --ignore-revs-file clears the revisions read
+    // from configuration before ours. (`-c blame.ignoreRevsFile=` does not: git sorts the
+    // configured names, so the empty one clears the list before the others are read.)
+    // git still opens a file the configuration names; one that is missing fails the blame.
+    args.push("--ignore-revs-file=".into());
     if let Some(file) = &options.ignore_revs_file {
         args.push("--ignore-revs-file".into());
         args.push(file.clone().into_os_string());

@@ -295,6 +295,22 @@ fn reformatting_commits_in_blame_ignore_revs_do_not_reset_ages() {
         "2025-06-01T00:00:00Z"
     );
 
+    // git's blame.ignoreRevsFile setting is cleared (docs/stg-age.md, ENVIRONMENT): only
+    // .git-blame-ignore-revs and --ignore-rev are looked through.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let revs = elsewhere.path().join("revs");
+    std::fs::write(&revs, format!("{reformat}\n")).unwrap();
+    repo.git(&["config", "blame.ignoreRevsFile", revs.to_str().unwrap()]);
+    for args in [&["--no-cache"][..], &[]] {
+        let run = age(repo.path(), args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert_eq!(
+            run.at("main.yml", 3)["commit"],
+            reformat.as_str(),
+            "{args:?}"
+        );
+    }
+    repo.git(&["config", "--unset", "blame.ignoreRevsFile"]);
     let run = age(repo.path(), &["--ignore-rev", &reformat]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.at("main.yml", 3)["commit"], original.as_str());

@@ -74,6 +74,10 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+
     /// Connection options (libpq style) of `stg-age databases`, before or after the word
     /// `databases`; the repository scan connects to nothing.
     #[command(
@@ -81,10 +85,6 @@ pub struct Cli {
         next_help_heading = "Connection (stg-age databases only; before or after `databases`)"
     )]
     pub conn: ConnArgs,
-
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help, global = true)]
-    pub help: Option<bool>,
 }
 
 /// Subcommands.

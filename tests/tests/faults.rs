@@ -240,6 +240,21 @@ impl Staging {
     }
 }
 
+/// Waits for a running stg-dump (started with a piped stderr) that must fail with exit 3;
+/// its stderr.
+#[track_caller]
+fn dump_failed(dump: &mut Child) -> String {
+    let status = wait_exit(dump, "stg-dump");
+    let mut stderr = String::new();
+    dump.stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    stderr
+}
+
 /// The run failed with exit 3 at step `load`, its error saying `error`; its summary.
 #[track_caller]
 fn failed_at_load(out: &Run, error: &str) -> serde_json::Value {
@@ -550,14 +565,7 @@ fn pg_dump_killed_mid_stream_gives_a_stream_nobody_accepts() {
     });
     kill(Pid::from_raw(pg_dump[0]), Signal::SIGKILL).expect("kill pg_dump");
     stdout.read_to_end(&mut partial).expect("read the rest");
-    let status = wait_exit(&mut dump, "stg-dump");
-    let mut stderr = String::new();
-    dump.stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    assert_eq!(status.code(), Some(3), "{stderr}");
+    let stderr = dump_failed(&mut dump);
     assert!(stderr.contains("pg_dump"), "{stderr}");
 
     let zstd = cmd::program("zstd")
@@ -643,13 +651,6 @@ fn ssh_killed_between_dump_and_restore_changes_nothing() {
         staging.sessions(None) == 0 && !staging.exists(INCOMING)
     });
     staging.assert_live_untouched();
-    let status = wait_exit(&mut dump, "stg-dump");
-    let mut stderr = String::new();
-    dump.stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    assert_eq!(status.code(), Some(3), "{stderr}");
+    let stderr = dump_failed(&mut dump);
     assert!(stderr.contains("stdout was closed"), "{stderr}");
 }

@@ -220,6 +220,7 @@ if [ "${BENCH_ONLY:-}" = sync ]; then
   echo "unmasked sync, median of ${BENCH_RUNS:-3}: ${t_u} s ($(ratio "$t_u" "$t_floor")x the floor); people: $(cat "$work/people.unmasked1")"
   echo "masked sync, median of ${BENCH_RUNS:-3}: ${t_m} s ($(ratio "$t_m" "$t_floor")x the floor); people: $(cat "$work/people.masked1")"
   echo "masked vs unmasked: $(ratio "$t_m" "$t_u") (target: at most 1.15)"
+  echo "stg-restore steps of the last unmasked run (ms): $(report_field "$work/report.unmasked${BENCH_RUNS:-3}.json" timings_ms)"
   exit 0
 fi
 sync_run unmasked fas2

@@ -190,6 +190,28 @@ impl Scanner<'_> {
 
     /// Walks the value at `pos` with `active` (path index, steps matched so far); records
     /// hits; returns the value's end.
+    /// The value of one object member or array element at `pos`: walked for the paths whose
+    /// next step `matches` it (each then one step further), skipped when none does.
+    fn member(
+        &self,
+        pos: usize,
+        paths: &[&JsonPath],
+        deeper: &[(usize, usize)],
+        hits: &mut Vec<Hit>,
+        matches: impl Fn(&Step) -> bool,
+    ) -> Result<usize, &'static str> {
+        let next: Vec<(usize, usize)> = deeper
+            .iter()
+            .filter(|&&(p, m)| matches(&paths[p].steps[m]))
+            .map(|&(p, m)| (p, m + 1))
+            .collect();
+        if next.is_empty() {
+            self.skip(pos)
+        } else {
+            self.walk(pos, paths, &next, hits)
+        }
+    }
+
     fn walk(
         &self,
         pos: usize,
@@ -243,20 +265,11 @@ impl Scanner<'_> {
                         return Err(MALFORMED);
                     }
                     i = self.ws(i + 1);
-                    let next: Vec<(usize, usize)> = deeper
-                        .iter()
-                        .filter(|&&(p, m)| match &paths[p].steps[m] {
-                            Step::Key(k) => *k == key,
-                            Step::AnyKey => true,
-                            _ => false,
-                        })
-                        .map(|&(p, m)| (p, m + 1))
-                        .collect();
-                    i = if next.is_empty() {
-                        self.skip(i)?
-                    } else {
-                        self.walk(i, paths, &next, hits)?
-                    };
+                    i = self.member(i, paths, &deeper, hits, |step| match step {
+                        Step::Key(k) => *k == key,
+                        Step::AnyKey => true,
+                        _ => false,
+                    })?;
                     i = self.ws(i);
                     match doc.get(i) {
                         Some(b',') => i = self.ws(i + 1),
@@ -272,20 +285,11 @@ impl Scanner<'_> {
                 }
                 let mut index = 0usize;
                 loop {
-                    let next: Vec<(usize, usize)> = deeper
-                        .iter()
-                        .filter(|&&(p, m)| match &paths[p].steps[m] {
-                            Step::Index(n) => *n == index,
-                            Step::AnyIndex => true,
-                            _ => false,
-                        })
-                        .map(|&(p, m)| (p, m + 1))
-                        .collect();
-                    i = if next.is_empty() {
-                        self.skip(i)?
-                    } else {
-                        self.walk(i, paths, &next, hits)?
-                    };
+                    i = self.member(i, paths, &deeper, hits, |step| match step {
+                        Step::Index(n) => *n == index,
+                        Step::AnyIndex => true,
+                        _ => false,
+                    })?;
                     i = self.ws(i);
                     match doc.get(i) {
                         Some(b',') => i = self.ws(i + 1),

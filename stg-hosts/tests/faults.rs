@@ -97,6 +97,8 @@ fn killed_at_rename(action: &str, file: &Path, dir: &Path) -> Killed {
     let pid: u32 = lines[1]
         .strip_suffix(" +++ killed by SIGKILL +++")
         .unwrap_or_else(|| panic!("not killed by SIGKILL:\n{trace}"))
+        // strace pads the pid column to a width: `2143  +++ killed ...`.
+        .trim()
         .parse()
         .unwrap_or_else(|e| panic!("{e}: pid in\n{trace}"));
     // `renameat(3</dir>, ".hosts.stg-tmp.PID", 3</dir>, "hosts") = ?` (stg-hosts renames
@@ -110,7 +112,8 @@ fn killed_at_rename(action: &str, file: &Path, dir: &Path) -> Killed {
     );
     let call = lines[0];
     assert!(
-        call.starts_with(&format!("{pid} rename"))
+        call.strip_prefix(&pid.to_string())
+            .is_some_and(|rest| rest.trim_start().starts_with("rename"))
             && call.ends_with(" = ?")
             && call
                 .find(&temp)

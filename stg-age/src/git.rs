@@ -445,7 +445,7 @@ pub fn parse_porcelain_named(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin, V
 
 /// A path as git quotes it in porcelain output (`"a\tb"`, octal escapes for bytes that
 /// are not printable ASCII); an unquoted path as it is.
-fn unquote(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn unquote(raw: &[u8]) -> Vec<u8> {
     let Some(inner) = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) else {
         return raw.to_vec();
     };
@@ -573,6 +573,108 @@ pub fn added_many(top: &Path, paths: &[Vec<u8>]) -> anyhow::Result<Vec<Origin>> 
         }
     }
     Ok(origins)
+}
+
+/// Tracked paths whose work-tree content may differ from `HEAD` (`git diff-index HEAD`:
+/// edited, staged, added, deleted; a file whose stat information is stale is listed too).
+pub fn dirty(top: &Path) -> anyhow::Result<std::collections::HashSet<Vec<u8>>> {
+    let out = run(
+        top,
+        &os(&[
+            "diff-index",
+            "-z",
+            "--name-only",
+            "--no-renames",
+            "HEAD",
+            "--",
+        ]),
+    )?;
+    Ok(out
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// The value of a configuration key as the repository sees it, `None` when unset.
+pub fn config(top: &Path, key: &str) -> anyhow::Result<Option<String>> {
+    let out = git(top)
+        .args(["config", "--includes", "--get", key])
+        .output()
+        .context("could not run git")?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+}
+
+/// A `git cat-file --batch` kept running: objects by name (`<blob id>` or
+/// `<commit>:<path>`), one round trip each, with git's object caches warm across them.
+pub struct CatFile {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl CatFile {
+    /// Starts one in `top`.
+    pub fn start(top: &Path) -> anyhow::Result<CatFile> {
+        let mut child = git(top)
+            .args(["cat-file", "--batch"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("could not run git cat-file")?;
+        let input = child.stdin.take().context("git cat-file's stdin")?;
+        let output = std::io::BufReader::new(child.stdout.take().context("git cat-file's stdout")?);
+        Ok(CatFile {
+            child,
+            input,
+            output,
+        })
+    }
+
+    /// The content of the blob `name` names; `None` when there is no such blob (or the
+    /// name cannot be asked for: it holds a newline).
+    pub fn blob(&mut self, name: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        if name.contains(&b'\n') {
+            return Ok(None);
+        }
+        self.input.write_all(name)?;
+        self.input.write_all(b"\n")?;
+        self.input.flush()?;
+        let mut header = Vec::new();
+        self.output.read_until(b'\n', &mut header)?;
+        let text = String::from_utf8_lossy(&header);
+        let fields: Vec<&str> = text.split_ascii_whitespace().collect();
+        match fields.as_slice() {
+            [_, "blob", size] => {
+                let size: usize = size.parse().context("git cat-file: bad size")?;
+                let mut content = vec![0; size + 1];
+                self.output.read_exact(&mut content)?;
+                content.pop();
+                Ok(Some(content))
+            }
+            [_, kind, size] => {
+                // Another kind of object: read past it.
+                let size: u64 = size.parse().context("git cat-file: bad size")?;
+                let _ = kind;
+                std::io::copy(&mut (&mut self.output).take(size + 1), &mut std::io::sink())?;
+                Ok(None)
+            }
+            [.., "missing" | "ambiguous"] => Ok(None),
+            _ => anyhow::bail!("unexpected git cat-file output: {text:?}"),
+        }
+    }
+}
+
+impl Drop for CatFile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[cfg(test)]

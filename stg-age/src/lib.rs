@@ -13,8 +13,10 @@ pub mod git;
 pub mod glob;
 pub mod history;
 pub mod ignore_file;
+pub mod patches;
 pub mod report;
 pub mod scan;
+pub mod trace;
 
 use std::io::Write;
 

@@ -5,6 +5,7 @@
 //!
 //! Reporting (ages, thresholds, formats) is [`crate::report`]'s job, not this module's.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -167,6 +168,8 @@ struct Pending {
     /// SHA-256 of the work-tree bytes (the cache key).
     content: String,
     ranges: Vec<(usize, usize)>,
+    /// Every line of the ranges, whitespace removed (for [`crate::trace`]).
+    range_lines: Vec<(usize, Vec<u8>)>,
     /// `(kind, line, text)` of each kept hit.
     hits: Vec<(crate::conditions::Kind, usize, String)>,
 }
@@ -244,49 +247,27 @@ fn scan_file(opts: &ScanOptions, file: &Tracked) -> FileScan {
         return out;
     }
     let numbers: Vec<usize> = kept.iter().map(|h| h.1).collect();
+    let ranges = blame_ranges(&numbers, line_count(&bytes));
+    let range_lines = ranges
+        .iter()
+        .flat_map(|&(first, last)| first..=last)
+        .map(|n| {
+            let line = lines.get(n - 1).copied().unwrap_or_default();
+            (n, crate::trace::normalise(line))
+        })
+        .collect();
     out.pending = Some(Pending {
         path: path.clone(),
         content: crate::cache::digest(&[&bytes]),
-        ranges: blame_ranges(&numbers, line_count(&bytes)),
+        ranges,
+        range_lines,
         hits: kept,
     });
     out
 }
 
-/// Dates the lines of one file: from the cache when a result still holds, else with
-/// `git blame` over the file's cut-down history (see [`crate::history`]), else over the
-/// whole history.
-fn date_file(
-    opts: &ScanOptions,
-    pending: &Pending,
-    history: Option<&History>,
-    cache: Option<&Mutex<Cache>>,
-) -> anyhow::Result<Vec<Finding>> {
-    let cached = match (history, cache) {
-        (Some(h), Some(c)) => c.lock().expect("not poisoned").blame(
-            &pending.path,
-            &pending.content,
-            &pending.ranges,
-            h,
-        ),
-        _ => None,
-    };
-    let origins = if let Some(origins) = cached {
-        origins
-    } else {
-        let origins = blame_file(opts, pending, history)?;
-        if let (Some(h), Some(c)) = (history, cache) {
-            c.lock().expect("not poisoned").put_blame(
-                &pending.path,
-                &pending.content,
-                &pending.ranges,
-                &h.names(&pending.path),
-                h,
-                &origins,
-            );
-        }
-        origins
-    };
+/// The findings of one file from its dated lines.
+fn findings(pending: &Pending, origins: &[(usize, Origin)]) -> anyhow::Result<Vec<Finding>> {
     let path = &pending.path;
     pending
         .hits
@@ -313,19 +294,110 @@ fn date_file(
         .collect()
 }
 
-/// `git blame` of one file's ranges, over the history cut down to the commits that change
-/// the file under one of its names (see [`crate::history`]) when every condition line
-/// ends in one of those names; over the whole history when one ended in another file
-/// (`-C` found it was copied from there, and that file's own commits were cut), or when
-/// there is no history to cut.
+/// Whether [`crate::trace`] may date lines in this repository: it reads git's diffs as
+/// `git log` computes them, which are blame's only with the default diff algorithm, and it
+/// does not look through ignored revisions. `STG_AGE_TRACE=0` turns it off (tests compare
+/// both ways).
+fn trace_applies(opts: &ScanOptions) -> anyhow::Result<bool> {
+    if std::env::var_os("STG_AGE_TRACE").is_some_and(|v| v == "0") {
+        return Ok(false);
+    }
+    if !opts.blame.ignore_revs.is_empty() || opts.blame.ignore_revs_file.is_some() {
+        return Ok(false);
+    }
+    let algorithm = git::config(&opts.top, "diff.algorithm")?;
+    Ok(algorithm.is_none_or(|a| a.eq_ignore_ascii_case("myers") || a == "default"))
+}
+
+/// Commits of history per file to date above which one read of all diffs beats a blame
+/// per file: a blame walks a few hundred commits a second, `git log -p` tens of thousands.
+const TRACE_COMMITS_PER_FILE: usize = 2000;
+
+/// Dates the pending files that the cache does not answer: with [`crate::trace`] where it
+/// can, then `git blame` over the cut-down history it names, else over the file's own
+/// cut-down history ([`blame_file`]).
+fn date_files(
+    opts: &ScanOptions,
+    pending: &[&Pending],
+    history: Option<&History>,
+) -> anyhow::Result<Vec<Vec<(usize, Origin)>>> {
+    let mut outcomes: Vec<Option<crate::trace::Outcome>> = pending.iter().map(|_| None).collect();
+    if let Some(h) = history {
+        let chain = h.first_parent_chain().len();
+        if !pending.is_empty()
+            && pending.len() * TRACE_COMMITS_PER_FILE >= chain
+            && trace_applies(opts)?
+        {
+            let dirty = git::dirty(&opts.top)?;
+            let patches = crate::patches::read(&opts.top, h, opts.jobs)?;
+            let engine = crate::trace::Engine::new(&opts.top, h, &patches);
+            let todo: Vec<usize> = (0..pending.len())
+                .filter(|&i| !dirty.contains(&pending[i].path))
+                .collect();
+            let files: Vec<crate::trace::File<'_>> = todo
+                .iter()
+                .map(|&i| crate::trace::File {
+                    path: &pending[i].path,
+                    lines: pending[i].range_lines.clone(),
+                    hits: pending[i].hits.iter().map(|h| h.1).collect(),
+                })
+                .collect();
+            let run = engine.run(&files, opts.jobs)?;
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                // For tests and benchmarks: how the files were dated.
+                let count =
+                    |f: fn(&crate::trace::Outcome) -> bool| run.iter().filter(|o| f(o)).count();
+                eprintln!(
+                    "stg-age: traced {} files: {} dated, {} to blame over their reach, {} to blame whole",
+                    run.len(),
+                    count(|o| matches!(o, crate::trace::Outcome::Dated(_))),
+                    count(|o| matches!(o, crate::trace::Outcome::Widen(_))),
+                    count(|o| matches!(o, crate::trace::Outcome::Whole)),
+                );
+            }
+            for (i, outcome) in todo.into_iter().zip(run) {
+                outcomes[i] = Some(outcome);
+            }
+        }
+    }
+    let work: Vec<(&Pending, Option<crate::trace::Outcome>)> =
+        pending.iter().copied().zip(outcomes).collect();
+    let mut dated = parallel(opts.jobs, &work, |(p, outcome)| {
+        let origins = match outcome {
+            Some(crate::trace::Outcome::Dated(origins)) => origins.clone(),
+            Some(crate::trace::Outcome::Widen(names)) => {
+                blame_file(opts, p, history.map(|h| (h, names)))?
+            }
+            _ => {
+                let names = history.map(|h| h.names(&p.path));
+                blame_file(opts, p, history.zip(names.as_ref()))?
+            }
+        };
+        Ok((p.path.clone(), origins))
+    })?;
+    // Back in the order asked for.
+    let mut ordered = Vec::with_capacity(pending.len());
+    for p in pending {
+        let i = dated
+            .iter()
+            .position(|(path, _)| *path == p.path)
+            .ok_or_else(|| anyhow::anyhow!("a file was not dated"))?;
+        ordered.push(dated.swap_remove(i).1);
+    }
+    Ok(ordered)
+}
+
+/// `git blame` of one file's ranges over the history cut down to the commits that change
+/// one of `names` (see [`crate::history`]) when every condition line ends in one of those
+/// names; over the whole history when one ended in another file (`-C` found it was copied
+/// from there, and that file's own commits were cut), or when there is no history to cut.
 fn blame_file(
     opts: &ScanOptions,
     pending: &Pending,
-    history: Option<&History>,
+    cut: Option<(&History, &HashSet<Vec<u8>>)>,
 ) -> anyhow::Result<Vec<(usize, Origin)>> {
-    if let Some(history) = history {
-        let names = history.names(&pending.path);
-        if let Some(grafts) = history.grafts(&names) {
+    if let Some((history, names)) = cut {
+        if let Some(grafts) = history.grafts(names) {
             let lines = git::blame_with(
                 &opts.top,
                 &pending.path,
@@ -334,7 +406,7 @@ fn blame_file(
                 Some(&grafts),
             )?;
             // Context lines whose copy went elsewhere do not matter; a condition line must
-            // have stayed within the file's own names.
+            // have stayed within the names.
             let hit = |line: usize| pending.hits.iter().any(|h| h.1 == line);
             if lines
                 .iter()
@@ -440,13 +512,41 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         }
         scan.findings.push(variant_finding(path, origin));
     }
-    let cache = cache.map(Mutex::new);
-    let dated = parallel(opts.jobs, &pending, |p| {
-        date_file(opts, p, history.as_ref(), cache.as_ref())
-    })?;
-    scan.findings.extend(dated.into_iter().flatten());
+    // Lines the cache still answers; the rest are dated together.
+    let mut misses: Vec<&Pending> = Vec::new();
+    for p in &pending {
+        let cached = match (&history, cache.as_mut()) {
+            (Some(h), Some(c)) => c.blame(&p.path, &p.content, &p.ranges, h),
+            _ => None,
+        }
+        // A result may hold only the lines that were conditions when it was computed (a
+        // trace dates those alone); other patterns can make other lines conditions.
+        .filter(|origins| {
+            p.hits
+                .iter()
+                .all(|h| origins.iter().any(|(line, _)| *line == h.1))
+        });
+        match cached {
+            Some(origins) => scan.findings.extend(findings(p, &origins)?),
+            None => misses.push(p),
+        }
+    }
+    let dated = date_files(opts, &misses, history.as_ref())?;
+    for (p, origins) in misses.into_iter().zip(dated) {
+        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
+            c.put_blame(
+                &p.path,
+                &p.content,
+                &p.ranges,
+                &h.names(&p.path),
+                h,
+                &origins,
+            );
+        }
+        scan.findings.extend(findings(p, &origins)?);
+    }
     if let (Some(cache), Some(history)) = (cache, history) {
-        cache.into_inner().expect("not poisoned").save(history);
+        cache.save(history);
     }
     Ok(scan)
 }

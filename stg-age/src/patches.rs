@@ -1,0 +1,292 @@
+//! The first-parent history's line changes, read once: `git log --first-parent -p -U0 -w`,
+//! parsed down to hunk headers and blob ids, for [`crate::trace`].
+//!
+//! The diffs are git's own, computed with what `git blame -w` uses for its own diffs
+//! (xdiff, whitespace ignored, the indent heuristic as configured, no context), so a line
+//! that a hunk leaves alone is a line blame passes to the parent. Reading every change of
+//! every commit is cheaper than a pathspec of a few hundred files (git matches each tree
+//! entry against each pathspec item), and it is split over a few `git log` processes.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::history::History;
+
+/// One hunk of a `-U0` diff: lines `old_start..old_start + old_len` of the parent became
+/// `new_start..new_start + new_len` (1-based; a length of 0 puts the hunk after its start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hunk {
+    /// First line in the parent (the line before, when `old_len` is 0).
+    pub old_start: u32,
+    /// Lines in the parent.
+    pub old_len: u32,
+    /// First line in the commit (the line before, when `new_len` is 0).
+    pub new_start: u32,
+    /// Lines in the commit.
+    pub new_len: u32,
+}
+
+/// What one commit did to one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileChange {
+    /// The hunks, in order (none for a change to whitespace or mode only).
+    pub hunks: Vec<Hunk>,
+    /// The blob in the parent (`None` for an added file).
+    pub old: Option<String>,
+    /// The blob in the commit (`None` for a deleted file).
+    pub new: Option<String>,
+    /// The path it was renamed from (git's rename detection, `-M`), when it was.
+    pub from: Option<u32>,
+}
+
+/// Author of a commit, as `git blame --porcelain` reports it (`.mailmap` applied).
+#[derive(Clone, Debug)]
+pub struct Author {
+    /// Name.
+    pub name: String,
+    /// Author time (Unix seconds).
+    pub at: i64,
+}
+
+/// The parsed log.
+#[derive(Debug, Default)]
+pub struct Patches {
+    /// The author of each first-parent commit, by commit index.
+    pub authors: HashMap<u32, Author>,
+    /// Changes by `(commit index, path index)`; a change git showed without hunks (to
+    /// whitespace only) is absent.
+    pub changes: HashMap<(u32, u32), FileChange>,
+    /// Commits with a diff that could not be read as text hunks.
+    pub unreadable: std::collections::HashSet<u32>,
+}
+
+impl Patches {
+    /// The hunks of `path` in `commit` (empty when git showed none).
+    #[must_use]
+    pub fn hunks(&self, commit: u32, path: u32) -> &[Hunk] {
+        self.changes
+            .get(&(commit, path))
+            .map_or(&[], |c| c.hunks.as_slice())
+    }
+}
+
+/// Reads the first-parent history of `history.head` in `parts` `git log` processes run
+/// side by side.
+pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patches> {
+    let total = history.first_parent_chain().len();
+    let parts = parts.clamp(1, 4).min(total.max(1));
+    let per = total.div_ceil(parts).max(1);
+    let outputs: Vec<anyhow::Result<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..parts)
+            .map(|i| {
+                let skip = format!("--skip={}", i * per);
+                let count = format!("--max-count={per}");
+                let head = history.head.clone();
+                s.spawn(move || {
+                    let args = [
+                        "log",
+                        "--first-parent",
+                        "--diff-merges=first-parent",
+                        "-p",
+                        "-U0",
+                        "--inter-hunk-context=0",
+                        "-w",
+                        "-a",
+                        "-M",
+                        "--no-color",
+                        "--no-ext-diff",
+                        "--no-textconv",
+                        "--no-relative",
+                        "--no-show-signature",
+                        "--full-index",
+                        "--diff-algorithm=myers",
+                        "--src-prefix=a/",
+                        "--dst-prefix=b/",
+                        "--format=%x01%H %at %aN",
+                        &skip,
+                        &count,
+                        &head,
+                        "--",
+                    ];
+                    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+                    crate::git::run(top, &args)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic reading the log"))
+            .collect()
+    });
+    let mut patches = Patches::default();
+    for out in outputs {
+        parse(&out?, history, &mut patches).context("while reading git log -p")?;
+    }
+    Ok(patches)
+}
+
+/// A path on a `--- a/...` or `+++ b/...` line (quoted as git quotes it; a path with a
+/// space is followed by a tab).
+fn header_path(raw: &[u8], prefix: &[u8]) -> Option<Vec<u8>> {
+    let raw = raw.strip_suffix(b"\t").unwrap_or(raw);
+    if raw == b"/dev/null" {
+        return None;
+    }
+    let path = if raw.first() == Some(&b'"') {
+        crate::git::unquote(raw)
+    } else {
+        raw.to_vec()
+    };
+    path.strip_prefix(prefix).map(<[u8]>::to_vec)
+}
+
+/// `-a[,b] +c[,d] @@...` into a hunk.
+fn hunk(rest: &[u8]) -> Option<Hunk> {
+    let text = std::str::from_utf8(rest.get(..rest.windows(3).position(|w| w == b" @@")?)?).ok()?;
+    let (old, new) = text.split_once(' ')?;
+    let range = |s: &str| -> Option<(u32, u32)> {
+        match s.split_once(',') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => Some((s.parse().ok()?, 1)),
+        }
+    };
+    let (old_start, old_len) = range(old.strip_prefix('-')?)?;
+    let (new_start, new_len) = range(new.strip_prefix('+')?)?;
+    Some(Hunk {
+        old_start,
+        old_len,
+        new_start,
+        new_len,
+    })
+}
+
+/// Parses one `git log` output into `patches`.
+fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result<()> {
+    let mut commit: Option<u32> = None;
+    // The file being read: old and new path, blobs, hunks.
+    let mut old_path: Option<Vec<u8>> = None;
+    let mut file: Option<FileChange> = None;
+    let mut remaining: u32 = 0;
+    let flush = |commit: Option<u32>,
+                 old_path: &mut Option<Vec<u8>>,
+                 new_path: Option<Vec<u8>>,
+                 file: &mut Option<FileChange>,
+                 patches: &mut Patches| {
+        let Some(mut change) = file.take() else {
+            return;
+        };
+        let old = old_path.take();
+        let path = new_path.or_else(|| old.clone());
+        if let (Some(old), Some(new)) = (&old, &path) {
+            if old != new {
+                change.from = history.path_id(old);
+            }
+        }
+        if let (Some(c), Some(p)) = (commit, path.and_then(|p| history.path_id(&p))) {
+            patches.changes.insert((c, p), change);
+        }
+    };
+    let mut new_path: Option<Vec<u8>> = None;
+    for line in out.split(|b| *b == b'\n') {
+        if remaining > 0 {
+            if line.first() != Some(&b'\\') {
+                remaining -= 1;
+            }
+            continue;
+        }
+        if let Some(header) = line.strip_prefix(b"\x01") {
+            flush(commit, &mut old_path, new_path.take(), &mut file, patches);
+            let text = String::from_utf8_lossy(header);
+            let mut fields = text.splitn(3, ' ');
+            let id = fields.next().unwrap_or_default();
+            let at: i64 = fields
+                .next()
+                .and_then(|t| t.parse().ok())
+                .with_context(|| format!("no author time in {text:?}"))?;
+            let name = fields.next().unwrap_or_default().to_owned();
+            let c = history
+                .find(id)
+                .with_context(|| format!("commit {id} is not in the history read"))?;
+            patches.authors.insert(c, Author { name, at });
+            commit = Some(c);
+        } else if line.starts_with(b"diff --git ") || line.starts_with(b"diff --cc ") {
+            flush(commit, &mut old_path, new_path.take(), &mut file, patches);
+            file = Some(FileChange::default());
+        } else if let Some(rest) = line.strip_prefix(b"index ") {
+            let text = String::from_utf8_lossy(rest);
+            let ids = text.split(' ').next().unwrap_or_default();
+            if let (Some(f), Some((a, b))) = (file.as_mut(), ids.split_once("..")) {
+                let real = |id: &str| (!id.bytes().all(|b| b == b'0')).then(|| id.to_owned());
+                f.old = real(a);
+                f.new = real(b);
+            }
+        } else if let Some(rest) = line.strip_prefix(b"rename from ") {
+            old_path = header_path(rest, b"");
+        } else if let Some(rest) = line.strip_prefix(b"rename to ") {
+            new_path = header_path(rest, b"");
+        } else if let Some(rest) = line.strip_prefix(b"--- ") {
+            old_path = header_path(rest, b"a/");
+        } else if let Some(rest) = line.strip_prefix(b"+++ ") {
+            new_path = header_path(rest, b"b/");
+        } else if let Some(rest) = line.strip_prefix(b"@@ ") {
+            let h = hunk(rest).with_context(|| {
+                format!("unexpected hunk header {:?}", String::from_utf8_lossy(line))
+            })?;
+            let Some(f) = file.as_mut() else {
+                anyhow::bail!("a hunk outside of a file's diff");
+            };
+            if old_path.is_none() && new_path.is_none() {
+                anyhow::bail!("a hunk without the file's name");
+            }
+            remaining = h.old_len + h.new_len;
+            f.hunks.push(h);
+        } else if line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch") {
+            if let Some(c) = commit {
+                patches.unreadable.insert(c);
+            }
+        }
+    }
+    flush(commit, &mut old_path, new_path.take(), &mut file, patches);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunk_headers() {
+        assert_eq!(
+            hunk(b"-2 +2 @@ a"),
+            Some(Hunk {
+                old_start: 2,
+                old_len: 1,
+                new_start: 2,
+                new_len: 1
+            })
+        );
+        assert_eq!(
+            hunk(b"-3,0 +4,2 @@"),
+            Some(Hunk {
+                old_start: 3,
+                old_len: 0,
+                new_start: 4,
+                new_len: 2
+            })
+        );
+        assert_eq!(hunk(b"-x +1 @@"), None);
+    }
+
+    #[test]
+    fn header_paths() {
+        assert_eq!(header_path(b"a/x y\t", b"a/"), Some(b"x y".to_vec()));
+        assert_eq!(header_path(b"/dev/null", b"a/"), None);
+        assert_eq!(
+            header_path(b"\"b/t\\303\\251\\tx\"", b"b/"),
+            Some("t\u{e9}\tx".as_bytes().to_vec())
+        );
+    }
+}

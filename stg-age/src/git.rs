@@ -635,9 +635,9 @@ impl CatFile {
         })
     }
 
-    /// The content of the blob `name` names; `None` when there is no such blob (or the
-    /// name cannot be asked for: it holds a newline).
-    pub fn blob(&mut self, name: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+    /// The id and content of the blob `name` names; `None` when there is no such blob (or
+    /// the name cannot be asked for: it holds a newline).
+    pub fn blob(&mut self, name: &[u8]) -> anyhow::Result<Option<(String, Vec<u8>)>> {
         use std::io::{BufRead as _, Read as _, Write as _};
         if name.contains(&b'\n') {
             return Ok(None);
@@ -650,12 +650,12 @@ impl CatFile {
         let text = String::from_utf8_lossy(&header);
         let fields: Vec<&str> = text.split_ascii_whitespace().collect();
         match fields.as_slice() {
-            [_, "blob", size] => {
+            [oid, "blob", size] => {
                 let size: usize = size.parse().context("git cat-file: bad size")?;
                 let mut content = vec![0; size + 1];
                 self.output.read_exact(&mut content)?;
                 content.pop();
-                Ok(Some(content))
+                Ok(Some(((*oid).to_owned(), content)))
             }
             [_, kind, size] => {
                 // Another kind of object: read past it.

@@ -62,7 +62,7 @@ pub struct History {
 type Read = (String, Vec<String>, Vec<(u8, Vec<u8>)>);
 
 /// A parent that is not in the history (a grafted or missing commit).
-const UNKNOWN: u32 = u32::MAX;
+pub const UNKNOWN: u32 = u32::MAX;
 
 impl History {
     /// Rebuilds the lookup tables after deserialising or extending.
@@ -108,29 +108,6 @@ impl History {
     #[must_use]
     pub fn path_id(&self, path: &[u8]) -> Option<u32> {
         self.path_index.get(path).copied()
-    }
-
-    /// The commits that change `path` (under that exact name) against their first parent.
-    #[must_use]
-    pub fn touching(&self, path: u32) -> &[u32] {
-        self.by_path.get(path as usize).map_or(&[], Vec::as_slice)
-    }
-
-    /// The first-parent line from the head, newest first (stops at a root commit or an
-    /// unknown parent).
-    #[must_use]
-    pub fn first_parent_chain(&self) -> Vec<u32> {
-        let mut chain = Vec::new();
-        let mut c = self.find(&self.head);
-        while let Some(i) = c {
-            chain.push(i);
-            c = self.commits[i as usize]
-                .parents
-                .first()
-                .copied()
-                .filter(|p| *p != UNKNOWN);
-        }
-        chain
     }
 
     /// The index of a commit id.

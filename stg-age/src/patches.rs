@@ -1,5 +1,5 @@
-//! The first-parent history's line changes, read once: `git log --first-parent -p -U0 -w`,
-//! parsed down to hunk headers and blob ids, for [`crate::trace`].
+//! The history's line changes, read once: `git log -p -U0 -w` (a merge against its first
+//! parent), parsed down to hunk headers and blob ids, for [`crate::trace`].
 //!
 //! The diffs are git's own, computed with what `git blame -w` uses for its own diffs
 //! (xdiff, whitespace ignored, the indent heuristic as configured, no context), so a line
@@ -54,7 +54,7 @@ pub struct Author {
 /// The parsed log.
 #[derive(Debug, Default)]
 pub struct Patches {
-    /// The author of each first-parent commit, by commit index.
+    /// The author of each commit, by commit index.
     pub authors: HashMap<u32, Author>,
     /// Changes by `(commit index, path index)`; a change git showed without hunks (to
     /// whitespace only) is absent.
@@ -73,10 +73,9 @@ impl Patches {
     }
 }
 
-/// Reads the first-parent history of `history.head` in `parts` `git log` processes run
-/// side by side.
+/// Reads the history of `history.head` in `parts` `git log` processes run side by side.
 pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patches> {
-    let total = history.first_parent_chain().len();
+    let total = history.ids.len();
     let parts = parts.clamp(1, 4).min(total.max(1));
     let per = total.div_ceil(parts).max(1);
     let outputs: Vec<anyhow::Result<Vec<u8>>> = std::thread::scope(|s| {
@@ -88,7 +87,6 @@ pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patch
                 s.spawn(move || {
                     let args = [
                         "log",
-                        "--first-parent",
                         "--diff-merges=first-parent",
                         "-p",
                         "-U0",

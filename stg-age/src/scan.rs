@@ -323,7 +323,7 @@ fn date_files(
 ) -> anyhow::Result<Vec<Vec<(usize, Origin)>>> {
     let mut outcomes: Vec<Option<crate::trace::Outcome>> = pending.iter().map(|_| None).collect();
     if let Some(h) = history {
-        let chain = h.first_parent_chain().len();
+        let chain = h.ids.len();
         if !pending.is_empty()
             && pending.len() * TRACE_COMMITS_PER_FILE >= chain
             && trace_applies(opts)?

@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 use crate::git::{CatFile, Origin};
-use crate::history::History;
+use crate::history::{History, UNKNOWN};
 use crate::patches::{Hunk, Patches};
 
 /// `git blame`'s default `-M` threshold (`BLAME_DEFAULT_MOVE_SCORE`).
@@ -84,14 +84,16 @@ pub enum Outcome {
 
 /// A blob's lines, ready for run matching.
 struct Text {
+    oid: String,
     norm: Vec<Vec<u8>>,
     alnum: Vec<u32>,
     index: HashMap<Vec<u8>, Vec<u32>>,
 }
 
 impl Text {
-    fn new(bytes: &[u8]) -> Text {
+    fn new(oid: String, bytes: &[u8]) -> Text {
         let mut text = Text {
+            oid,
             norm: Vec::new(),
             alnum: Vec::new(),
             index: HashMap::new(),
@@ -122,7 +124,10 @@ impl Blobs {
         if let Some(text) = self.cache.get(&name) {
             return Ok(text.clone());
         }
-        let text = self.cat.blob(&name)?.map(|b| Rc::new(Text::new(&b)));
+        let text = self
+            .cat
+            .blob(&name)?
+            .map(|(oid, b)| Rc::new(Text::new(oid, &b)));
         self.cache.insert(name, text.clone());
         Ok(text)
     }
@@ -181,46 +186,31 @@ fn split(hunks: &[Hunk], lines: Vec<(usize, u32)>) -> (Vec<(usize, u32)>, Vec<(u
     (kept, added)
 }
 
-/// One followed file: lines of `path` as they are at first-parent chain position `from`.
+/// One followed file: lines of `path` as they are in commit `at`.
 struct Probe {
     path: u32,
-    from: usize,
+    at: u32,
     /// `(index into File::lines, 1-based line)`.
     lines: Vec<(usize, u32)>,
     /// The file itself (its lines' stops are dates), or a place a line may have moved to.
     own: bool,
 }
 
-/// The history, its diffs, and where each path changes on the first-parent line.
+/// The history and its diffs.
 pub struct Engine<'a> {
     top: &'a Path,
     history: &'a History,
     patches: &'a Patches,
-    chain: Vec<u32>,
-    /// For each path index, the chain positions (ascending: newest first) of commits that
-    /// change it against their first parent.
-    touch: Vec<Vec<usize>>,
 }
 
 impl<'a> Engine<'a> {
-    /// Prepares the chain and per-path change lists.
+    /// An engine over `history` and its diffs.
     #[must_use]
     pub fn new(top: &'a Path, history: &'a History, patches: &'a Patches) -> Engine<'a> {
-        let chain = history.first_parent_chain();
-        let mut touch: Vec<Vec<usize>> = vec![Vec::new(); history.paths.len()];
-        for (pos, &c) in chain.iter().enumerate() {
-            for &(_, p) in &history.commits[c as usize].changes {
-                if let Some(list) = touch.get_mut(p as usize) {
-                    list.push(pos);
-                }
-            }
-        }
         Engine {
             top,
             history,
             patches,
-            chain,
-            touch,
         }
     }
 
@@ -264,6 +254,35 @@ impl<'a> Engine<'a> {
         results.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// The first parent of merge `c` in which `path` has the blob it has in `c`.
+    fn same_blob_parent(
+        &self,
+        c: u32,
+        path: u32,
+        blobs: &mut Blobs,
+    ) -> anyhow::Result<Option<u32>> {
+        let name = |commit: u32| {
+            let mut n = self.history.ids[commit as usize].clone().into_bytes();
+            n.push(b':');
+            n.extend_from_slice(&self.history.paths[path as usize]);
+            n
+        };
+        let Some(mine) = blobs.get(name(c))? else {
+            return Ok(None);
+        };
+        for &p in &self.history.commits[c as usize].parents {
+            if p == UNKNOWN {
+                return Ok(None);
+            }
+            if let Some(theirs) = blobs.get(name(p))? {
+                if theirs.oid == mine.oid {
+                    return Ok(Some(p));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn status(&self, commit: u32, path: u32) -> Option<u8> {
         self.history.commits[commit as usize]
             .changes
@@ -305,7 +324,10 @@ impl<'a> Engine<'a> {
 
     /// Follows one file's lines back; see the module documentation.
     fn trace(&self, file: &File<'_>, blobs: &mut Blobs) -> anyhow::Result<Outcome> {
-        let Some(start) = self.history.path_id(file.path) else {
+        let (Some(start), Some(head)) = (
+            self.history.path_id(file.path),
+            self.history.find(&self.history.head),
+        ) else {
             return Ok(Outcome::Whole);
         };
         let n = file.lines.len();
@@ -314,7 +336,7 @@ impl<'a> Engine<'a> {
         let mut visited: HashSet<u32> = HashSet::from([start]);
         let mut work = vec![Probe {
             path: start,
-            from: 0,
+            at: head,
             lines: file
                 .lines
                 .iter()
@@ -372,19 +394,34 @@ impl<'a> Engine<'a> {
     ) -> anyhow::Result<bool> {
         let Probe {
             path,
-            from,
+            at,
             mut lines,
             own,
         } = probe;
-        let touches = &self.touch[path as usize];
-        let first = touches.partition_point(|&p| p < from);
-        for &p in &touches[first..] {
+        let mut next = Some(at);
+        while let Some(c) = next {
             if lines.is_empty() {
                 return Ok(true);
             }
-            let c = self.chain[p];
             let commit = &self.history.commits[c as usize];
-            if commit.parents.len() > 1 || self.patches.unreadable.contains(&c) {
+            next = commit.parents.first().copied().filter(|p| *p != UNKNOWN);
+            if !commit.changes.iter().any(|(_, q)| *q == path) {
+                // The first parent has the same blob: blame passes every line to it.
+                continue;
+            }
+            if commit.parents.len() > 1 {
+                // Blame passes every line to the first parent whose blob is the same (a
+                // merge that took this file from a branch); anything else needs diffs
+                // against several parents, which are git's to do.
+                match self.same_blob_parent(c, path, blobs)? {
+                    Some(p) => {
+                        next = Some(p);
+                        continue;
+                    }
+                    None => return Ok(false),
+                }
+            }
+            if self.patches.unreadable.contains(&c) {
                 return Ok(false);
             }
             let status = self.status(c, path);
@@ -412,10 +449,10 @@ impl<'a> Engine<'a> {
                         lines = Vec::new();
                         parent_path = Some(q);
                         visited.insert(q);
-                        if !kept.is_empty() {
+                        if let (false, Some(parent)) = (kept.is_empty(), next) {
                             work.push(Probe {
                                 path: q,
-                                from: p + 1,
+                                at: parent,
                                 lines: kept,
                                 own,
                             });
@@ -482,14 +519,16 @@ impl<'a> Engine<'a> {
                     dated[slot] = Some(c);
                 }
             }
-            for (q, lines) in moved {
-                visited.insert(q);
-                work.push(Probe {
-                    path: q,
-                    from: p + 1,
-                    lines,
-                    own: false,
-                });
+            if let Some(parent) = next {
+                for (q, lines) in moved {
+                    visited.insert(q);
+                    work.push(Probe {
+                        path: q,
+                        at: parent,
+                        lines,
+                        own: false,
+                    });
+                }
             }
         }
         // Lines left over had no commit that added them: a shallow or odd history.
@@ -527,8 +566,8 @@ mod tests {
 
     #[test]
     fn runs_score_alphanumerics_of_matching_neighbours() {
-        let v = Text::new(b"x\n  when: env == 1\nabc\nzz\n");
-        let c = Text::new(b"when: env==1\nabc\nq\n");
+        let v = Text::new(String::new(), b"x\n  when: env == 1\nabc\nzz\n");
+        let c = Text::new(String::new(), b"when: env==1\nabc\nq\n");
         // "when: env == 1" (8) + "abc" (3) + 1.
         assert_eq!(run_score(&v, 1, &c, 0), 12);
         assert_eq!(normalise(b" a\tb \r"), b"ab".to_vec());

@@ -269,29 +269,35 @@ pub fn blame(
     ranges: &[(usize, usize)],
     options: &BlameOptions,
 ) -> anyhow::Result<Vec<(usize, Origin)>> {
-    Ok(blame_with(top, path, ranges, options, None)?
+    Ok(blame_with(top, path, ranges, options, None, true)?
         .into_iter()
         .map(|(line, origin, _)| (line, origin))
         .collect())
 }
 
 /// [`blame`] over the history given by `grafts` (`git blame -S`, see
-/// [`crate::history::History::grafts`]), or over the whole history when `None`. Each line
-/// comes with the path it had in the commit it is blamed on.
+/// [`crate::history::History::grafts`]), or over the whole history when `None`; without
+/// `-C` when `copies` is false (for lines that provably were not copied from another
+/// file, it gives the same answer for less work). Each line comes with the path it had in
+/// the commit it is blamed on.
 pub fn blame_with(
     top: &Path,
     path: &[u8],
     ranges: &[(usize, usize)],
     options: &BlameOptions,
     grafts: Option<&[u8]>,
+    copies: bool,
 ) -> anyhow::Result<Vec<(usize, Origin, Vec<u8>)>> {
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
-    let mut args: Vec<OsString> = ["blame", "--no-textconv", "--porcelain", "-w", "-M", "-C"]
+    let mut args: Vec<OsString> = ["blame", "--no-textconv", "--porcelain", "-w", "-M"]
         .iter()
         .map(OsString::from)
         .collect();
+    if copies {
+        args.push("-C".into());
+    }
     // Only .git-blame-ignore-revs and --ignore-rev are looked through, whatever git's
     // blame.ignoreRevsFile says: an empty --ignore-revs-file clears the revisions read
     // from configuration before ours. (`-c blame.ignoreRevsFile=` does not: git sorts the

@@ -365,12 +365,23 @@ fn date_files(
     let mut dated = parallel(opts.jobs, &work, |(p, outcome)| {
         let origins = match outcome {
             Some(crate::trace::Outcome::Dated(origins)) => origins.clone(),
-            Some(crate::trace::Outcome::Widen(names)) => {
-                blame_file(opts, p, history.map(|h| (h, names)))?
+            Some(crate::trace::Outcome::Widen(widen)) => {
+                // Only the ranges holding a line left to date: blame moves lines range by
+                // range (a range's lines never share a blame entry with another's).
+                let ranges: Vec<(usize, usize)> = p
+                    .ranges
+                    .iter()
+                    .copied()
+                    .filter(|&(a, b)| widen.undated.iter().any(|l| (a..=b).contains(l)))
+                    .collect();
+                let mut origins = widen.dated.clone();
+                let cut = history.map(|h| (h, &widen.names));
+                origins.extend(blame_ranges_in(opts, p, &ranges, cut, widen.copies)?);
+                origins
             }
             _ => {
                 let names = history.map(|h| h.names(&p.path));
-                blame_file(opts, p, history.zip(names.as_ref()))?
+                blame_ranges_in(opts, p, &p.ranges, history.zip(names.as_ref()), true)?
             }
         };
         Ok((p.path.clone(), origins))
@@ -387,23 +398,27 @@ fn date_files(
     Ok(ordered)
 }
 
-/// `git blame` of one file's ranges over the history cut down to the commits that change
-/// one of `names` (see [`crate::history`]) when every condition line ends in one of those
-/// names; over the whole history when one ended in another file (`-C` found it was copied
-/// from there, and that file's own commits were cut), or when there is no history to cut.
-fn blame_file(
+/// `git blame` of `ranges` of one file over the history cut down to the commits that
+/// change one of `names` (see [`crate::history`]) when every condition line ends in one of
+/// those names; over the whole history (with `-C`) when one ended in another file (`-C`
+/// found it was copied from there, and that file's own commits were cut), or when there is
+/// no history to cut.
+fn blame_ranges_in(
     opts: &ScanOptions,
     pending: &Pending,
+    ranges: &[(usize, usize)],
     cut: Option<(&History, &HashSet<Vec<u8>>)>,
+    copies: bool,
 ) -> anyhow::Result<Vec<(usize, Origin)>> {
     if let Some((history, names)) = cut {
         if let Some(grafts) = history.grafts(names) {
             let lines = git::blame_with(
                 &opts.top,
                 &pending.path,
-                &pending.ranges,
+                ranges,
                 &opts.blame,
                 Some(&grafts),
+                copies,
             )?;
             // Context lines whose copy went elsewhere do not matter; a condition line must
             // have stayed within the names.
@@ -416,7 +431,7 @@ fn blame_file(
             }
         }
     }
-    git::blame(&opts.top, &pending.path, &pending.ranges, &opts.blame)
+    git::blame(&opts.top, &pending.path, ranges, &opts.blame)
 }
 
 /// Reads the history of `HEAD`, from the cache and the commits since when it has them.

@@ -76,10 +76,25 @@ pub struct File<'a> {
 pub enum Outcome {
     /// Every condition line dated: `(line, origin)`.
     Dated(Vec<(usize, Origin)>),
-    /// A line may have moved: blame over the history of these names gives the answer.
-    Widen(HashSet<Vec<u8>>),
+    /// A condition line may have moved: blame over the history of the files it can have
+    /// moved through gives the answer.
+    Widen(Widen),
     /// Blame over the whole history.
     Whole,
+}
+
+/// What git still has to blame in a file, and over which history.
+#[derive(Debug)]
+pub struct Widen {
+    /// Every name of every file a blamed line can have moved through.
+    pub names: HashSet<Vec<u8>>,
+    /// Whether a line can have been copied from another file (`-C` matters); when not,
+    /// `-M` alone gives the same answer.
+    pub copies: bool,
+    /// The condition lines dated already.
+    pub dated: Vec<(usize, Origin)>,
+    /// The condition lines left to blame.
+    pub undated: Vec<usize>,
 }
 
 /// A blob's lines, ready for run matching.
@@ -194,6 +209,16 @@ struct Probe {
     lines: Vec<(usize, u32)>,
     /// The file itself (its lines' stops are dates), or a place a line may have moved to.
     own: bool,
+}
+
+/// What following a file's lines finds: dates (by index into [`File::lines`]), the files
+/// lines may have moved through, whether one may have been copied from another file, and
+/// the walks still to do.
+struct Found<'f> {
+    dated: &'f mut [Option<u32>],
+    visited: &'f mut HashSet<u32>,
+    copies: &'f mut bool,
+    work: &'f mut Vec<Probe>,
 }
 
 /// The history and its diffs.
@@ -333,6 +358,7 @@ impl<'a> Engine<'a> {
         let n = file.lines.len();
         let mut dated: Vec<Option<u32>> = vec![None; n];
         let mut whole = false;
+        let mut copies = false;
         let mut visited: HashSet<u32> = HashSet::from([start]);
         let mut work = vec![Probe {
             path: start,
@@ -352,7 +378,13 @@ impl<'a> Engine<'a> {
                 whole = true;
                 break;
             }
-            if !self.follow(file, probe, blobs, &mut dated, &mut visited, &mut work)? {
+            let mut found = Found {
+                dated: &mut dated,
+                visited: &mut visited,
+                copies: &mut copies,
+                work: &mut work,
+            };
+            if !self.follow(file, probe, blobs, &mut found)? {
                 whole = true;
             }
         }
@@ -363,20 +395,29 @@ impl<'a> Engine<'a> {
             .filter(|(_, (line, _))| file.hits.contains(line))
             .map(|(i, _)| i)
             .collect();
-        let origins: Option<Vec<(usize, Origin)>> = hits
-            .iter()
-            .map(|&i| Some((file.lines[i].0, self.origin(dated[i]?)?)))
-            .collect();
-        Ok(match origins {
-            Some(origins) if hits.len() == file.hits.len() => Outcome::Dated(origins),
-            _ if whole => Outcome::Whole,
-            _ => {
-                let mut names = HashSet::new();
-                for p in visited {
-                    names.extend(self.history.names(&self.history.paths[p as usize]));
-                }
-                Outcome::Widen(names)
+        let mut done = Vec::new();
+        let mut undated = Vec::new();
+        for &i in &hits {
+            match dated[i].and_then(|c| self.origin(c)) {
+                Some(origin) => done.push((file.lines[i].0, origin)),
+                None => undated.push(file.lines[i].0),
             }
+        }
+        Ok(if undated.is_empty() && hits.len() == file.hits.len() {
+            Outcome::Dated(done)
+        } else if whole || hits.len() != file.hits.len() {
+            Outcome::Whole
+        } else {
+            let mut names = HashSet::new();
+            for p in visited {
+                names.extend(self.history.names(&self.history.paths[p as usize]));
+            }
+            Outcome::Widen(Widen {
+                names,
+                copies,
+                dated: done,
+                undated,
+            })
         })
     }
 
@@ -388,9 +429,7 @@ impl<'a> Engine<'a> {
         file: &File<'_>,
         probe: Probe,
         blobs: &mut Blobs,
-        dated: &mut [Option<u32>],
-        visited: &mut HashSet<u32>,
-        work: &mut Vec<Probe>,
+        found: &mut Found<'_>,
     ) -> anyhow::Result<bool> {
         let Probe {
             path,
@@ -448,9 +487,9 @@ impl<'a> Engine<'a> {
                         stopped = rest;
                         lines = Vec::new();
                         parent_path = Some(q);
-                        visited.insert(q);
+                        found.visited.insert(q);
                         if let (false, Some(parent)) = (kept.is_empty(), next) {
-                            work.push(Probe {
+                            found.work.push(Probe {
                                 path: q,
                                 at: parent,
                                 lines: kept,
@@ -469,7 +508,7 @@ impl<'a> Engine<'a> {
             if commit.parents.is_empty() {
                 if own {
                     for (slot, _) in stopped {
-                        dated[slot] = Some(c);
+                        found.dated[slot] = Some(c);
                     }
                 }
                 continue;
@@ -511,18 +550,19 @@ impl<'a> Engine<'a> {
                     for &k in ks {
                         if run_score(v, at, &cand, k as usize) > threshold {
                             may_move = true;
+                            *found.copies |= threshold == COPY_SCORE;
                             moved.entry(q).or_default().push((slot, k + 1));
                         }
                     }
                 }
                 if own && !may_move {
-                    dated[slot] = Some(c);
+                    found.dated[slot] = Some(c);
                 }
             }
             if let Some(parent) = next {
                 for (q, lines) in moved {
-                    visited.insert(q);
-                    work.push(Probe {
+                    found.visited.insert(q);
+                    found.work.push(Probe {
                         path: q,
                         at: parent,
                         lines,

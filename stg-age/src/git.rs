@@ -144,6 +144,28 @@ pub fn run(dir: &Path, args: &[&OsStr]) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+/// Runs `git --git-dir GIT_DIR args...` from `cwd` (a repository stg-age made itself),
+/// with the same neutralised settings; returns stdout.
+pub fn run_in_git_dir(cwd: &Path, git_dir: &Path, args: &[&OsStr]) -> anyhow::Result<Vec<u8>> {
+    let out = git(cwd)
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(args)
+        .output()
+        .context("could not run git")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git {} failed ({}): {}",
+            args.first()
+                .map(|a| a.to_string_lossy())
+                .unwrap_or_default(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
 fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
     args.iter().map(|a| OsStr::new(*a)).collect()
 }
@@ -496,7 +518,7 @@ pub fn added(top: &Path, path: &[u8]) -> anyhow::Result<Origin> {
         OsStr::new("--no-ext-diff"),
         OsStr::new("--follow"),
         OsStr::new("--diff-filter=A"),
-        OsStr::new("--format=%H%x00%an%x00%at"),
+        OsStr::new("--format=%H%x00%aN%x00%at"),
         OsStr::new("--"),
         OsStr::from_bytes(path),
     ];
@@ -532,7 +554,7 @@ pub fn added_many(top: &Path, paths: &[Vec<u8>]) -> anyhow::Result<Vec<Origin>> 
             "-M",
             "--diff-filter=AR",
             "--name-status",
-            "--format=commit %H%x00%an%x00%at",
+            "--format=commit %H%x00%aN%x00%at",
         ]),
     )?;
     let mut origins = vec![Origin::Uncommitted; paths.len()];

@@ -56,6 +56,10 @@ pub struct History {
     /// For each path, the commits that change it.
     #[serde(skip)]
     by_path: Vec<Vec<u32>>,
+    /// True when [`History::ids`] is in `git log`'s order (read in one go, not extended
+    /// from a cache).
+    #[serde(skip)]
+    pub in_log_order: bool,
 }
 
 /// A commit as `git log` gives it: id, parent ids, `(status, path)` changes.
@@ -172,6 +176,7 @@ impl History {
                 );
             }
         }
+        let fresh = self.ids.is_empty();
         // Parents are resolved once every new id has its index.
         for (id, _, _) in &pending {
             let i = u32::try_from(self.ids.len()).unwrap_or(UNKNOWN);
@@ -190,6 +195,7 @@ impl History {
             self.commits.push(Commit { parents, changes });
         }
         debug_assert_eq!(self.commits.len(), self.ids.len());
+        self.in_log_order = fresh;
         head.clone_into(&mut self.head);
         self.reindex();
         Ok(())
@@ -344,6 +350,92 @@ impl History {
             out.push(b'\n');
         }
         Some(out)
+    }
+
+    /// The history cut down to `names` as [`History::grafts`] cuts it, with the commits
+    /// that leave every name alone dropped instead of grafted: each kept commit (those that
+    /// change one of `names` against their first parent, and the head) with its parents
+    /// mapped to the nearest kept commit down their first-parent line, parents before
+    /// children. `None` when the history cannot be cut safely (an unknown parent) or a
+    /// merge's parents collapse into one commit.
+    #[must_use]
+    pub fn condensed(&self, names: &HashSet<Vec<u8>>) -> Option<Vec<(u32, Vec<u32>)>> {
+        let head = self.find(&self.head)?;
+        let mut touching: HashSet<u32> = HashSet::new();
+        for name in names {
+            if let Some(&p) = self.path_index.get(name) {
+                touching.extend(self.by_path[p as usize].iter().copied());
+            }
+        }
+        let kept = |c: u32| {
+            c == head || self.commits[c as usize].parents.is_empty() || touching.contains(&c)
+        };
+        let mut rep_memo: HashMap<u32, u32> = HashMap::new();
+        let mut rep = |start: u32| -> Option<u32> {
+            let mut walked = Vec::new();
+            let mut c = start;
+            let found = loop {
+                if let Some(&r) = rep_memo.get(&c) {
+                    break r;
+                }
+                if kept(c) {
+                    break c;
+                }
+                walked.push(c);
+                c = self.commits[c as usize].parents[0];
+                if c == UNKNOWN {
+                    return None;
+                }
+            };
+            for w in walked {
+                rep_memo.insert(w, found);
+            }
+            Some(found)
+        };
+        let mut parents_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut order = Vec::new();
+        // Depth first, a commit written after all of its parents.
+        let mut stack: Vec<(u32, bool)> = vec![(head, false)];
+        while let Some((c, expanded)) = stack.pop() {
+            if expanded {
+                order.push(c);
+                continue;
+            }
+            if parents_of.contains_key(&c) {
+                continue;
+            }
+            let mut parents = Vec::new();
+            for &p in &self.commits[c as usize].parents {
+                if p == UNKNOWN {
+                    return None;
+                }
+                let r = rep(p)?;
+                if parents.contains(&r) {
+                    return None;
+                }
+                parents.push(r);
+            }
+            stack.push((c, true));
+            for &p in parents.iter().rev() {
+                if !parents_of.contains_key(&p) {
+                    stack.push((p, false));
+                }
+            }
+            parents_of.insert(c, parents);
+        }
+        // A commit reached again before its first visit finished is pushed twice; keep
+        // the first time it was written.
+        let mut written = HashSet::new();
+        order.retain(|c| written.insert(*c));
+        Some(
+            order
+                .into_iter()
+                .map(|c| {
+                    let parents = parents_of.remove(&c).unwrap_or_default();
+                    (c, parents)
+                })
+                .collect(),
+        )
     }
 
     /// True when no commit from `head` back along first parents to `since` changes any of

@@ -14,6 +14,7 @@ pub mod glob;
 pub mod history;
 pub mod ignore_file;
 pub mod patches;
+pub mod replay;
 pub mod report;
 pub mod scan;
 pub mod trace;

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::git::Origin;
 use crate::history::History;
 
 /// One hunk of a `-U0` diff: lines `old_start..old_start + old_len` of the parent became
@@ -49,6 +50,8 @@ pub struct Author {
     pub name: String,
     /// Author time (Unix seconds).
     pub at: i64,
+    /// Committer time (Unix seconds): the order blame visits commits in.
+    pub committed: i64,
 }
 
 /// The parsed log.
@@ -56,8 +59,7 @@ pub struct Author {
 pub struct Patches {
     /// The author of each commit, by commit index.
     pub authors: HashMap<u32, Author>,
-    /// Changes by `(commit index, path index)`; a change git showed without hunks (to
-    /// whitespace only) is absent.
+    /// Changes by `(commit index, path index)` (a change to whitespace only has no hunks).
     pub changes: HashMap<(u32, u32), FileChange>,
     /// Commits with a diff that could not be read as text hunks.
     pub unreadable: std::collections::HashSet<u32>,
@@ -73,42 +75,50 @@ impl Patches {
     }
 }
 
-/// Reads the history of `history.head` in `parts` `git log` processes run side by side.
-pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patches> {
-    let total = history.ids.len();
+/// The arguments of the `git log` that reads the diffs of `head`'s history, part `i` of
+/// `parts` of `total` commits.
+fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
+    let per = total.div_ceil(parts.max(1)).max(1);
+    [
+        "log",
+        "--diff-merges=first-parent",
+        "-p",
+        "--raw",
+        "--no-abbrev",
+        "-U0",
+        "--inter-hunk-context=0",
+        "-w",
+        "-a",
+        "-M",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-relative",
+        "--no-show-signature",
+        "--full-index",
+        "--diff-algorithm=myers",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        "--format=%x01%H %at %ct %aN",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([format!("--skip={}", i * per)])
+    // The last part reads to the end, whatever the count was.
+    .chain((i + 1 < parts).then(|| format!("--max-count={per}")))
+    .chain([head.to_owned(), "--".to_owned()])
+    .collect()
+}
+
+/// Runs the `git log` processes that read the diffs of the `total` commits of `head`'s
+/// history, `parts` side by side; returns their outputs, for [`parse_all`].
+pub fn fetch(top: &Path, head: &str, total: usize, parts: usize) -> Vec<anyhow::Result<Vec<u8>>> {
     let parts = parts.clamp(1, 4).min(total.max(1));
-    let per = total.div_ceil(parts).max(1);
-    let outputs: Vec<anyhow::Result<Vec<u8>>> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..parts)
             .map(|i| {
-                let skip = format!("--skip={}", i * per);
-                let count = format!("--max-count={per}");
-                let head = history.head.clone();
                 s.spawn(move || {
-                    let args = [
-                        "log",
-                        "--diff-merges=first-parent",
-                        "-p",
-                        "-U0",
-                        "--inter-hunk-context=0",
-                        "-w",
-                        "-a",
-                        "-M",
-                        "--no-color",
-                        "--no-ext-diff",
-                        "--no-textconv",
-                        "--no-relative",
-                        "--no-show-signature",
-                        "--full-index",
-                        "--diff-algorithm=myers",
-                        "--src-prefix=a/",
-                        "--dst-prefix=b/",
-                        "--format=%x01%H %at %aN",
-                        &skip,
-                        &count,
-                        &head,
-                        "--",
-                    ];
+                    let args = log_args(head, total, parts, i);
                     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
                     crate::git::run(top, &args)
                 })
@@ -118,12 +128,69 @@ pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patch
             .into_iter()
             .map(|h| h.join().expect("no panic reading the log"))
             .collect()
-    });
+    })
+}
+
+/// Parses what [`fetch`] read.
+pub fn parse_all(
+    outputs: Vec<anyhow::Result<Vec<u8>>>,
+    history: &History,
+) -> anyhow::Result<Patches> {
     let mut patches = Patches::default();
     for out in outputs {
         parse(&out?, history, &mut patches).context("while reading git log -p")?;
     }
     Ok(patches)
+}
+
+/// Reads the diffs of `history.head`'s history in `parts` `git log` processes.
+pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patches> {
+    parse_all(fetch(top, &history.head, history.ids.len(), parts), history)
+}
+
+/// The commit that added each of `paths`, following renames back as `git log -M
+/// --diff-filter=AR` shows them (merges not looked at): the same answer as
+/// [`crate::git::added_many`], from diffs already read. Paths never added in a commit are
+/// [`Origin::Uncommitted`].
+#[must_use]
+pub fn added(history: &History, patches: &Patches, paths: &[Vec<u8>]) -> Vec<Origin> {
+    let mut origins = vec![Origin::Uncommitted; paths.len()];
+    let mut wanted: HashMap<u32, usize> = paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((history.path_id(p)?, i)))
+        .collect();
+    for (c, commit) in history.commits.iter().enumerate() {
+        if commit.parents.len() > 1 {
+            continue;
+        }
+        let c = u32::try_from(c).unwrap_or(u32::MAX);
+        for &(status, p) in &commit.changes {
+            if status != b'A' {
+                continue;
+            }
+            let from = patches.changes.get(&(c, p)).and_then(|f| f.from);
+            match from {
+                Some(q) => {
+                    if let Some(i) = wanted.remove(&p) {
+                        wanted.insert(q, i);
+                    }
+                }
+                None => {
+                    if let (Some(&i), Some(author)) = (wanted.get(&p), patches.authors.get(&c)) {
+                        if let Ok(at) = time::OffsetDateTime::from_unix_timestamp(author.at) {
+                            origins[i] = Origin::Commit {
+                                id: history.ids[c as usize].clone(),
+                                author: author.name.clone(),
+                                at,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    origins
 }
 
 /// A path on a `--- a/...` or `+++ b/...` line (quoted as git quotes it; a path with a
@@ -161,6 +228,39 @@ fn hunk(rest: &[u8]) -> Option<Hunk> {
     })
 }
 
+/// Records the blobs of one `--raw` line.
+fn raw(line: &[u8], commit: Option<u32>, history: &History, patches: &mut Patches) {
+    let Some(c) = commit else { return };
+    let Some(tab) = line.iter().position(|b| *b == b'\t') else {
+        return;
+    };
+    let meta = String::from_utf8_lossy(&line[1..tab]);
+    let fields: Vec<&str> = meta.split(' ').collect();
+    let [_, _, old, new, status] = fields.as_slice() else {
+        return;
+    };
+    let paths: Vec<Vec<u8>> = line[tab + 1..]
+        .split(|b| *b == b'\t')
+        .map(|p| {
+            if p.first() == Some(&b'"') {
+                crate::git::unquote(p)
+            } else {
+                p.to_vec()
+            }
+        })
+        .collect();
+    let Some(Some(path)) = paths.last().map(|p| history.path_id(p)) else {
+        return;
+    };
+    let real = |id: &str| (!id.bytes().all(|b| b == b'0')).then(|| id.to_owned());
+    let entry = patches.changes.entry((c, path)).or_default();
+    entry.old = real(old);
+    entry.new = real(new);
+    if status.starts_with('R') && paths.len() == 2 {
+        entry.from = history.path_id(&paths[0]);
+    }
+}
+
 /// Parses one `git log` output into `patches`.
 fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result<()> {
     let mut commit: Option<u32> = None;
@@ -184,7 +284,12 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             }
         }
         if let (Some(c), Some(p)) = (commit, path.and_then(|p| history.path_id(&p))) {
-            patches.changes.insert((c, p), change);
+            // The raw line came first with the same blobs; the hunks are the news.
+            let entry = patches.changes.entry((c, p)).or_default();
+            entry.hunks = change.hunks;
+            entry.old = change.old.or(entry.old.take());
+            entry.new = change.new.or(entry.new.take());
+            entry.from = change.from.or(entry.from);
         }
     };
     let mut new_path: Option<Vec<u8>> = None;
@@ -198,18 +303,33 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
         if let Some(header) = line.strip_prefix(b"\x01") {
             flush(commit, &mut old_path, new_path.take(), &mut file, patches);
             let text = String::from_utf8_lossy(header);
-            let mut fields = text.splitn(3, ' ');
+            let mut fields = text.splitn(4, ' ');
             let id = fields.next().unwrap_or_default();
-            let at: i64 = fields
-                .next()
-                .and_then(|t| t.parse().ok())
-                .with_context(|| format!("no author time in {text:?}"))?;
+            let mut time = || -> anyhow::Result<i64> {
+                fields
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .with_context(|| format!("no time in {text:?}"))
+            };
+            let at = time()?;
+            let committed = time()?;
             let name = fields.next().unwrap_or_default().to_owned();
             let c = history
                 .find(id)
                 .with_context(|| format!("commit {id} is not in the history read"))?;
-            patches.authors.insert(c, Author { name, at });
+            patches.authors.insert(
+                c,
+                Author {
+                    name,
+                    at,
+                    committed,
+                },
+            );
             commit = Some(c);
+        } else if line.first() == Some(&b':') {
+            // `:<mode> <mode> <old> <new> <status>\t<path>[\t<path>]`: every change,
+            // also those `-w` shows no hunks for.
+            raw(line, commit, history, patches);
         } else if line.starts_with(b"diff --git ") || line.starts_with(b"diff --cc ") {
             flush(commit, &mut old_path, new_path.take(), &mut file, patches);
             file = Some(FileChange::default());

@@ -309,6 +309,32 @@ fn trace_applies(opts: &ScanOptions) -> anyhow::Result<bool> {
     Ok(algorithm.is_none_or(|a| a.eq_ignore_ascii_case("myers") || a == "default"))
 }
 
+/// On a cold run, starts reading the diffs [`crate::trace`] needs while the history is
+/// still being read, when `pending` files make a trace worth it (see [`date_files`]).
+fn early_fetch(opts: &ScanOptions, pending: usize) -> Option<Fetched> {
+    if pending == 0 || !trace_applies(opts).unwrap_or(false) {
+        return None;
+    }
+    let head = git::head(&opts.top).ok()??;
+    let count = git::run(
+        &opts.top,
+        &[
+            OsStr::new("rev-list"),
+            OsStr::new("--count"),
+            OsStr::new(&head),
+        ],
+    )
+    .ok()?;
+    let total: usize = String::from_utf8_lossy(&count).trim().parse().ok()?;
+    (pending * TRACE_COMMITS_PER_FILE >= total).then(|| {
+        let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs);
+        (head, outputs)
+    })
+}
+
+/// Diffs read ahead: the commit they were read from, and `git log`'s outputs.
+type Fetched = (String, Vec<anyhow::Result<Vec<u8>>>);
+
 /// Commits of history per file to date above which one read of all diffs beats a blame
 /// per file: a blame walks a few hundred commits a second, `git log -p` tens of thousands.
 const TRACE_COMMITS_PER_FILE: usize = 2000;
@@ -316,12 +342,18 @@ const TRACE_COMMITS_PER_FILE: usize = 2000;
 /// Dates the pending files that the cache does not answer: with [`crate::trace`] where it
 /// can, then `git blame` over the cut-down history it names, else over the file's own
 /// cut-down history ([`blame_file`]).
+#[allow(clippy::type_complexity)]
 fn date_files(
     opts: &ScanOptions,
     pending: &[&Pending],
+    variants: &[Vec<u8>],
     history: Option<&History>,
-) -> anyhow::Result<Vec<Vec<(usize, Origin)>>> {
+    fetched: Option<Fetched>,
+) -> anyhow::Result<(Vec<Vec<(usize, Origin)>>, Option<Vec<Origin>>)> {
+    let mut added = None;
     let mut outcomes: Vec<Option<crate::trace::Outcome>> = pending.iter().map(|_| None).collect();
+    // Files dated in a replay (see [`crate::replay`]).
+    let mut replayed: Vec<Option<Vec<(usize, Origin)>>> = pending.iter().map(|_| None).collect();
     if let Some(h) = history {
         let chain = h.ids.len();
         if !pending.is_empty()
@@ -329,7 +361,15 @@ fn date_files(
             && trace_applies(opts)?
         {
             let dirty = git::dirty(&opts.top)?;
-            let patches = crate::patches::read(&opts.top, h, opts.jobs)?;
+            // Diffs read ahead are of the same history unless HEAD moved meanwhile.
+            let fetched = match fetched {
+                Some((head, outputs)) if head == h.head => outputs,
+                _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs),
+            };
+            let patches = crate::patches::parse_all(fetched, h)?;
+            if h.in_log_order {
+                added = Some(crate::patches::added(h, &patches, variants));
+            }
             let engine = crate::trace::Engine::new(&opts.top, h, &patches);
             let todo: Vec<usize> = (0..pending.len())
                 .filter(|&i| !dirty.contains(&pending[i].path))
@@ -358,22 +398,18 @@ fn date_files(
             for (i, outcome) in todo.into_iter().zip(run) {
                 outcomes[i] = Some(outcome);
             }
+            replay(opts, h, &patches, pending, &outcomes, &mut replayed)?;
         }
     }
     let work: Vec<(&Pending, Option<crate::trace::Outcome>)> =
         pending.iter().copied().zip(outcomes).collect();
-    let mut dated = parallel(opts.jobs, &work, |(p, outcome)| {
+    let work: Vec<_> = work.into_iter().zip(replayed).collect();
+    let mut dated = parallel(opts.jobs, &work, |((p, outcome), replayed)| {
         let origins = match outcome {
+            _ if replayed.is_some() => replayed.clone().unwrap_or_default(),
             Some(crate::trace::Outcome::Dated(origins)) => origins.clone(),
             Some(crate::trace::Outcome::Widen(widen)) => {
-                // Only the ranges holding a line left to date: blame moves lines range by
-                // range (a range's lines never share a blame entry with another's).
-                let ranges: Vec<(usize, usize)> = p
-                    .ranges
-                    .iter()
-                    .copied()
-                    .filter(|&(a, b)| widen.undated.iter().any(|l| (a..=b).contains(l)))
-                    .collect();
+                let ranges = undated_ranges(p, widen);
                 let mut origins = widen.dated.clone();
                 let cut = history.map(|h| (h, &widen.names));
                 origins.extend(blame_ranges_in(opts, p, &ranges, cut, widen.copies)?);
@@ -395,7 +431,69 @@ fn date_files(
             .ok_or_else(|| anyhow::anyhow!("a file was not dated"))?;
         ordered.push(dated.swap_remove(i).1);
     }
-    Ok(ordered)
+    Ok((ordered, added))
+}
+
+/// The ranges of a file that hold a condition line the trace left undated: blame moves
+/// lines range by range (a range's lines never share a blame entry with another's), so
+/// the others need not be blamed again.
+fn undated_ranges(p: &Pending, widen: &crate::trace::Widen) -> Vec<(usize, usize)> {
+    p.ranges
+        .iter()
+        .copied()
+        .filter(|&(a, b)| widen.undated.iter().any(|l| (a..=b).contains(l)))
+        .collect()
+}
+
+/// Dates the files the trace widened, in one replay of the history (see
+/// [`crate::replay`]); a file the replay cannot take is left for [`blame_ranges_in`].
+fn replay(
+    opts: &ScanOptions,
+    history: &History,
+    patches: &crate::patches::Patches,
+    pending: &[&Pending],
+    outcomes: &[Option<crate::trace::Outcome>],
+    replayed: &mut [Option<Vec<(usize, Origin)>>],
+) -> anyhow::Result<()> {
+    let mut which = Vec::new();
+    let mut jobs = Vec::new();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if let Some(crate::trace::Outcome::Widen(widen)) = outcome {
+            which.push(i);
+            jobs.push(crate::replay::Job {
+                path: &pending[i].path,
+                ranges: undated_ranges(pending[i], widen),
+                names: &widen.names,
+                copies: widen.copies,
+            });
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let replay = match crate::replay::Replay::build(&opts.top, history, patches, &jobs) {
+        Ok(replay) => replay,
+        Err(e) => {
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                eprintln!("stg-age: no replay ({e:#}); blaming in the repository");
+            }
+            return Ok(());
+        }
+    };
+    let numbered: Vec<usize> = (0..jobs.len()).collect();
+    let results = parallel(opts.jobs, &numbered, |&j| {
+        Ok((j, replay.blame(j, &jobs[j], patches, history)?))
+    })?;
+    for (j, lines) in results {
+        let (Some(lines), Some(crate::trace::Outcome::Widen(widen))) = (lines, &outcomes[which[j]])
+        else {
+            continue;
+        };
+        let mut origins = widen.dated.clone();
+        origins.extend(lines);
+        replayed[which[j]] = Some(origins);
+    }
+    Ok(())
 }
 
 /// `git blame` of `ranges` of one file over the history cut down to the commits that
@@ -473,13 +571,24 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         None => None,
     };
     let cached_history = cache.as_mut().and_then(|c| c.history.take());
+    // Without a cached history this is a cold run: the diffs a trace reads are fetched
+    // while the history is read, once the files show there are enough to date.
+    let cold = cached_history.is_none();
     // The files are read and matched while the history is read.
-    let (history, scanned) = std::thread::scope(|s| {
+    let (history, scanned, fetched) = std::thread::scope(|s| {
         let loader = s.spawn(|| load_history(&opts.top, cached_history));
         let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
+        let fetched = match &scanned {
+            Ok(files) if cold => {
+                let pending = files.iter().filter(|f| f.pending.is_some()).count();
+                early_fetch(opts, pending)
+            }
+            _ => None,
+        };
         (
             loader.join().expect("no panic reading the history"),
             scanned,
+            fetched,
         )
     });
     let history = history?;
@@ -501,32 +610,6 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         variants.extend(file.variant);
         pending.extend(file.pending);
     }
-    // Variant files: dated by the commit that added them.
-    let mut to_date = Vec::new();
-    for path in variants {
-        let cached = match (&history, cache.as_mut()) {
-            (Some(h), Some(c)) => c.added(&path, h),
-            _ => None,
-        };
-        match cached {
-            Some(origin) => scan.findings.push(variant_finding(path, origin)),
-            None => to_date.push(path),
-        }
-    }
-    let origins = if to_date.len() > BATCH_ADDED_ABOVE {
-        git::added_many(&opts.top, &to_date)?
-    } else {
-        to_date
-            .iter()
-            .map(|p| git::added(&opts.top, p))
-            .collect::<anyhow::Result<_>>()?
-    };
-    for (path, origin) in to_date.into_iter().zip(origins) {
-        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
-            c.put_added(&path, h, &origin);
-        }
-        scan.findings.push(variant_finding(path, origin));
-    }
     // Lines the cache still answers; the rest are dated together.
     let mut misses: Vec<&Pending> = Vec::new();
     for p in &pending {
@@ -546,7 +629,33 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
             None => misses.push(p),
         }
     }
-    let dated = date_files(opts, &misses, history.as_ref())?;
+    // Variant files: dated by the commit that added them.
+    let mut to_date = Vec::new();
+    for path in variants {
+        let cached = match (&history, cache.as_mut()) {
+            (Some(h), Some(c)) => c.added(&path, h),
+            _ => None,
+        };
+        match cached {
+            Some(origin) => scan.findings.push(variant_finding(path, origin)),
+            None => to_date.push(path),
+        }
+    }
+    let (dated, added) = date_files(opts, &misses, &to_date, history.as_ref(), fetched)?;
+    let origins = match added {
+        Some(origins) => origins,
+        None if to_date.len() > BATCH_ADDED_ABOVE => git::added_many(&opts.top, &to_date)?,
+        None => to_date
+            .iter()
+            .map(|p| git::added(&opts.top, p))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    for (path, origin) in to_date.into_iter().zip(origins) {
+        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
+            c.put_added(&path, h, &origin);
+        }
+        scan.findings.push(variant_finding(path, origin));
+    }
     for (p, origins) in misses.into_iter().zip(dated) {
         if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
             c.put_blame(

@@ -63,7 +63,7 @@ pub struct History {
 }
 
 /// A commit as `git log` gives it: id, parent ids, `(status, path)` changes.
-type Read = (String, Vec<String>, Vec<(u8, Vec<u8>)>);
+pub type Read = (String, Vec<String>, Vec<(u8, Vec<u8>)>);
 
 /// A parent that is not in the history (a grafted or missing commit).
 pub const UNKNOWN: u32 = u32::MAX;
@@ -133,6 +133,7 @@ impl History {
             "-z",
             "--name-status",
             "--diff-merges=first-parent",
+            "--root",
             "--format=%x01%H %P",
             head,
         ]
@@ -176,6 +177,13 @@ impl History {
                 );
             }
         }
+        self.absorb(pending, head);
+        Ok(())
+    }
+
+    /// Adds commits read from `git log` (newest first: id, parent ids, first-parent
+    /// changes without rename detection); `head` becomes the head.
+    pub fn absorb(&mut self, pending: Vec<Read>, head: &str) {
         let fresh = self.ids.is_empty();
         // Parents are resolved once every new id has its index.
         for (id, _, _) in &pending {
@@ -198,7 +206,6 @@ impl History {
         self.in_log_order = fresh;
         head.clone_into(&mut self.head);
         self.reindex();
-        Ok(())
     }
 
     fn intern(&mut self, path: Vec<u8>) -> u32 {

@@ -99,7 +99,8 @@ fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
         "--diff-algorithm=myers",
         "--src-prefix=a/",
         "--dst-prefix=b/",
-        "--format=%x01%H %at %ct %aN",
+        "--root",
+        "--format=%x01%H%x00%at%x00%ct%x00%P%x00%aN",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -129,6 +130,67 @@ pub fn fetch(top: &Path, head: &str, total: usize, parts: usize) -> Vec<anyhow::
             .map(|h| h.join().expect("no panic reading the log"))
             .collect()
     })
+}
+
+/// The history [`fetch`]'s outputs cover (ids, parents, first-parent changes with renames
+/// as a deletion and an addition, as [`History::extend`] reads them), so that a cold run
+/// reads the history once.
+pub fn history(outputs: &[anyhow::Result<Vec<u8>>], head: &str) -> anyhow::Result<History> {
+    let mut pending: Vec<crate::history::Read> = Vec::new();
+    for out in outputs {
+        let out = out.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        for line in out.split(|b| *b == b'\n') {
+            if let Some(header) = line.strip_prefix(b"\x01") {
+                let mut fields = header.split(|b| *b == 0);
+                let id = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+                let parents = fields
+                    .nth(2)
+                    .map(|p| {
+                        String::from_utf8_lossy(p)
+                            .split_ascii_whitespace()
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                pending.push((id, parents, Vec::new()));
+            } else if line.first() == Some(&b':') {
+                let Some(last) = pending.last_mut() else {
+                    anyhow::bail!("git log output starts without a commit");
+                };
+                let Some(tab) = line.iter().position(|b| *b == b'\t') else {
+                    anyhow::bail!("unexpected raw line {:?}", String::from_utf8_lossy(line));
+                };
+                let status = line[..tab]
+                    .rsplit(|b| *b == b' ')
+                    .next()
+                    .unwrap_or_default();
+                let paths: Vec<Vec<u8>> = line[tab + 1..]
+                    .split(|b| *b == b'\t')
+                    .map(|p| {
+                        if p.first() == Some(&b'"') {
+                            crate::git::unquote(p)
+                        } else {
+                            p.to_vec()
+                        }
+                    })
+                    .collect();
+                match (status.first(), paths.as_slice()) {
+                    (Some(b'R'), [from, to]) => {
+                        last.2.push((b'D', from.clone()));
+                        last.2.push((b'A', to.clone()));
+                    }
+                    (Some(&s), [path]) if s.is_ascii_uppercase() => last.2.push((s, path.clone())),
+                    _ => anyhow::bail!("unexpected raw line {:?}", String::from_utf8_lossy(line)),
+                }
+            }
+        }
+    }
+    let mut history = History::default();
+    history.absorb(pending, head);
+    if !history.is_consistent() {
+        anyhow::bail!("the history read with the diffs is incomplete");
+    }
+    Ok(history)
 }
 
 /// Parses what [`fetch`] read.
@@ -303,7 +365,7 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
         if let Some(header) = line.strip_prefix(b"\x01") {
             flush(commit, &mut old_path, new_path.take(), &mut file, patches);
             let text = String::from_utf8_lossy(header);
-            let mut fields = text.splitn(4, ' ');
+            let mut fields = text.splitn(5, '\0');
             let id = fields.next().unwrap_or_default();
             let mut time = || -> anyhow::Result<i64> {
                 fields
@@ -313,6 +375,7 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             };
             let at = time()?;
             let committed = time()?;
+            let _parents = fields.next();
             let name = fields.next().unwrap_or_default().to_owned();
             let c = history
                 .find(id)

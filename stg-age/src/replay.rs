@@ -1,8 +1,8 @@
 //! Blaming the lines [`crate::trace`] could not date, in a small replay of the history:
 //! one temporary repository holding, for each such file, a branch whose commits are the
 //! commits that change one of the files its lines can have moved through, and whose trees
-//! hold only those files (the blobs themselves are the repository's, shared through
-//! `objects/info/alternates`). `git blame -w -M -C` there gives what it gives in the
+//! hold only those files, in one folder, under names that sort as their paths do (the
+//! blobs themselves are the repository's, shared through `objects/info/alternates`). `git blame -w -M -C` there gives what it gives in the
 //! repository, at a fraction of the cost.
 //!
 //! Why the answer is the same. Blame passes a line to a commit's parent untouched unless
@@ -48,11 +48,20 @@ pub struct Replay {
     real: HashMap<String, u32>,
     /// Branch of each job (`None`: the history could not be cut for it).
     branches: Vec<Option<String>>,
+    /// The name each job's file has in its branch.
+    names: Vec<Vec<u8>>,
 }
 
-/// Path characters fast-import would need quoted; such files are blamed in the repository.
-fn plain(path: &[u8]) -> bool {
-    !path.is_empty() && !path.iter().any(|b| matches!(b, b'\n' | b'"' | b'\\')) && path[0] != b' '
+/// Marks available to one job's branch.
+const MARKS_PER_JOB: usize = 1 << 24;
+
+/// One job's branch: its fast-import commands, its marks (to commit indices), its name,
+/// and the name of the job's file in it.
+struct Branch {
+    stream: Vec<u8>,
+    marks: HashMap<usize, u32>,
+    name: String,
+    file: Vec<u8>,
 }
 
 impl Replay {
@@ -62,6 +71,7 @@ impl Replay {
         history: &History,
         patches: &Patches,
         jobs: &[Job<'_>],
+        threads: usize,
     ) -> anyhow::Result<Replay> {
         let dir = tempfile::Builder::new()
             .prefix("stg-age-replay-")
@@ -90,23 +100,53 @@ impl Replay {
         alternates.push(b'\n');
         std::fs::write(git_dir.join("objects/info/alternates"), alternates)?;
 
-        let mut cat = CatFile::start(top)?;
+        // Each job's branch is written on its own (in parallel), with marks numbered from
+        // `MARKS_PER_JOB * j` so that they never meet.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let built: std::sync::Mutex<Vec<(usize, Option<Branch>)>> =
+            std::sync::Mutex::new(Vec::new());
+        let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+                s.spawn(|| {
+                    let mut cat: Option<CatFile> = None;
+                    loop {
+                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(j) else { break };
+                        let result = branch(top, history, patches, &mut cat, job, j);
+                        match result {
+                            Ok(b) => built.lock().expect("not poisoned").push((j, b)),
+                            Err(e) => {
+                                *failed.lock().expect("not poisoned") = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().expect("not poisoned") {
+            return Err(e);
+        }
+        let mut built = built.into_inner().expect("not poisoned");
+        built.sort_by_key(|(j, _)| *j);
         let mut stream: Vec<u8> = Vec::new();
-        let mut marks: Vec<u32> = Vec::new();
+        let mut marks: HashMap<usize, u32> = HashMap::new();
         let mut branches = Vec::with_capacity(jobs.len());
-        for (j, job) in jobs.iter().enumerate() {
-            let branch = format!("refs/heads/r{j}");
-            let ok = job.names.iter().all(|n| plain(n))
-                && add_branch(
-                    history,
-                    patches,
-                    &mut cat,
-                    job.names,
-                    &branch,
-                    &mut stream,
-                    &mut marks,
-                )?;
-            branches.push(ok.then_some(branch));
+        let mut names = Vec::with_capacity(jobs.len());
+        for (_, b) in built {
+            match b {
+                Some(b) => {
+                    stream.extend_from_slice(&b.stream);
+                    marks.extend(b.marks);
+                    branches.push(Some(b.name));
+                    names.push(b.file);
+                }
+                None => {
+                    branches.push(None);
+                    names.push(Vec::new());
+                }
+            }
         }
         if let Some(dump) = std::env::var_os("STG_AGE_REPLAY_DUMP") {
             std::fs::write(dump, &stream)?;
@@ -145,7 +185,7 @@ impl Replay {
                 continue;
             };
             let mark: usize = mark.parse().context("bad mark")?;
-            if let Some(&c) = marks.get(mark - 1) {
+            if let Some(&c) = marks.get(&mark) {
                 real.insert(id.to_owned(), c);
             }
         }
@@ -153,6 +193,7 @@ impl Replay {
             dir,
             real,
             branches,
+            names,
         })
     }
 
@@ -184,7 +225,7 @@ impl Replay {
         args.extend(ranges.iter().map(OsStr::new));
         args.push(OsStr::new(branch));
         args.push(OsStr::new("--"));
-        args.push(OsStr::from_bytes(job.path));
+        args.push(OsStr::from_bytes(&self.names[j]));
         let out = crate::git::run_in_git_dir(self.dir.path(), &self.dir.path().join("git"), &args)?;
         let lines = crate::git::parse_porcelain(&out)?;
         let mut dated = Vec::with_capacity(lines.len());
@@ -213,28 +254,43 @@ impl Replay {
     }
 }
 
-/// Appends to `stream` the fast-import commands of one branch replaying `names`; false
-/// when the history cannot be replayed for them (then the file is blamed in place).
-fn add_branch(
+/// The branch of job `j`: the commits that change one of its names, each with a tree of
+/// those files only, flattened into one folder under names that sort as the paths do (so
+/// `-C` meets candidates in the same order). `None` when the history cannot be replayed
+/// for it (then the file is blamed in place).
+fn branch(
+    top: &Path,
     history: &History,
     patches: &Patches,
-    cat: &mut CatFile,
-    names: &HashSet<Vec<u8>>,
-    branch: &str,
-    stream: &mut Vec<u8>,
-    marks: &mut Vec<u32>,
-) -> anyhow::Result<bool> {
-    let Some(commits) = history.condensed(names) else {
-        return Ok(false);
+    cat: &mut Option<CatFile>,
+    job: &Job<'_>,
+    j: usize,
+) -> anyhow::Result<Option<Branch>> {
+    let Some(commits) = history.condensed(job.names) else {
+        return Ok(None);
     };
-    let ids: HashSet<u32> = names.iter().filter_map(|n| history.path_id(n)).collect();
+    if commits.len() >= MARKS_PER_JOB {
+        return Ok(None);
+    }
+    let mut paths: Vec<&Vec<u8>> = job.names.iter().collect();
+    paths.sort();
+    let flat: HashMap<u32, String> = paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((history.path_id(p)?, format!("f{i:06}"))))
+        .collect();
+    let Some(file) = history.path_id(job.path).and_then(|p| flat.get(&p)) else {
+        return Ok(None);
+    };
+    let name = format!("refs/heads/r{j}");
     let mut state: HashMap<u32, HashMap<u32, String>> = HashMap::new();
+    let mut marks: HashMap<usize, u32> = HashMap::new();
     let mut mark_of: HashMap<u32, usize> = HashMap::new();
     let mut out = Vec::new();
     for (c, parents) in &commits {
         let commit = &history.commits[*c as usize];
         let Some(author) = patches.authors.get(c) else {
-            return Ok(false);
+            return Ok(None);
         };
         let mut tree = parents
             .first()
@@ -243,7 +299,7 @@ fn add_branch(
             .unwrap_or_default();
         let mut changed: Vec<(u32, Option<String>)> = Vec::new();
         for &(status, p) in &commit.changes {
-            if !ids.contains(&p) {
+            if !flat.contains_key(&p) {
                 continue;
             }
             if status == b'D' {
@@ -255,58 +311,64 @@ fn add_branch(
             let oid = if let Some(oid) = known {
                 oid
             } else {
-                let mut name = history.ids[*c as usize].clone().into_bytes();
-                name.push(b':');
-                name.extend_from_slice(&history.paths[p as usize]);
-                match cat.blob(&name)? {
+                let mut spec = history.ids[*c as usize].clone().into_bytes();
+                spec.push(b':');
+                spec.extend_from_slice(&history.paths[p as usize]);
+                if cat.is_none() {
+                    *cat = Some(CatFile::start(top)?);
+                }
+                match cat
+                    .as_mut()
+                    .map(|cat| cat.blob(&spec))
+                    .transpose()?
+                    .flatten()
+                {
                     Some((oid, _)) => oid,
-                    None => return Ok(false),
+                    None => return Ok(None),
                 }
             };
             tree.insert(p, oid.clone());
             changed.push((p, Some(oid)));
         }
-        marks.push(*c);
-        let mark = marks.len();
+        let mark = MARKS_PER_JOB * j + mark_of.len() + 1;
+        marks.insert(mark, *c);
         mark_of.insert(*c, mark);
         let id = &history.ids[*c as usize];
         if parents.is_empty() {
-            let _ = writeln!(out, "reset {branch}");
+            let _ = writeln!(out, "reset {name}");
         }
         let _ = write!(
             out,
-            "commit {branch}\nmark :{mark}\nauthor a <a> {at} +0000\ncommitter a <a> {ct} +0000\ndata {len}\n{id}\n",
+            "commit {name}\nmark :{mark}\nauthor a <a> {at} +0000\ncommitter a <a> {ct} +0000\ndata {len}\n{id}\n",
             at = author.at,
             ct = author.committed,
             len = id.len() + 1,
         );
         for (i, p) in parents.iter().enumerate() {
             let Some(m) = mark_of.get(p) else {
-                return Ok(false);
+                return Ok(None);
             };
             let _ = writeln!(out, "{} :{m}", if i == 0 { "from" } else { "merge" });
         }
-        if parents.is_empty() {
-            // A root of the replay (a root of the history): its whole tree, on a branch
-            // started afresh.
-            for (p, oid) in &tree {
-                out.extend_from_slice(format!("M 100644 {oid} ").as_bytes());
-                out.extend_from_slice(&history.paths[*p as usize]);
-                out.push(b'\n');
-            }
+        // A root of the replay (a root of the history) gets its whole tree.
+        let lines: Vec<(u32, Option<String>)> = if parents.is_empty() {
+            tree.iter().map(|(p, o)| (*p, Some(o.clone()))).collect()
         } else {
-            for (p, oid) in changed {
-                match oid {
-                    Some(oid) => out.extend_from_slice(format!("M 100644 {oid} ").as_bytes()),
-                    None => out.extend_from_slice(b"D "),
-                }
-                out.extend_from_slice(&history.paths[p as usize]);
-                out.push(b'\n');
-            }
+            changed
+        };
+        for (p, oid) in lines {
+            let _ = match oid {
+                Some(oid) => writeln!(out, "M 100644 {oid} {}", flat[&p]),
+                None => writeln!(out, "D {}", flat[&p]),
+            };
         }
         out.push(b'\n');
         state.insert(*c, tree);
     }
-    stream.extend_from_slice(&out);
-    Ok(true)
+    Ok(Some(Branch {
+        stream: out,
+        marks,
+        name,
+        file: file.clone().into_bytes(),
+    }))
 }

@@ -388,10 +388,11 @@ fn date_files(
                 let count =
                     |f: fn(&crate::trace::Outcome) -> bool| run.iter().filter(|o| f(o)).count();
                 eprintln!(
-                    "stg-age: traced {} files: {} dated, {} to blame over their reach, {} to blame whole",
+                    "stg-age: traced {} files: {} dated, {} to blame over their reach ({} with -C), {} to blame whole",
                     run.len(),
                     count(|o| matches!(o, crate::trace::Outcome::Dated(_))),
                     count(|o| matches!(o, crate::trace::Outcome::Widen(_))),
+                    count(|o| matches!(o, crate::trace::Outcome::Widen(w) if w.copies)),
                     count(|o| matches!(o, crate::trace::Outcome::Whole)),
                 );
             }
@@ -471,7 +472,8 @@ fn replay(
     if jobs.is_empty() {
         return Ok(());
     }
-    let replay = match crate::replay::Replay::build(&opts.top, history, patches, &jobs) {
+    let t0 = std::time::Instant::now();
+    let replay = match crate::replay::Replay::build(&opts.top, history, patches, &jobs, opts.jobs) {
         Ok(replay) => replay,
         Err(e) => {
             if std::env::var_os("STG_AGE_DEBUG").is_some() {
@@ -480,10 +482,19 @@ fn replay(
             return Ok(());
         }
     };
+    let t1 = std::time::Instant::now();
     let numbered: Vec<usize> = (0..jobs.len()).collect();
     let results = parallel(opts.jobs, &numbered, |&j| {
         Ok((j, replay.blame(j, &jobs[j], patches, history)?))
     })?;
+    if std::env::var_os("STG_AGE_DEBUG").is_some() {
+        eprintln!(
+            "stg-age: replay built in {:?}, {} files blamed in it in {:?}",
+            t1 - t0,
+            jobs.len(),
+            t1.elapsed()
+        );
+    }
     for (j, lines) in results {
         let (Some(lines), Some(crate::trace::Outcome::Widen(widen))) = (lines, &outcomes[which[j]])
         else {
@@ -571,26 +582,36 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         None => None,
     };
     let cached_history = cache.as_mut().and_then(|c| c.history.take());
-    // Without a cached history this is a cold run: the diffs a trace reads are fetched
-    // while the history is read, once the files show there are enough to date.
+    // Without a cached history this is a cold run.
     let cold = cached_history.is_none();
-    // The files are read and matched while the history is read.
-    let (history, scanned, fetched) = std::thread::scope(|s| {
-        let loader = s.spawn(|| load_history(&opts.top, cached_history));
+    let (history, scanned, fetched) = if cold {
+        // The files first: when there are enough conditions to trace, one `git log`
+        // reads the history and its diffs together.
         let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
         let fetched = match &scanned {
-            Ok(files) if cold => {
-                let pending = files.iter().filter(|f| f.pending.is_some()).count();
-                early_fetch(opts, pending)
-            }
-            _ => None,
+            Ok(files) => early_fetch(opts, files.iter().filter(|f| f.pending.is_some()).count()),
+            Err(_) => None,
         };
-        (
-            loader.join().expect("no panic reading the history"),
-            scanned,
-            fetched,
-        )
-    });
+        let history = match fetched
+            .as_ref()
+            .map(|(head, outputs)| crate::patches::history(outputs, head))
+        {
+            Some(Ok(history)) => Ok(Some(history)),
+            _ => load_history(&opts.top, None),
+        };
+        (history, scanned, fetched)
+    } else {
+        // The files are read and matched while the history is read.
+        std::thread::scope(|s| {
+            let loader = s.spawn(|| load_history(&opts.top, cached_history));
+            let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
+            (
+                loader.join().expect("no panic reading the history"),
+                scanned,
+                None,
+            )
+        })
+    };
     let history = history?;
     let scanned = scanned?;
     let mut scan = Scan {

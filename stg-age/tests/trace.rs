@@ -243,7 +243,8 @@ fn dated(run: &Run) -> Vec<(String, u64, String)> {
     out
 }
 
-/// `(dated, to blame over their reach, to blame whole)` from the debug line.
+/// `(dated, to blame over their reach, to blame whole)` from the debug line (`traced N
+/// files: D dated, W to blame over their reach (C with -C), X to blame whole`).
 fn traced(run: &Run) -> (usize, usize, usize) {
     let line = run
         .stderr
@@ -254,7 +255,7 @@ fn traced(run: &Run) -> (usize, usize, usize) {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|t| t.parse().ok())
         .collect();
-    (numbers[1], numbers[2], numbers[3])
+    (numbers[1], numbers[2], numbers[4])
 }
 
 #[test]

@@ -311,8 +311,24 @@ fn trace_applies(opts: &ScanOptions) -> anyhow::Result<bool> {
 
 /// On a cold run, starts reading the diffs [`crate::trace`] needs while the history is
 /// still being read, when `pending` files make a trace worth it (see [`date_files`]).
-fn early_fetch(opts: &ScanOptions, pending: usize) -> Option<Fetched> {
-    if pending == 0 || !trace_applies(opts).unwrap_or(false) {
+fn early_fetch(
+    opts: &ScanOptions,
+    pending: usize,
+    size: Option<(String, usize)>,
+) -> Option<Fetched> {
+    if pending == 0 {
+        return None;
+    }
+    let (head, total) = size?;
+    (pending * TRACE_COMMITS_PER_FILE >= total).then(|| {
+        let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs);
+        (head, outputs)
+    })
+}
+
+/// `HEAD` and the number of commits it reaches, when a trace may date lines here.
+fn history_size(opts: &ScanOptions) -> Option<(String, usize)> {
+    if !trace_applies(opts).unwrap_or(false) {
         return None;
     }
     let head = git::head(&opts.top).ok()??;
@@ -325,11 +341,8 @@ fn early_fetch(opts: &ScanOptions, pending: usize) -> Option<Fetched> {
         ],
     )
     .ok()?;
-    let total: usize = String::from_utf8_lossy(&count).trim().parse().ok()?;
-    (pending * TRACE_COMMITS_PER_FILE >= total).then(|| {
-        let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs);
-        (head, outputs)
-    })
+    let total = String::from_utf8_lossy(&count).trim().parse().ok()?;
+    Some((head, total))
 }
 
 /// Diffs read ahead: the commit they were read from, and `git log`'s outputs.
@@ -366,7 +379,11 @@ fn date_files(
                 Some((head, outputs)) if head == h.head => outputs,
                 _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs),
             };
+            let t0 = std::time::Instant::now();
             let patches = crate::patches::parse_all(fetched, h)?;
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                eprintln!("stg-age: diffs parsed in {:?}", t0.elapsed());
+            }
             if h.in_log_order {
                 added = Some(crate::patches::added(h, &patches, variants));
             }
@@ -587,11 +604,22 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
     let (history, scanned, fetched) = if cold {
         // The files first: when there are enough conditions to trace, one `git log`
         // reads the history and its diffs together.
-        let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
+        let (scanned, size) = std::thread::scope(|s| {
+            let size = s.spawn(|| history_size(opts));
+            let scanned = parallel(opts.jobs, &files, |file| Ok(scan_file(opts, file)));
+            (scanned, size.join().expect("no panic counting commits"))
+        });
         let fetched = match &scanned {
-            Ok(files) => early_fetch(opts, files.iter().filter(|f| f.pending.is_some()).count()),
+            Ok(files) => early_fetch(
+                opts,
+                files.iter().filter(|f| f.pending.is_some()).count(),
+                size,
+            ),
             Err(_) => None,
         };
+        if std::env::var_os("STG_AGE_DEBUG").is_some() {
+            eprintln!("stg-age: files scanned, diffs read");
+        }
         let history = match fetched
             .as_ref()
             .map(|(head, outputs)| crate::patches::history(outputs, head))

@@ -347,7 +347,9 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// Follows one file's lines back; see the module documentation.
+    /// Follows one file's lines back; see the module documentation. The condition lines
+    /// go first, alone: when each of them provably stays where it stops, the file is
+    /// dated without following its context lines.
     fn trace(&self, file: &File<'_>, blobs: &mut Blobs) -> anyhow::Result<Outcome> {
         let (Some(start), Some(head)) = (
             self.history.path_id(file.path),
@@ -355,39 +357,31 @@ impl<'a> Engine<'a> {
         ) else {
             return Ok(Outcome::Whole);
         };
-        let n = file.lines.len();
-        let mut dated: Vec<Option<u32>> = vec![None; n];
-        let mut whole = false;
-        let mut copies = false;
-        let mut visited: HashSet<u32> = HashSet::from([start]);
-        let mut work = vec![Probe {
-            path: start,
-            at: head,
-            lines: file
-                .lines
-                .iter()
-                .enumerate()
-                .map(|(i, (line, _))| (i, u32::try_from(*line).unwrap_or(u32::MAX)))
-                .collect(),
-            own: true,
-        }];
-        let mut probes = 0;
-        while let Some(probe) = work.pop() {
-            probes += 1;
-            if probes > MAX_PROBES {
-                whole = true;
-                break;
-            }
-            let mut found = Found {
-                dated: &mut dated,
-                visited: &mut visited,
-                copies: &mut copies,
-                work: &mut work,
+        let slot = |i: usize| (i, u32::try_from(file.lines[i].0).unwrap_or(u32::MAX));
+        let hit_slots: Vec<usize> = (0..file.lines.len())
+            .filter(|&i| file.hits.contains(&file.lines[i].0))
+            .collect();
+        let quick = self.walk(
+            file,
+            start,
+            head,
+            hit_slots.iter().map(|&i| slot(i)).collect(),
+            false,
+            blobs,
+        )?;
+        let (dated, whole, copies, visited) =
+            if !quick.1 && hit_slots.iter().all(|&i| quick.0[i].is_some()) {
+                quick
+            } else {
+                self.walk(
+                    file,
+                    start,
+                    head,
+                    (0..file.lines.len()).map(slot).collect(),
+                    true,
+                    blobs,
+                )?
             };
-            if !self.follow(file, probe, blobs, &mut found)? {
-                whole = true;
-            }
-        }
         let hits: Vec<usize> = file
             .lines
             .iter()
@@ -419,6 +413,52 @@ impl<'a> Engine<'a> {
                 undated,
             })
         })
+    }
+
+    /// Follows `lines` of the file (and, with `moves`, every place one may have moved
+    /// to): the commit each line provably stops at, whether something was not followed,
+    /// whether a copy from another file is possible, and the files visited.
+    #[allow(clippy::type_complexity)]
+    fn walk(
+        &self,
+        file: &File<'_>,
+        start: u32,
+        head: u32,
+        lines: Vec<(usize, u32)>,
+        moves: bool,
+        blobs: &mut Blobs,
+    ) -> anyhow::Result<(Vec<Option<u32>>, bool, bool, HashSet<u32>)> {
+        let mut dated: Vec<Option<u32>> = vec![None; file.lines.len()];
+        let mut whole = false;
+        let mut copies = false;
+        let mut visited: HashSet<u32> = HashSet::from([start]);
+        let mut work = vec![Probe {
+            path: start,
+            at: head,
+            lines,
+            own: true,
+        }];
+        let mut probes = 0;
+        while let Some(probe) = work.pop() {
+            probes += 1;
+            if probes > MAX_PROBES {
+                whole = true;
+                break;
+            }
+            let mut found = Found {
+                dated: &mut dated,
+                visited: &mut visited,
+                copies: &mut copies,
+                work: &mut work,
+            };
+            if !self.follow(file, probe, blobs, &mut found)? {
+                whole = true;
+            }
+            if !moves {
+                work.clear();
+            }
+        }
+        Ok((dated, whole, copies, visited))
     }
 
     /// Follows one probe back to where each of its lines stops. Lines of the file itself

@@ -135,17 +135,14 @@ impl Replay {
         let mut branches = Vec::with_capacity(jobs.len());
         let mut names = Vec::with_capacity(jobs.len());
         for (_, b) in built {
-            match b {
-                Some(b) => {
-                    stream.extend_from_slice(&b.stream);
-                    marks.extend(b.marks);
-                    branches.push(Some(b.name));
-                    names.push(b.file);
-                }
-                None => {
-                    branches.push(None);
-                    names.push(Vec::new());
-                }
+            if let Some(b) = b {
+                stream.extend_from_slice(&b.stream);
+                marks.extend(b.marks);
+                branches.push(Some(b.name));
+                names.push(b.file);
+            } else {
+                branches.push(None);
+                names.push(Vec::new());
             }
         }
         if let Some(dump) = std::env::var_os("STG_AGE_REPLAY_DUMP") {

@@ -227,15 +227,19 @@ fn age(repo: &Repo, trace: bool) -> Run {
     cmd.run()
 }
 
-fn dated(run: &Run) -> Vec<(String, u64, String)> {
+/// `(path, line, commit, author, date)` of every finding, sorted.
+fn dated(run: &Run) -> Vec<(String, u64, String, String, String)> {
     let mut out: Vec<_> = run
         .of_type("finding")
         .iter()
         .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
             (
-                r["path"].as_str().unwrap_or_default().to_owned(),
+                text("path"),
                 r["line"].as_u64().unwrap_or(0),
-                r["commit"].as_str().unwrap_or_default().to_owned(),
+                text("commit"),
+                text("author"),
+                text("introduced_at"),
             )
         })
         .collect();
@@ -263,6 +267,11 @@ fn traced_dates_equal_git_blames_on_histories_with_moves_copies_renames_and_merg
     let mut totals = (0, 0, 0);
     for seed in [1_u64, 7, 42] {
         let repo = build(seed, 160);
+        if seed == 7 {
+            // Authors go through .mailmap, as blame shows them.
+            repo.write(".mailmap", "Mapped Name <author@example.org>\n");
+            repo.commit("mailmap", &date(161));
+        }
         let traced_run = age(&repo, true);
         let blamed_run = age(&repo, false);
         assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
@@ -276,6 +285,19 @@ fn traced_dates_equal_git_blames_on_histories_with_moves_copies_renames_and_merg
         );
         let (dated_here, widened, whole) = traced(&traced_run);
         totals = (totals.0 + dated_here, totals.1 + widened, totals.2 + whole);
+        if widened > 0 {
+            assert!(
+                traced_run.stderr.contains("blamed in it"),
+                "widened files go to the replay: {}",
+                traced_run.stderr
+            );
+        }
+        if seed == 7 {
+            assert!(
+                by_trace.iter().any(|f| f.3 == "Mapped Name"),
+                "{by_trace:?}"
+            );
+        }
     }
     // The trace dated files itself, and left some to blame: both paths were exercised.
     assert!(totals.0 > 0, "{totals:?}");
@@ -301,4 +323,73 @@ fn uncommitted_edits_and_a_block_moved_in_one_commit_date_as_blame_does() {
             .any(|f| f["path"] == "roles/r0/tasks/main.yml" && f["commit"] == "uncommitted"),
         "the uncommitted condition is reported as not committed"
     );
+}
+
+#[test]
+fn odd_paths_and_a_hostile_user_config_date_as_blame_does() {
+    let repo = Repo::new();
+    // Settings that change what `git log` prints, or how it diffs.
+    for (key, value) in [
+        ("log.showRoot", "false"),
+        ("diff.noprefix", "true"),
+        ("diff.mnemonicPrefix", "true"),
+        ("color.ui", "always"),
+        ("diff.renames", "false"),
+        ("diff.context", "9"),
+        ("diff.interHunkContext", "7"),
+        ("core.quotePath", "false"),
+        ("log.showSignature", "true"),
+        ("diff.suppressBlankEmpty", "true"),
+    ] {
+        repo.git(&["config", key, value]);
+    }
+    let names = [
+        "roles/with space/tasks/main.yml",
+        "roles/caf\u{e9}/tasks/main.yml",
+        "roles/q\"uote/tasks/main.yml",
+        "roles/tab\there/tasks/main.yml",
+    ];
+    let mut dice = Dice(99);
+    let mut state = State {
+        files: names
+            .iter()
+            .map(|n| ((*n).to_owned(), vec!["---".to_owned()]))
+            .collect(),
+    };
+    for k in 0..60 {
+        let i = dice.below(names.len());
+        edit(&mut state, i, k, &mut dice);
+        state.write(&repo, i);
+        if k % 17 == 16 {
+            // A block copied between two of them.
+            let block: Vec<String> = state.files[i].1.iter().take(6).cloned().collect();
+            let j = (i + 1) % names.len();
+            state.files[j].1.extend(block);
+            state.write(&repo, j);
+        }
+        repo.commit("change", &date(k));
+    }
+    let traced_run = age(&repo, true);
+    let blamed_run = age(&repo, false);
+    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
+    assert_eq!(blamed_run.code, 0, "{}", blamed_run.stderr);
+    let by_trace = dated(&traced_run);
+    assert!(by_trace.len() > 5, "{by_trace:?}");
+    assert_eq!(by_trace, dated(&blamed_run));
+    let (dated_here, widened, whole) = traced(&traced_run);
+    assert!(
+        dated_here + widened > 0 && whole == 0,
+        "{}",
+        traced_run.stderr
+    );
+}
+
+#[test]
+fn a_configured_diff_algorithm_leaves_dating_to_blame() {
+    let repo = build(5, 30);
+    repo.git(&["config", "diff.algorithm", "histogram"]);
+    let run = age(&repo, true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("traced"), "{}", run.stderr);
+    assert_eq!(dated(&run), dated(&age(&repo, false)));
 }

@@ -75,7 +75,11 @@ age_section() {
   conditions=$(python3 "$here/bench/gen_repo.py" "$repo" 44000 4300 800)
   run_age() { stg-age --repo "$repo" --now 2026-01-01T00:00:00Z --format json "$@" || true; }
   log "stg-age: cold, without the cache"
-  t0=$(now); run_age --no-cache > "$work/age.cold.json"; t_age_cold=$(elapsed "$t0" "$(now)")
+  t0=$(now); STG_AGE_DEBUG=1 run_age --no-cache > "$work/age.cold.json" 2> "$work/age.cold.err"; t_age_cold=$(elapsed "$t0" "$(now)")
+  traced=$(grep -o 'traced .* whole' "$work/age.cold.err" | head -1)
+  log "stg-age: $traced"
+  log "stg-age: cold, dating with git blame only (STG_AGE_TRACE=0: the way before the trace)"
+  t0=$(now); STG_AGE_TRACE=0 run_age --no-cache > "$work/age.blameonly.json"; t_age_blameonly=$(elapsed "$t0" "$(now)")
   log "stg-age: cold, filling the cache"
   t0=$(now); run_age --cache "$c" > "$work/age.fill.json"; t_age_fill=$(elapsed "$t0" "$(now)")
   log "stg-age: warm"
@@ -85,6 +89,7 @@ age_section() {
   t0=$(now); run_age --cache "$c" > "$work/age.incr.json"; t_age_incr=$(elapsed "$t0" "$(now)")
   log "stg-age: cold after the new commits, the reference for the incremental run"
   t0=$(now); run_age --no-cache > "$work/age.cold2.json"; t_age_cold2=$(elapsed "$t0" "$(now)")
+  read -r d_only_n d_only < <(python3 "$here/bench/compare_blame.py" --runs "$work/age.blameonly.json" "$work/age.cold.json")
   read -r d_fill_n d_fill < <(python3 "$here/bench/compare_blame.py" --runs "$work/age.cold.json" "$work/age.fill.json")
   read -r d_warm_n d_warm < <(python3 "$here/bench/compare_blame.py" --runs "$work/age.cold.json" "$work/age.warm.json")
   read -r d_incr_n d_incr < <(python3 "$here/bench/compare_blame.py" --runs "$work/age.cold2.json" "$work/age.incr.json")
@@ -104,6 +109,7 @@ age_section() {
   t_blame=$(python3 -c "print(f'{($(now) - $t0) * $n_files / $sample:.1f}')")
   read -r age_checked age_mismatch < <(python3 "$here/bench/compare_blame.py" "$work/age.cold.json" "$work/blame")
   age_line="| stg-age cold (\`--no-cache\`), 44,000 commits, 4,300 files, $conditions conditions | ${t_age_cold} s (target: at most 10 s) | git blame -w -M -C of each of the $n_files files with a condition in turn: ${t_blame} s ($sample measured, x$(python3 -c "print(round($n_files / $sample, 1))")) | $(ratio "$t_blame" "$t_age_cold")x faster; dates: $age_mismatch of $age_checked differ from git blame |
+| stg-age cold, the same, every date checked (${traced}) | ${t_age_cold} s | the same run dating with \`git blame\` only (\`STG_AGE_TRACE=0\`, a blame per file over its cut-down history): ${t_age_blameonly} s | $(ratio "$t_age_blameonly" "$t_age_cold")x faster; dates: $d_only of $d_only_n differ |
 | stg-age, the same, filling the cache | ${t_age_fill} s | the cold run: ${t_age_cold} s | $(ratio "$t_age_fill" "$t_age_cold")x its time; dates: $d_fill of $d_fill_n differ from the cold run |
 | stg-age warm (nothing changed) | ${t_age_warm} s (target: at most 1 s) | the cold run: ${t_age_cold} s | $(ratio "$t_age_cold" "$t_age_warm")x faster; dates: $d_warm of $d_warm_n differ from the cold run |
 | stg-age incremental (5 new commits, each editing a file with conditions) | ${t_age_incr} s | a cold run on the same tree: ${t_age_cold2} s | $(ratio "$t_age_cold2" "$t_age_incr")x faster; dates: $d_incr of $d_incr_n differ from that cold run |"

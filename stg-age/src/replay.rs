@@ -78,12 +78,22 @@ impl Replay {
             .tempdir()
             .context("cannot create a temporary directory")?;
         let git_dir = dir.path().join("git");
+        // The same object format as the repository's, whose objects it borrows.
+        let format = crate::git::run(
+            top,
+            &[OsStr::new("rev-parse"), OsStr::new("--show-object-format")],
+        )?;
+        let format = format!(
+            "--object-format={}",
+            String::from_utf8_lossy(format.trim_ascii())
+        );
         crate::git::run(
             top,
             &[
                 OsStr::new("init"),
                 OsStr::new("-q"),
                 OsStr::new("--bare"),
+                OsStr::new(&format),
                 git_dir.as_os_str(),
             ],
         )?;

@@ -112,24 +112,32 @@ fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
 }
 
 /// Runs the `git log` processes that read the diffs of the `total` commits of `head`'s
-/// history, `parts` side by side; returns their outputs, for [`parse_all`].
-pub fn fetch(top: &Path, head: &str, total: usize, parts: usize) -> Vec<anyhow::Result<Vec<u8>>> {
-    let parts = parts.clamp(1, 4).min(total.max(1));
+/// history, `jobs` at a time; returns their outputs in history order, for [`parse_all`].
+/// The history is cut in three parts per job: recent commits cost more (larger trees), and
+/// a worker that finishes early takes the next part.
+pub fn fetch(top: &Path, head: &str, total: usize, jobs: usize) -> Vec<anyhow::Result<Vec<u8>>> {
+    let jobs = jobs.clamp(1, 4);
+    let parts = (jobs * 3).min(total.max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, anyhow::Result<Vec<u8>>)>> =
+        std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..parts)
-            .map(|i| {
-                s.spawn(move || {
-                    let args = log_args(head, total, parts, i);
-                    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-                    crate::git::run(top, &args)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("no panic reading the log"))
-            .collect()
-    })
+        for _ in 0..jobs.min(parts) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= parts {
+                    break;
+                }
+                let args = log_args(head, total, parts, i);
+                let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+                let out = crate::git::run(top, &args);
+                done.lock().expect("not poisoned").push((i, out));
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("not poisoned");
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, out)| out).collect()
 }
 
 /// The history [`fetch`]'s outputs cover (ids, parents, first-parent changes with renames

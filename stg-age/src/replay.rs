@@ -110,54 +110,6 @@ impl Replay {
         alternates.push(b'\n');
         std::fs::write(git_dir.join("objects/info/alternates"), alternates)?;
 
-        // Each job's branch is written on its own (in parallel), with marks numbered from
-        // `MARKS_PER_JOB * j` so that they never meet.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let built: std::sync::Mutex<Vec<(usize, Option<Branch>)>> =
-            std::sync::Mutex::new(Vec::new());
-        let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..threads.clamp(1, jobs.len().max(1)) {
-                s.spawn(|| {
-                    let mut cat: Option<CatFile> = None;
-                    loop {
-                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(job) = jobs.get(j) else { break };
-                        let result = branch(top, history, patches, &mut cat, job, j);
-                        match result {
-                            Ok(b) => built.lock().expect("not poisoned").push((j, b)),
-                            Err(e) => {
-                                *failed.lock().expect("not poisoned") = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().expect("not poisoned") {
-            return Err(e);
-        }
-        let mut built = built.into_inner().expect("not poisoned");
-        built.sort_by_key(|(j, _)| *j);
-        let mut stream: Vec<u8> = Vec::new();
-        let mut marks: HashMap<usize, u32> = HashMap::new();
-        let mut branches = Vec::with_capacity(jobs.len());
-        let mut names = Vec::with_capacity(jobs.len());
-        for (_, b) in built {
-            if let Some(b) = b {
-                stream.extend_from_slice(&b.stream);
-                marks.extend(b.marks);
-                branches.push(Some(b.name));
-                names.push(b.file);
-            } else {
-                branches.push(None);
-                names.push(Vec::new());
-            }
-        }
-        if let Some(dump) = std::env::var_os("STG_AGE_REPLAY_DUMP") {
-            std::fs::write(dump, &stream)?;
-        }
         let marks_file = dir.path().join("marks");
         // Loose compression and a larger heap step: the replay is read once and thrown
         // away, and fast-import otherwise spends most of its time growing its heap.
@@ -176,9 +128,62 @@ impl Replay {
             .spawn()
             .context("could not run git fast-import")?;
         let mut stdin = child.stdin.take().context("git fast-import's stdin")?;
-        let written = stdin.write_all(&stream);
+        let mut dump = std::env::var_os("STG_AGE_REPLAY_DUMP")
+            .map(std::fs::File::create)
+            .transpose()?;
+        // Each job's branch is written on its own (in parallel, marks numbered from
+        // `MARKS_PER_JOB * j` so that they never meet) and handed to fast-import as soon
+        // as it is ready.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (send, receive) = std::sync::mpsc::channel::<anyhow::Result<(usize, Option<Branch>)>>();
+        let mut marks: HashMap<usize, u32> = HashMap::new();
+        let mut branches: Vec<Option<String>> = vec![None; jobs.len()];
+        let mut names: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
+        let mut written: std::io::Result<()> = Ok(());
+        let mut failed = None;
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+                let send = send.clone();
+                let next = &next;
+                s.spawn(move || {
+                    let mut cat: Option<CatFile> = None;
+                    loop {
+                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(j) else { break };
+                        let result = branch(top, history, patches, &mut cat, job, j);
+                        let stop = result.is_err();
+                        if send.send(result.map(|b| (j, b))).is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(send);
+            for result in receive {
+                match result {
+                    Ok((j, Some(b))) => {
+                        if written.is_ok() {
+                            written = stdin.write_all(&b.stream);
+                        }
+                        if let Some(file) = dump.as_mut() {
+                            let _ = file.write_all(&b.stream);
+                        }
+                        marks.extend(b.marks);
+                        branches[j] = Some(b.name);
+                        names[j] = b.file;
+                    }
+                    Ok((_, None)) => {}
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        });
         drop(stdin);
         let out = child.wait_with_output()?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if !out.status.success() {
             anyhow::bail!(
                 "git fast-import failed: {}",

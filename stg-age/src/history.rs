@@ -288,6 +288,36 @@ impl History {
         names
     }
 
+    /// The nearest commit from `start` down its first-parent line for which `kept` holds
+    /// (`start` itself if it does); `None` past an unknown parent. `memo` remembers the
+    /// answer for every commit walked.
+    fn nearest(
+        &self,
+        start: u32,
+        memo: &mut HashMap<u32, u32>,
+        kept: &impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        let mut walked = Vec::new();
+        let mut c = start;
+        let found = loop {
+            if let Some(&r) = memo.get(&c) {
+                break r;
+            }
+            if kept(c) {
+                break c;
+            }
+            walked.push(c);
+            c = *self.commits[c as usize].parents.first()?;
+            if c == UNKNOWN {
+                return None;
+            }
+        };
+        for w in walked {
+            memo.insert(w, found);
+        }
+        Some(found)
+    }
+
     /// The `-S` file for blaming a file whose names are `names`: one line per commit blame
     /// can reach, `<commit> <parent>...`. `None` when the history cannot be cut safely
     /// (an unknown parent).
@@ -308,27 +338,7 @@ impl History {
         };
         // The nearest commit down the first-parent line that is not transparent.
         let mut rep_memo: HashMap<u32, u32> = HashMap::new();
-        let mut rep = |start: u32| -> Option<u32> {
-            let mut walked = Vec::new();
-            let mut c = start;
-            let found = loop {
-                if let Some(&r) = rep_memo.get(&c) {
-                    break r;
-                }
-                if !transparent(c) {
-                    break c;
-                }
-                walked.push(c);
-                c = self.commits[c as usize].parents[0];
-                if c == UNKNOWN {
-                    return None;
-                }
-            };
-            for w in walked {
-                rep_memo.insert(w, found);
-            }
-            Some(found)
-        };
+        let mut rep = |start: u32| self.nearest(start, &mut rep_memo, &|c| !transparent(c));
         let mut out = Vec::new();
         let mut seen: HashSet<u32> = HashSet::new();
         let mut stack = vec![head];
@@ -378,27 +388,7 @@ impl History {
             c == head || self.commits[c as usize].parents.is_empty() || touching.contains(&c)
         };
         let mut rep_memo: HashMap<u32, u32> = HashMap::new();
-        let mut rep = |start: u32| -> Option<u32> {
-            let mut walked = Vec::new();
-            let mut c = start;
-            let found = loop {
-                if let Some(&r) = rep_memo.get(&c) {
-                    break r;
-                }
-                if kept(c) {
-                    break c;
-                }
-                walked.push(c);
-                c = self.commits[c as usize].parents[0];
-                if c == UNKNOWN {
-                    return None;
-                }
-            };
-            for w in walked {
-                rep_memo.insert(w, found);
-            }
-            Some(found)
-        };
+        let mut rep = |start: u32| self.nearest(start, &mut rep_memo, &kept);
         let mut parents_of: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut order = Vec::new();
         // Depth first, a commit written after all of its parents.

@@ -172,16 +172,7 @@ pub fn history(outputs: &[anyhow::Result<Vec<u8>>], head: &str) -> anyhow::Resul
                     .rsplit(|b| *b == b' ')
                     .next()
                     .unwrap_or_default();
-                let paths: Vec<Vec<u8>> = line[tab + 1..]
-                    .split(|b| *b == b'\t')
-                    .map(|p| {
-                        if p.first() == Some(&b'"') {
-                            crate::git::unquote(p)
-                        } else {
-                            p.to_vec()
-                        }
-                    })
-                    .collect();
+                let paths = raw_paths(&line[tab + 1..]);
                 match (status.first(), paths.as_slice()) {
                     (Some(b'R'), [from, to]) => {
                         last.2.push((b'D', from.clone()));
@@ -298,6 +289,20 @@ fn hunk(rest: &[u8]) -> Option<Hunk> {
     })
 }
 
+/// The paths of a `--raw` line (after the status: one, or two for a rename), unquoted.
+fn raw_paths(field: &[u8]) -> Vec<Vec<u8>> {
+    field
+        .split(|b| *b == b'\t')
+        .map(|p| {
+            if p.first() == Some(&b'"') {
+                crate::git::unquote(p)
+            } else {
+                p.to_vec()
+            }
+        })
+        .collect()
+}
+
 /// Records the blobs of one `--raw` line.
 fn raw(line: &[u8], commit: Option<u32>, history: &History, patches: &mut Patches) {
     let Some(c) = commit else { return };
@@ -309,16 +314,7 @@ fn raw(line: &[u8], commit: Option<u32>, history: &History, patches: &mut Patche
     let [_, _, old, new, status] = fields.as_slice() else {
         return;
     };
-    let paths: Vec<Vec<u8>> = line[tab + 1..]
-        .split(|b| *b == b'\t')
-        .map(|p| {
-            if p.first() == Some(&b'"') {
-                crate::git::unquote(p)
-            } else {
-                p.to_vec()
-            }
-        })
-        .collect();
+    let paths = raw_paths(&line[tab + 1..]);
     let Some(Some(path)) = paths.last().map(|p| history.path_id(p)) else {
         return;
     };

@@ -617,8 +617,8 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
             ),
             Err(_) => None,
         };
-        if std::env::var_os("STG_AGE_DEBUG").is_some() {
-            eprintln!("stg-age: files scanned, diffs read");
+        if std::env::var_os("STG_AGE_DEBUG").is_some() && fetched.is_some() {
+            eprintln!("stg-age: files scanned, history and diffs read");
         }
         let history = match fetched
             .as_ref()

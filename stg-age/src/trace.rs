@@ -18,10 +18,12 @@
 //! When a move is possible the line's answer is left to git, but not over the whole
 //! history: the possible moves are followed too (into each candidate, at each place the
 //! run matched), and the set of files any of them can reach is where blame's walk can go.
-//! Blame over the history cut down to the commits that change those files
-//! ([`crate::history::History::grafts`]) then gives the same answer at a fraction of the
-//! cost. Merges that change a followed file, renames, a commit git could not diff as text,
-//! or a walk that outgrows [`MAX_PROBES`] leave the file to a blame over the whole history.
+//! Blame over only the commits that change those files ([`crate::replay`], or
+//! [`crate::history::History::grafts`]) then gives the same answer at a fraction of the
+//! cost. A merge is followed into the parent it took the file from unchanged; a merge that
+//! changed the file against every parent, a rename other than one deletion for one
+//! addition, a commit git could not diff as text, or a walk that outgrows [`MAX_PROBES`]
+//! leave the file to a blame over the whole history.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

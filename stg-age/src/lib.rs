@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod conditions;
 pub mod databases;
+mod dating;
 pub mod git;
 pub mod glob;
 pub mod history;

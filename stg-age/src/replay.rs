@@ -50,6 +50,8 @@ pub struct Replay {
     branches: Vec<Option<String>>,
     /// The name each job's file has in its branch.
     names: Vec<Vec<u8>>,
+    /// The commits of each job's branch (what its blame walks).
+    pub sizes: Vec<usize>,
 }
 
 /// Marks available to one job's branch.
@@ -139,6 +141,7 @@ impl Replay {
         let mut marks: HashMap<usize, u32> = HashMap::new();
         let mut branches: Vec<Option<String>> = vec![None; jobs.len()];
         let mut names: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
+        let mut sizes: Vec<usize> = vec![0; jobs.len()];
         let mut written: std::io::Result<()> = Ok(());
         let mut failed = None;
         std::thread::scope(|s| {
@@ -168,6 +171,7 @@ impl Replay {
                         if let Some(file) = dump.as_mut() {
                             let _ = file.write_all(&b.stream);
                         }
+                        sizes[j] = b.marks.len();
                         marks.extend(b.marks);
                         branches[j] = Some(b.name);
                         names[j] = b.file;
@@ -206,6 +210,7 @@ impl Replay {
             real,
             branches,
             names,
+            sizes,
         })
     }
 

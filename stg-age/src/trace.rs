@@ -22,8 +22,8 @@
 //! [`crate::history::History::grafts`]) then gives the same answer at a fraction of the
 //! cost. A merge is followed into the parent it took the file from unchanged; a merge that
 //! changed the file against every parent, a rename other than one deletion for one
-//! addition, a commit git could not diff as text, or a walk that outgrows [`MAX_PROBES`]
-//! leave the file to a blame over the whole history.
+//! addition, a commit git could not diff as text, or walks that outgrow [`MAX_PROBES`] or
+//! [`MAX_STEPS`] leave the file to a blame over the whole history.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -43,6 +43,9 @@ const MOVE_SCORE: u32 = 20;
 const COPY_SCORE: u32 = 40;
 /// Walks (one per file a line may have moved into) per file before giving up.
 pub const MAX_PROBES: usize = 4000;
+/// Commits walked per file (over all its walks) before giving up: a hundred walks of a
+/// long history.
+pub const MAX_STEPS: usize = 5_000_000;
 
 /// Bytes `-w` ignores when comparing lines.
 fn is_space(b: u8) -> bool {
@@ -221,6 +224,7 @@ struct Found<'f> {
     visited: &'f mut HashSet<u32>,
     copies: &'f mut bool,
     work: &'f mut Vec<Probe>,
+    steps: &'f mut usize,
 }
 
 /// The history and its diffs.
@@ -441,6 +445,7 @@ impl<'a> Engine<'a> {
             own: true,
         }];
         let mut probes = 0;
+        let mut steps = 0;
         while let Some(probe) = work.pop() {
             probes += 1;
             if probes > MAX_PROBES {
@@ -452,6 +457,7 @@ impl<'a> Engine<'a> {
                 visited: &mut visited,
                 copies: &mut copies,
                 work: &mut work,
+                steps: &mut steps,
             };
             if !self.follow(file, probe, blobs, &mut found)? {
                 whole = true;
@@ -483,6 +489,10 @@ impl<'a> Engine<'a> {
         while let Some(c) = next {
             if lines.is_empty() {
                 return Ok(true);
+            }
+            *found.steps += 1;
+            if *found.steps > MAX_STEPS {
+                return Ok(false);
             }
             let commit = &self.history.commits[c as usize];
             next = commit.parents.first().copied().filter(|p| *p != UNKNOWN);

@@ -1,0 +1,279 @@
+//! Dating the condition lines the cache does not answer: with [`crate::trace`] and
+//! [`crate::replay`] when a trace pays (a cold run, enough files), else with `git blame` per
+//! file over its cut-down history ([`crate::history::History::grafts`]), else over the whole
+//! history. Every way gives `git blame -w -M -C`'s dates; see `docs/stg-age.md`.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+
+use crate::git::{self, Origin};
+use crate::history::History;
+use crate::scan::{parallel, Pending, ScanOptions};
+
+/// Whether [`crate::trace`] may date lines in this repository: it reads git's diffs as
+/// `git log` computes them, which are blame's only with the default diff algorithm, and it
+/// does not look through ignored revisions. `STG_AGE_TRACE=0` turns it off (tests compare
+/// both ways).
+pub(crate) fn trace_applies(opts: &ScanOptions) -> anyhow::Result<bool> {
+    if std::env::var_os("STG_AGE_TRACE").is_some_and(|v| v == "0") {
+        return Ok(false);
+    }
+    if !opts.blame.ignore_revs.is_empty() || opts.blame.ignore_revs_file.is_some() {
+        return Ok(false);
+    }
+    let algorithm = git::config(&opts.top, "diff.algorithm")?;
+    Ok(algorithm.is_none_or(|a| a.eq_ignore_ascii_case("myers") || a == "default"))
+}
+
+/// On a cold run, starts reading the diffs [`crate::trace`] needs while the history is
+/// still being read, when `pending` files make a trace worth it (see [`date_files`]).
+pub(crate) fn early_fetch(
+    opts: &ScanOptions,
+    pending: usize,
+    size: Option<(String, usize)>,
+) -> Option<Fetched> {
+    if pending == 0 {
+        return None;
+    }
+    let (head, total) = size?;
+    (pending * TRACE_COMMITS_PER_FILE >= total).then(|| {
+        let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs);
+        (head, outputs)
+    })
+}
+
+/// `HEAD` and the number of commits it reaches, when a trace may date lines here.
+pub(crate) fn history_size(opts: &ScanOptions) -> Option<(String, usize)> {
+    if !trace_applies(opts).unwrap_or(false) {
+        return None;
+    }
+    let head = git::head(&opts.top).ok()??;
+    let count = git::run(
+        &opts.top,
+        &[
+            OsStr::new("rev-list"),
+            OsStr::new("--count"),
+            OsStr::new(&head),
+        ],
+    )
+    .ok()?;
+    let total = String::from_utf8_lossy(&count).trim().parse().ok()?;
+    Some((head, total))
+}
+
+/// Diffs read ahead: the commit they were read from, and `git log`'s outputs.
+pub(crate) type Fetched = (String, Vec<anyhow::Result<Vec<u8>>>);
+
+/// Commits of history per file to date above which one read of all diffs beats a blame
+/// per file: a blame walks a few hundred commits a second, `git log -p` tens of thousands.
+const TRACE_COMMITS_PER_FILE: usize = 2000;
+
+/// Dates the pending files that the cache does not answer: with [`crate::trace`] where it
+/// can, then `git blame` over the cut-down history it names, else over the file's own
+/// cut-down history ([`blame_ranges_in`]).
+#[allow(clippy::type_complexity)]
+pub(crate) fn date_files(
+    opts: &ScanOptions,
+    pending: &[&Pending],
+    variants: &[Vec<u8>],
+    history: Option<&History>,
+    fetched: Option<Fetched>,
+) -> anyhow::Result<(Vec<Vec<(usize, Origin)>>, Option<Vec<Origin>>)> {
+    let mut added = None;
+    let mut outcomes: Vec<Option<crate::trace::Outcome>> = pending.iter().map(|_| None).collect();
+    // Files dated in a replay (see [`crate::replay`]).
+    let mut replayed: Vec<Option<Vec<(usize, Origin)>>> = pending.iter().map(|_| None).collect();
+    if let Some(h) = history {
+        let chain = h.ids.len();
+        if !pending.is_empty()
+            && pending.len() * TRACE_COMMITS_PER_FILE >= chain
+            && trace_applies(opts)?
+        {
+            let dirty = git::dirty(&opts.top)?;
+            // Diffs read ahead are of the same history unless HEAD moved meanwhile.
+            let fetched = match fetched {
+                Some((head, outputs)) if head == h.head => outputs,
+                _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs),
+            };
+            let t0 = std::time::Instant::now();
+            let patches = crate::patches::parse_all(fetched, h)?;
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                eprintln!("stg-age: diffs parsed in {:?}", t0.elapsed());
+            }
+            if h.in_log_order {
+                added = Some(crate::patches::added(h, &patches, variants));
+            }
+            let engine = crate::trace::Engine::new(&opts.top, h, &patches);
+            let todo: Vec<usize> = (0..pending.len())
+                .filter(|&i| !dirty.contains(&pending[i].path))
+                .collect();
+            let files: Vec<crate::trace::File<'_>> = todo
+                .iter()
+                .map(|&i| crate::trace::File {
+                    path: &pending[i].path,
+                    lines: pending[i].range_lines.clone(),
+                    hits: pending[i].hits.iter().map(|h| h.1).collect(),
+                })
+                .collect();
+            let run = engine.run(&files, opts.jobs)?;
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                // For tests and benchmarks: how the files were dated.
+                let count =
+                    |f: fn(&crate::trace::Outcome) -> bool| run.iter().filter(|o| f(o)).count();
+                eprintln!(
+                    "stg-age: traced {} files: {} dated, {} to blame over their reach ({} with -C), {} to blame whole",
+                    run.len(),
+                    count(|o| matches!(o, crate::trace::Outcome::Dated(_))),
+                    count(|o| matches!(o, crate::trace::Outcome::Widen(_))),
+                    count(|o| matches!(o, crate::trace::Outcome::Widen(w) if w.copies)),
+                    count(|o| matches!(o, crate::trace::Outcome::Whole)),
+                );
+            }
+            for (i, outcome) in todo.into_iter().zip(run) {
+                outcomes[i] = Some(outcome);
+            }
+            replay(opts, h, &patches, pending, &outcomes, &mut replayed)?;
+        }
+    }
+    let work: Vec<(&Pending, Option<crate::trace::Outcome>)> =
+        pending.iter().copied().zip(outcomes).collect();
+    let work: Vec<_> = work.into_iter().zip(replayed).collect();
+    let mut dated = parallel(opts.jobs, &work, |((p, outcome), replayed)| {
+        let origins = match outcome {
+            _ if replayed.is_some() => replayed.clone().unwrap_or_default(),
+            Some(crate::trace::Outcome::Dated(origins)) => origins.clone(),
+            Some(crate::trace::Outcome::Widen(widen)) => {
+                let ranges = undated_ranges(p, widen);
+                let mut origins = widen.dated.clone();
+                let cut = history.map(|h| (h, &widen.names));
+                origins.extend(blame_ranges_in(opts, p, &ranges, cut, widen.copies)?);
+                origins
+            }
+            _ => {
+                let names = history.map(|h| h.names(&p.path));
+                blame_ranges_in(opts, p, &p.ranges, history.zip(names.as_ref()), true)?
+            }
+        };
+        Ok((p.path.clone(), origins))
+    })?;
+    // Back in the order asked for.
+    let mut ordered = Vec::with_capacity(pending.len());
+    for p in pending {
+        let i = dated
+            .iter()
+            .position(|(path, _)| *path == p.path)
+            .ok_or_else(|| anyhow::anyhow!("a file was not dated"))?;
+        ordered.push(dated.swap_remove(i).1);
+    }
+    Ok((ordered, added))
+}
+
+/// The ranges of a file that hold a condition line the trace left undated: blame moves
+/// lines range by range (a range's lines never share a blame entry with another's), so
+/// the others need not be blamed again.
+fn undated_ranges(p: &Pending, widen: &crate::trace::Widen) -> Vec<(usize, usize)> {
+    p.ranges
+        .iter()
+        .copied()
+        .filter(|&(a, b)| widen.undated.iter().any(|l| (a..=b).contains(l)))
+        .collect()
+}
+
+/// Dates the files the trace widened, in one replay of the history (see
+/// [`crate::replay`]); a file the replay cannot take is left for [`blame_ranges_in`].
+fn replay(
+    opts: &ScanOptions,
+    history: &History,
+    patches: &crate::patches::Patches,
+    pending: &[&Pending],
+    outcomes: &[Option<crate::trace::Outcome>],
+    replayed: &mut [Option<Vec<(usize, Origin)>>],
+) -> anyhow::Result<()> {
+    let mut which = Vec::new();
+    let mut jobs = Vec::new();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if let Some(crate::trace::Outcome::Widen(widen)) = outcome {
+            which.push(i);
+            jobs.push(crate::replay::Job {
+                path: &pending[i].path,
+                ranges: undated_ranges(pending[i], widen),
+                names: &widen.names,
+                copies: widen.copies,
+            });
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let t0 = std::time::Instant::now();
+    let replay = match crate::replay::Replay::build(&opts.top, history, patches, &jobs, opts.jobs) {
+        Ok(replay) => replay,
+        Err(e) => {
+            if std::env::var_os("STG_AGE_DEBUG").is_some() {
+                eprintln!("stg-age: no replay ({e:#}); blaming in the repository");
+            }
+            return Ok(());
+        }
+    };
+    let t1 = std::time::Instant::now();
+    // The longest walks first, so that no worker is left with one at the end.
+    let mut numbered: Vec<usize> = (0..jobs.len()).collect();
+    numbered.sort_by_key(|&j| std::cmp::Reverse(replay.sizes[j]));
+    let results = parallel(opts.jobs, &numbered, |&j| {
+        Ok((j, replay.blame(j, &jobs[j], patches, history)?))
+    })?;
+    if std::env::var_os("STG_AGE_DEBUG").is_some() {
+        eprintln!(
+            "stg-age: replay built in {:?}, {} files blamed in it in {:?}",
+            t1 - t0,
+            jobs.len(),
+            t1.elapsed()
+        );
+    }
+    for (j, lines) in results {
+        let (Some(lines), Some(crate::trace::Outcome::Widen(widen))) = (lines, &outcomes[which[j]])
+        else {
+            continue;
+        };
+        let mut origins = widen.dated.clone();
+        origins.extend(lines);
+        replayed[which[j]] = Some(origins);
+    }
+    Ok(())
+}
+
+/// `git blame` of `ranges` of one file over the history cut down to the commits that
+/// change one of `names` (see [`crate::history`]) when every condition line ends in one of
+/// those names; over the whole history (with `-C`) when one ended in another file (`-C`
+/// found it was copied from there, and that file's own commits were cut), or when there is
+/// no history to cut.
+fn blame_ranges_in(
+    opts: &ScanOptions,
+    pending: &Pending,
+    ranges: &[(usize, usize)],
+    cut: Option<(&History, &HashSet<Vec<u8>>)>,
+    copies: bool,
+) -> anyhow::Result<Vec<(usize, Origin)>> {
+    if let Some((history, names)) = cut {
+        if let Some(grafts) = history.grafts(names) {
+            let lines = git::blame_with(
+                &opts.top,
+                &pending.path,
+                ranges,
+                &opts.blame,
+                Some(&grafts),
+                copies,
+            )?;
+            // Context lines whose copy went elsewhere do not matter; a condition line must
+            // have stayed within the names.
+            let hit = |line: usize| pending.hits.iter().any(|h| h.1 == line);
+            if lines
+                .iter()
+                .all(|(line, _, name)| !hit(*line) || names.contains(name))
+            {
+                return Ok(lines.into_iter().map(|(l, o, _)| (l, o)).collect());
+            }
+        }
+    }
+    git::blame(&opts.top, &pending.path, ranges, &opts.blame)
+}

@@ -197,9 +197,30 @@ pub fn parse_all(
     outputs: Vec<anyhow::Result<Vec<u8>>>,
     history: &History,
 ) -> anyhow::Result<Patches> {
+    let outputs: Vec<Vec<u8>> = outputs.into_iter().collect::<anyhow::Result<_>>()?;
+    // Each part on its own thread, then put together (no commit is in two parts).
+    let parts: Vec<anyhow::Result<Patches>> = std::thread::scope(|s| {
+        let handles: Vec<_> = outputs
+            .iter()
+            .map(|out| {
+                s.spawn(move || {
+                    let mut part = Patches::default();
+                    parse(out, history, &mut part).context("while reading git log -p")?;
+                    Ok(part)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic parsing the log"))
+            .collect()
+    });
     let mut patches = Patches::default();
-    for out in outputs {
-        parse(&out?, history, &mut patches).context("while reading git log -p")?;
+    for part in parts {
+        let part = part?;
+        patches.authors.extend(part.authors);
+        patches.changes.extend(part.changes);
+        patches.unreadable.extend(part.unreadable);
     }
     Ok(patches)
 }

@@ -31,7 +31,9 @@ pub enum Origin {
     Uncommitted,
 }
 
-/// The commit id git uses for lines not committed yet.
+/// The commit id git uses for lines not committed yet (SHA-1 length; all zeros at either
+/// length).
+#[cfg(test)]
 const NULL_ID: &str = "0000000000000000000000000000000000000000";
 
 /// A tracked file, as `git ls-files --stage` lists it.
@@ -425,7 +427,7 @@ pub fn parse_porcelain_named(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin, V
             if let Some(name) = named {
                 seen.filename = name;
             }
-            let origin = if id == NULL_ID {
+            let origin = if id.bytes().all(|b| b == b'0') {
                 Origin::Uncommitted
             } else {
                 Origin::Commit {
@@ -441,7 +443,8 @@ pub fn parse_porcelain_named(out: &[u8]) -> anyhow::Result<Vec<(usize, Origin, V
             let text = String::from_utf8_lossy(raw);
             let mut fields = text.split(' ');
             let id = fields.next().unwrap_or_default();
-            if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // SHA-1 (40 digits) or SHA-256 (64) object names.
+            if matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let _orig = fields.next();
                 let line: usize = fields
                     .next()

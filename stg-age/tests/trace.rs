@@ -393,3 +393,42 @@ fn a_configured_diff_algorithm_leaves_dating_to_blame() {
     assert!(!run.stderr.contains("traced"), "{}", run.stderr);
     assert_eq!(dated(&run), dated(&age(&repo, false)));
 }
+
+#[test]
+fn a_sha256_repository_is_traced_and_replayed_as_blame_dates_it() {
+    let repo = Repo::new();
+    // Re-create it with SHA-256 object names: the replay must borrow that format.
+    std::fs::remove_dir_all(repo.path().join(".git")).unwrap();
+    repo.git(&["init", "-q", "-b", "main", "--object-format=sha256"]);
+    repo.git(&["config", "user.name", "Test Author"]);
+    repo.git(&["config", "user.email", "author@example.org"]);
+    let mut dice = Dice(11);
+    let mut state = State {
+        files: (0..4)
+            .map(|i| (format!("roles/r{i}/tasks/main.yml"), vec!["---".to_owned()]))
+            .collect(),
+    };
+    for k in 0..50 {
+        let i = dice.below(4);
+        edit(&mut state, i, k, &mut dice);
+        state.write(&repo, i);
+        if k % 9 == 8 && state.files[i].1.len() > 8 {
+            let block: Vec<String> = state.files[i].1[1..7].to_vec();
+            let j = (i + 1) % 4;
+            state.files[j].1.extend(block);
+            state.write(&repo, j);
+        }
+        repo.commit("change", &date(k));
+    }
+    let traced_run = age(&repo, true);
+    let blamed_run = age(&repo, false);
+    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
+    let by_trace = dated(&traced_run);
+    assert!(by_trace.iter().all(|f| f.2.len() == 64), "{by_trace:?}");
+    assert_eq!(by_trace, dated(&blamed_run));
+    assert!(
+        !traced_run.stderr.contains("no replay"),
+        "{}",
+        traced_run.stderr
+    );
+}

@@ -217,7 +217,14 @@ impl Config {
                     .unwrap_or_else(|| "postgres".to_owned());
                 Action::Databases(Conn::resolve(&cli.conn, Some(&dbname)))
             }
-            None => Action::Repo(Box::new(repo_config(cli.repo, now)?)),
+            None => {
+                if let Some(flag) = cli.conn.first_given() {
+                    stg_core::bail_usage!(
+                        "{flag} is an option of `stg-age databases`; the repository scan connects to no database"
+                    );
+                }
+                Action::Repo(Box::new(repo_config(cli.repo, now)?))
+            }
         };
         Ok(Config {
             format,

@@ -863,3 +863,41 @@ fn json_is_the_default_in_a_pipe() {
     assert_eq!(run.at("a.yml", 1)["age_days"], 365);
     assert_eq!(run.summary()["count"], 1);
 }
+
+#[test]
+fn connection_flags_are_refused_by_the_scan_and_scan_options_by_databases() {
+    let repo = Repo::new();
+    repo.write("a.yml", "- x: 1\n  when: env == 'staging'\n");
+    repo.commit("first", "2025-06-01T00:00:00Z");
+    // A flag the scan would silently ignore is refused by name...
+    for flag in [
+        &["-h", "db01.stg"][..],
+        &["-p", "5433"],
+        &["-U", "fas"],
+        &["--sslmode", "require"],
+    ] {
+        let run = age_at(repo.path(), flag);
+        assert_eq!(run.code, 2, "{flag:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is an option of `stg-age databases`"),
+            "{flag:?}: {}",
+            run.stderr
+        );
+    }
+    // ...while the same settings from the environment (for `databases`) are not in the way.
+    let run = stg("stg-age")
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["--format", "json", "--now", NOW])
+        .env("PGHOST", "db01.stg")
+        .env("PGPORT", "5433")
+        .env("PGUSER", "fas")
+        .env("PGSSLMODE", "require")
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.has("a.yml", 2));
+    // And a scan option given to `databases` is refused by name.
+    let run = stg("stg-age").args(["databases", "--no-cache"]).run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--no-cache"), "{}", run.stderr);
+}

@@ -64,6 +64,32 @@ pub struct ConnArgs {
     pub sslmode: Option<SslMode>,
 }
 
+impl ConnArgs {
+    /// The first connection flag given on the command line (a value its environment
+    /// variable does not explain), for refusing it where nothing connects.
+    #[must_use]
+    pub fn first_given(&self) -> Option<&'static str> {
+        let env = |name: &str| std::env::var(name).ok();
+        let differs = |value: Option<String>, name: &str| value.is_some() && value != env(name);
+        let sslmode = self
+            .sslmode
+            .and_then(|m| clap::ValueEnum::to_possible_value(&m))
+            .map(|v| v.get_name().to_owned());
+        [
+            ("-h/--host", differs(self.host.clone(), "PGHOST")),
+            (
+                "-p/--port",
+                self.port.is_some()
+                    && self.port != env("PGPORT").and_then(|p| p.trim().parse().ok()),
+            ),
+            ("-U/--username", differs(self.username.clone(), "PGUSER")),
+            ("--sslmode", differs(sslmode, "PGSSLMODE")),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
 /// A resolved connection: every field filled in the way libpq would.
 #[derive(Clone)]
 pub struct Conn {

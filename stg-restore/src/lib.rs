@@ -356,7 +356,22 @@ impl Config {
             );
         }
         let (format, action) = match cli.command {
-            Some(Command::Verify(a)) => (a.format, Action::Verify),
+            Some(Command::Verify(a)) => {
+                // verify reads a stream and connects to nothing.
+                if let Some(flag) = cli.conn.first_given() {
+                    bail_usage!(
+                        "{flag} is a connection option; stg-restore verify reads the stream on \
+                         stdin and connects to no server"
+                    );
+                }
+                if cli.dbname.is_some() {
+                    bail_usage!(
+                        "-d/--dbname names a database; stg-restore verify reads the stream on \
+                         stdin and restores nothing"
+                    );
+                }
+                (a.format, Action::Verify)
+            }
             Some(Command::List(a)) => {
                 let db = live_database("list", a.db, cli.dbname)?;
                 if db.is_empty() {

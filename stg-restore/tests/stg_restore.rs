@@ -848,3 +848,26 @@ fn verify_keeps_its_verdict_when_stdout_is_closed() {
         }
     }
 }
+
+#[test]
+fn verify_refuses_connection_flags_and_a_database_it_would_ignore() {
+    // verify reads the stream and connects to nothing: a flag that names a server or a
+    // database is a mistake worth saying, not a setting silently dropped.
+    for args in [
+        &["verify", "-h", "db02.stg"][..],
+        &["-p", "5433", "verify"],
+        &["verify", "-U", "fas"],
+        &["verify", "--sslmode", "require"],
+        &["-d", "fas2", "verify"],
+    ] {
+        let mut cmd = stg_tests::cmd::stg("stg-restore");
+        cmd.args(args);
+        let out = run(cmd, b"not read".to_vec()).code_is(2);
+        assert!(
+            out.stderr
+                .contains("stg-restore verify reads the stream on stdin"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

@@ -45,9 +45,13 @@ impl Format {
     /// Nagios output: `#[arg(long, value_parser = stg_core::format::text_or_json())]`.
     #[must_use]
     pub fn text_or_json() -> impl TypedValueParser<Value = Format> {
-        PossibleValuesParser::new(["text", "json"]).map(|name| {
-            <Format as clap::ValueEnum>::from_str(&name, false).expect("a listed value")
-        })
+        // The values carry their doc comments, so `--help` says what each one is.
+        PossibleValuesParser::new(
+            [Format::Text, Format::Json]
+                .iter()
+                .filter_map(clap::ValueEnum::to_possible_value),
+        )
+        .map(|name| <Format as clap::ValueEnum>::from_str(&name, false).expect("a listed value"))
     }
 }
 
@@ -159,6 +163,15 @@ mod tests {
     struct Three {
         #[arg(long)]
         format: Option<Format>,
+    }
+
+    #[test]
+    fn help_says_what_each_value_is() {
+        use clap::CommandFactory;
+        let help = Two::command().render_long_help().to_string();
+        assert!(help.contains("A table (or lines) for people"), "{help}");
+        assert!(help.contains("JSON Lines for programs"), "{help}");
+        assert!(!help.contains("Nagios"), "{help}");
     }
 
     #[test]

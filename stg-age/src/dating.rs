@@ -36,10 +36,12 @@ pub(crate) fn early_fetch(
         return None;
     }
     let (head, total) = size?;
-    (pending * TRACE_COMMITS_PER_FILE >= total).then(|| {
-        let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs);
-        (head, outputs)
-    })
+    if pending * TRACE_COMMITS_PER_FILE < total {
+        return None;
+    }
+    // A failure here is met again, and reported, when the diffs are read for dating.
+    let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs).ok()?;
+    Some((head, outputs))
 }
 
 /// `HEAD` and the number of commits it reaches, when a trace may date lines here.
@@ -62,7 +64,7 @@ pub(crate) fn history_size(opts: &ScanOptions) -> Option<(String, usize)> {
 }
 
 /// Diffs read ahead: the commit they were read from, and `git log`'s outputs.
-pub(crate) type Fetched = (String, Vec<anyhow::Result<Vec<u8>>>);
+pub(crate) type Fetched = (String, Vec<Vec<u8>>);
 
 /// Commits of history per file to date above which one read of all diffs beats a blame
 /// per file: a blame walks a few hundred commits a second, `git log -p` tens of thousands.
@@ -93,10 +95,10 @@ pub(crate) fn date_files(
             // Diffs read ahead are of the same history unless HEAD moved meanwhile.
             let fetched = match fetched {
                 Some((head, outputs)) if head == h.head => outputs,
-                _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs),
+                _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs)?,
             };
             let t0 = std::time::Instant::now();
-            let patches = crate::patches::parse_all(fetched, h)?;
+            let patches = crate::patches::parse_all(&fetched, h)?;
             if std::env::var_os("STG_AGE_DEBUG").is_some() {
                 eprintln!("stg-age: diffs parsed in {:?}", t0.elapsed());
             }
@@ -138,7 +140,7 @@ pub(crate) fn date_files(
     let work: Vec<(&Pending, Option<crate::trace::Outcome>)> =
         pending.iter().copied().zip(outcomes).collect();
     let work: Vec<_> = work.into_iter().zip(replayed).collect();
-    let mut dated = parallel(opts.jobs, &work, |((p, outcome), replayed)| {
+    let dated = parallel(opts.jobs, &work, |((p, outcome), replayed)| {
         let origins = match outcome {
             _ if replayed.is_some() => replayed.clone().unwrap_or_default(),
             Some(crate::trace::Outcome::Dated(origins)) => origins.clone(),
@@ -154,18 +156,9 @@ pub(crate) fn date_files(
                 blame_ranges_in(opts, p, &p.ranges, history.zip(names.as_ref()), true)?
             }
         };
-        Ok((p.path.clone(), origins))
+        Ok(origins)
     })?;
-    // Back in the order asked for.
-    let mut ordered = Vec::with_capacity(pending.len());
-    for p in pending {
-        let i = dated
-            .iter()
-            .position(|(path, _)| *path == p.path)
-            .ok_or_else(|| anyhow::anyhow!("a file was not dated"))?;
-        ordered.push(dated.swap_remove(i).1);
-    }
-    Ok((ordered, added))
+    Ok((dated, added))
 }
 
 /// The ranges of a file that hold a condition line the trace left undated: blame moves

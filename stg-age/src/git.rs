@@ -31,11 +31,6 @@ pub enum Origin {
     Uncommitted,
 }
 
-/// The commit id git uses for lines not committed yet (SHA-1 length; all zeros at either
-/// length).
-#[cfg(test)]
-const NULL_ID: &str = "0000000000000000000000000000000000000000";
-
 /// A tracked file, as `git ls-files --stage` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
@@ -115,7 +110,7 @@ fn neutralised(dir: &Path) -> Vec<OsString> {
 
 /// `git` in `dir`, run so that nothing in the repository executes: its program-running
 /// settings neutralised, no pager, no prompt, no external diff.
-fn git(dir: &Path) -> Command {
+pub(crate) fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -711,6 +706,9 @@ impl Drop for CatFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The commit id git gives lines not committed yet (all zeros, at either id length).
+    const NULL_ID: &str = "0000000000000000000000000000000000000000";
 
     #[test]
     fn porcelain_repeated_commits_and_uncommitted_lines() {

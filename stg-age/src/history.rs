@@ -288,6 +288,15 @@ impl History {
         names
     }
 
+    /// The commits that change any of `names` against their first parent.
+    fn touching(&self, names: &HashSet<Vec<u8>>) -> HashSet<u32> {
+        names
+            .iter()
+            .filter_map(|name| self.path_index.get(name))
+            .flat_map(|&p| self.by_path[p as usize].iter().copied())
+            .collect()
+    }
+
     /// The nearest commit from `start` down its first-parent line for which `kept` holds
     /// (`start` itself if it does); `None` past an unknown parent. `memo` remembers the
     /// answer for every commit walked.
@@ -324,12 +333,7 @@ impl History {
     #[must_use]
     pub fn grafts(&self, names: &HashSet<Vec<u8>>) -> Option<Vec<u8>> {
         let head = self.find(&self.head)?;
-        let mut touching: HashSet<u32> = HashSet::new();
-        for name in names {
-            if let Some(&p) = self.path_index.get(name) {
-                touching.extend(self.by_path[p as usize].iter().copied());
-            }
-        }
+        let touching = self.touching(names);
         // HEAD keeps its real parents: blame's copy detection for uncommitted lines looks
         // at what changed between HEAD's first parent and the work tree.
         let transparent = |c: u32| {
@@ -378,12 +382,7 @@ impl History {
     #[must_use]
     pub fn condensed(&self, names: &HashSet<Vec<u8>>) -> Option<Vec<(u32, Vec<u32>)>> {
         let head = self.find(&self.head)?;
-        let mut touching: HashSet<u32> = HashSet::new();
-        for name in names {
-            if let Some(&p) = self.path_index.get(name) {
-                touching.extend(self.by_path[p as usize].iter().copied());
-            }
-        }
+        let touching = self.touching(names);
         let kept = |c: u32| {
             c == head || self.commits[c as usize].parents.is_empty() || touching.contains(&c)
         };

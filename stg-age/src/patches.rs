@@ -115,38 +115,21 @@ fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
 /// history, `jobs` at a time; returns their outputs in history order, for [`parse_all`].
 /// The history is cut in three parts per job: recent commits cost more (larger trees), and
 /// a worker that finishes early takes the next part.
-pub fn fetch(top: &Path, head: &str, total: usize, jobs: usize) -> Vec<anyhow::Result<Vec<u8>>> {
-    let jobs = jobs.clamp(1, 4);
-    let parts = (jobs * 3).min(total.max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, anyhow::Result<Vec<u8>>)>> =
-        std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(parts) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= parts {
-                    break;
-                }
-                let args = log_args(head, total, parts, i);
-                let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-                let out = crate::git::run(top, &args);
-                done.lock().expect("not poisoned").push((i, out));
-            });
-        }
-    });
-    let mut done = done.into_inner().expect("not poisoned");
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, out)| out).collect()
+pub fn fetch(top: &Path, head: &str, total: usize, jobs: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let parts: Vec<usize> = (0..(jobs.clamp(1, 4) * 3).min(total.max(1))).collect();
+    crate::scan::parallel(jobs.clamp(1, 4), &parts, |&i| {
+        let args = log_args(head, total, parts.len(), i);
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        crate::git::run(top, &args)
+    })
 }
 
 /// The history [`fetch`]'s outputs cover (ids, parents, first-parent changes with renames
 /// as a deletion and an addition, as [`History::extend`] reads them), so that a cold run
 /// reads the history once.
-pub fn history(outputs: &[anyhow::Result<Vec<u8>>], head: &str) -> anyhow::Result<History> {
+pub fn history(outputs: &[Vec<u8>], head: &str) -> anyhow::Result<History> {
     let mut pending: Vec<crate::history::Read> = Vec::new();
     for out in outputs {
-        let out = out.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         for line in out.split(|b| *b == b'\n') {
             if let Some(header) = line.strip_prefix(b"\x01") {
                 let mut fields = header.split(|b| *b == 0);
@@ -193,11 +176,7 @@ pub fn history(outputs: &[anyhow::Result<Vec<u8>>], head: &str) -> anyhow::Resul
 }
 
 /// Parses what [`fetch`] read.
-pub fn parse_all(
-    outputs: Vec<anyhow::Result<Vec<u8>>>,
-    history: &History,
-) -> anyhow::Result<Patches> {
-    let outputs: Vec<Vec<u8>> = outputs.into_iter().collect::<anyhow::Result<_>>()?;
+pub fn parse_all(outputs: &[Vec<u8>], history: &History) -> anyhow::Result<Patches> {
     // Each part on its own thread, then put together (no commit is in two parts).
     let parts: Vec<anyhow::Result<Patches>> = std::thread::scope(|s| {
         let handles: Vec<_> = outputs
@@ -223,11 +202,6 @@ pub fn parse_all(
         patches.unreadable.extend(part.unreadable);
     }
     Ok(patches)
-}
-
-/// Reads the diffs of `history.head`'s history in `parts` `git log` processes.
-pub fn read(top: &Path, history: &History, parts: usize) -> anyhow::Result<Patches> {
-    parse_all(fetch(top, &history.head, history.ids.len(), parts), history)
 }
 
 /// The commit that added each of `paths`, following renames back as `git log -M

@@ -115,24 +115,20 @@ impl Replay {
         let marks_file = dir.path().join("marks");
         // Loose compression and a larger heap step: the replay is read once and thrown
         // away, and fast-import otherwise spends most of its time growing its heap.
-        let mut child = std::process::Command::new("git")
+        let mut child = crate::git::git(dir.path())
             .args(["-c", "core.compression=0", "-c", "pack.compression=0"])
             .arg("--git-dir")
             .arg(&git_dir)
             .args(["fast-import", "--quiet"])
+            .arg(format!("--export-marks={}", marks_file.display()))
             .env("MALLOC_TOP_PAD_", "268435456")
             .env("MALLOC_TRIM_THRESHOLD_", "1073741824")
-            .arg(format!("--export-marks={}", marks_file.display()))
-            .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .context("could not run git fast-import")?;
         let mut stdin = child.stdin.take().context("git fast-import's stdin")?;
-        let mut dump = std::env::var_os("STG_AGE_REPLAY_DUMP")
-            .map(std::fs::File::create)
-            .transpose()?;
         // Each job's branch is written on its own (in parallel, marks numbered from
         // `MARKS_PER_JOB * j` so that they never meet) and handed to fast-import as soon
         // as it is ready.
@@ -167,9 +163,6 @@ impl Replay {
                     Ok((j, Some(b))) => {
                         if written.is_ok() {
                             written = stdin.write_all(&b.stream);
-                        }
-                        if let Some(file) = dump.as_mut() {
-                            let _ = file.write_all(&b.stream);
                         }
                         sizes[j] = b.marks.len();
                         marks.extend(b.marks);

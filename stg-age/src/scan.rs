@@ -470,29 +470,48 @@ fn variant_finding(path: Vec<u8>, origin: Origin) -> Finding {
     }
 }
 
-/// Runs `work` over `items` on `jobs` threads; the results in no particular order, or the
+/// Runs `work` over `items` on `jobs` threads; the results in the order of `items`, or the
 /// first error (the other workers stop taking work).
 pub(crate) fn parallel<T: Sync, R: Send>(
     jobs: usize,
     items: &[T],
     work: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
+    parallel_with(jobs, items, || Ok(()), |(), item| work(item))
+}
+
+/// [`parallel`] where each worker first makes its own state with `init` (a `git cat-file`
+/// of its own, say) and hands it to every `work` it does.
+pub(crate) fn parallel_with<S, T: Sync, R: Send>(
+    jobs: usize,
+    items: &[T],
+    init: impl Fn() -> anyhow::Result<S> + Sync,
+    work: impl Fn(&mut S, &T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<anyhow::Result<R>>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, anyhow::Result<R>)>> = Mutex::new(Vec::new());
     let workers = jobs.clamp(1, items.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 let mut mine = Vec::new();
-                while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = work(item);
-                    if result.is_err() {
-                        failed.store(true, Ordering::Relaxed);
+                match init() {
+                    Ok(mut state) => {
+                        while !failed.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            let result = work(&mut state, item);
+                            if result.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                            mine.push((i, result));
+                        }
                     }
-                    mine.push(result);
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        mine.push((0, Err(e)));
+                    }
                 }
                 results
                     .lock()
@@ -501,11 +520,9 @@ pub(crate) fn parallel<T: Sync, R: Send>(
             });
         }
     });
-    results
-        .into_inner()
-        .expect("workers finished")
-        .into_iter()
-        .collect()
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The key of everything a blame result depends on besides the file and `HEAD`:

@@ -28,8 +28,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
@@ -247,42 +245,22 @@ impl<'a> Engine<'a> {
 
     /// Traces `files` on `jobs` threads; the outcomes in the order of `files`.
     pub fn run(&self, files: &[File<'_>], jobs: usize) -> anyhow::Result<Vec<Outcome>> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, anyhow::Result<Outcome>)>> = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..jobs.clamp(1, files.len().max(1)) {
-                s.spawn(|| {
-                    let mut blobs = match CatFile::start(self.top) {
-                        Ok(cat) => Blobs {
-                            cat,
-                            cache: HashMap::new(),
-                        },
-                        Err(e) => {
-                            let i = next.fetch_add(files.len(), Ordering::Relaxed);
-                            if i < files.len() {
-                                results.lock().expect("not poisoned").push((i, Err(e)));
-                            }
-                            return;
-                        }
-                    };
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(file) = files.get(i) else { break };
-                        mine.push((i, self.trace(file, &mut blobs)));
-                        // Blobs of one file's history are rarely another's.
-                        blobs.cache.clear();
-                    }
-                    results.lock().expect("not poisoned").extend(mine);
-                });
-            }
-        });
-        let mut results = results.into_inner().expect("workers finished");
-        results.sort_by_key(|(i, _)| *i);
-        if results.len() != files.len() {
-            anyhow::bail!("tracing stopped early");
-        }
-        results.into_iter().map(|(_, r)| r).collect()
+        crate::scan::parallel_with(
+            jobs,
+            files,
+            || {
+                Ok(Blobs {
+                    cat: CatFile::start(self.top)?,
+                    cache: HashMap::new(),
+                })
+            },
+            |blobs, file| {
+                let outcome = self.trace(file, blobs);
+                // Blobs of one file's history are rarely another's.
+                blobs.cache.clear();
+                outcome
+            },
+        )
     }
 
     /// The first parent of merge `c` in which `path` has the blob it has in `c`.

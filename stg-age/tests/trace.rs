@@ -227,8 +227,11 @@ fn age(repo: &Repo, trace: bool) -> Run {
     cmd.run()
 }
 
-/// `(path, line, commit, author, date)` of every finding, sorted.
-fn dated(run: &Run) -> Vec<(String, u64, String, String, String)> {
+/// `(path, line, commit, author, date)` of a finding.
+type Dated = (String, u64, String, String, String);
+
+/// Every finding of a run, sorted.
+fn dated(run: &Run) -> Vec<Dated> {
     let mut out: Vec<_> = run
         .of_type("finding")
         .iter()
@@ -262,6 +265,46 @@ fn traced(run: &Run) -> (usize, usize, usize) {
     (numbers[1], numbers[2], numbers[4])
 }
 
+/// `commits` commits over the files `names` (seeded): each edits one file, and every
+/// `copy_every`th also copies six of its lines to the next file (a copy for `-C`).
+fn churn(repo: &Repo, names: &[impl AsRef<str>], seed: u64, commits: usize, copy_every: usize) {
+    let mut dice = Dice(seed);
+    let mut state = State {
+        files: names
+            .iter()
+            .map(|n| (n.as_ref().to_owned(), vec!["---".to_owned()]))
+            .collect(),
+    };
+    for k in 0..commits {
+        let i = dice.below(names.len());
+        edit(&mut state, i, k, &mut dice);
+        state.write(repo, i);
+        if k % copy_every == copy_every - 1 && state.files[i].1.len() > 8 {
+            let block: Vec<String> = state.files[i].1[1..7].to_vec();
+            let j = (i + 1) % names.len();
+            state.files[j].1.extend(block);
+            state.write(repo, j);
+        }
+        repo.commit("change", &date(k));
+    }
+}
+
+/// Runs stg-age traced and blame-only; asserts both succeed with the same findings; returns
+/// the traced run and its findings.
+fn same_as_blame(repo: &Repo) -> (Run, Vec<Dated>) {
+    let traced_run = age(repo, true);
+    let blamed_run = age(repo, false);
+    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
+    assert_eq!(blamed_run.code, 0, "{}", blamed_run.stderr);
+    let by_trace = dated(&traced_run);
+    assert_eq!(
+        by_trace,
+        dated(&blamed_run),
+        "traced dates differ from git blame's"
+    );
+    (traced_run, by_trace)
+}
+
 #[test]
 fn traced_dates_equal_git_blames_on_histories_with_moves_copies_renames_and_merges() {
     let mut totals = (0, 0, 0);
@@ -272,17 +315,8 @@ fn traced_dates_equal_git_blames_on_histories_with_moves_copies_renames_and_merg
             repo.write(".mailmap", "Mapped Name <author@example.org>\n");
             repo.commit("mailmap", &date(161));
         }
-        let traced_run = age(&repo, true);
-        let blamed_run = age(&repo, false);
-        assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
-        assert_eq!(blamed_run.code, 0, "{}", blamed_run.stderr);
-        let by_trace = dated(&traced_run);
+        let (traced_run, by_trace) = same_as_blame(&repo);
         assert!(by_trace.len() > 10, "seed {seed}: too few conditions");
-        assert_eq!(
-            by_trace,
-            dated(&blamed_run),
-            "seed {seed}: traced dates differ from git blame's"
-        );
         let (dated_here, widened, whole) = traced(&traced_run);
         totals = (totals.0 + dated_here, totals.1 + widened, totals.2 + whole);
         if widened > 0 {
@@ -312,10 +346,7 @@ fn uncommitted_edits_and_a_block_moved_in_one_commit_date_as_blame_does() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.insert_str(4, "- name: not committed\n  when: env == 'staging'\n");
     std::fs::write(&path, text).unwrap();
-    let traced_run = age(&repo, true);
-    let blamed_run = age(&repo, false);
-    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
-    assert_eq!(dated(&traced_run), dated(&blamed_run));
+    let (traced_run, _) = same_as_blame(&repo);
     assert!(
         traced_run
             .of_type("finding")
@@ -349,33 +380,9 @@ fn odd_paths_and_a_hostile_user_config_date_as_blame_does() {
         "roles/q\"uote/tasks/main.yml",
         "roles/tab\there/tasks/main.yml",
     ];
-    let mut dice = Dice(99);
-    let mut state = State {
-        files: names
-            .iter()
-            .map(|n| ((*n).to_owned(), vec!["---".to_owned()]))
-            .collect(),
-    };
-    for k in 0..60 {
-        let i = dice.below(names.len());
-        edit(&mut state, i, k, &mut dice);
-        state.write(&repo, i);
-        if k % 17 == 16 {
-            // A block copied between two of them.
-            let block: Vec<String> = state.files[i].1.iter().take(6).cloned().collect();
-            let j = (i + 1) % names.len();
-            state.files[j].1.extend(block);
-            state.write(&repo, j);
-        }
-        repo.commit("change", &date(k));
-    }
-    let traced_run = age(&repo, true);
-    let blamed_run = age(&repo, false);
-    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
-    assert_eq!(blamed_run.code, 0, "{}", blamed_run.stderr);
-    let by_trace = dated(&traced_run);
+    churn(&repo, &names, 99, 60, 17);
+    let (traced_run, by_trace) = same_as_blame(&repo);
     assert!(by_trace.len() > 5, "{by_trace:?}");
-    assert_eq!(by_trace, dated(&blamed_run));
     let (dated_here, widened, whole) = traced(&traced_run);
     assert!(
         dated_here + widened > 0 && whole == 0,
@@ -402,30 +409,12 @@ fn a_sha256_repository_is_traced_and_replayed_as_blame_dates_it() {
     repo.git(&["init", "-q", "-b", "main", "--object-format=sha256"]);
     repo.git(&["config", "user.name", "Test Author"]);
     repo.git(&["config", "user.email", "author@example.org"]);
-    let mut dice = Dice(11);
-    let mut state = State {
-        files: (0..4)
-            .map(|i| (format!("roles/r{i}/tasks/main.yml"), vec!["---".to_owned()]))
-            .collect(),
-    };
-    for k in 0..50 {
-        let i = dice.below(4);
-        edit(&mut state, i, k, &mut dice);
-        state.write(&repo, i);
-        if k % 9 == 8 && state.files[i].1.len() > 8 {
-            let block: Vec<String> = state.files[i].1[1..7].to_vec();
-            let j = (i + 1) % 4;
-            state.files[j].1.extend(block);
-            state.write(&repo, j);
-        }
-        repo.commit("change", &date(k));
-    }
-    let traced_run = age(&repo, true);
-    let blamed_run = age(&repo, false);
-    assert_eq!(traced_run.code, 0, "{}", traced_run.stderr);
-    let by_trace = dated(&traced_run);
+    let names: Vec<String> = (0..4)
+        .map(|i| format!("roles/r{i}/tasks/main.yml"))
+        .collect();
+    churn(&repo, &names, 11, 50, 9);
+    let (traced_run, by_trace) = same_as_blame(&repo);
     assert!(by_trace.iter().all(|f| f.2.len() == 64), "{by_trace:?}");
-    assert_eq!(by_trace, dated(&blamed_run));
     assert!(
         !traced_run.stderr.contains("no replay"),
         "{}",

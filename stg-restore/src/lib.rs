@@ -21,6 +21,7 @@ pub mod restore;
 pub mod rollback;
 pub mod script;
 pub mod signals;
+pub mod size;
 pub mod sql;
 pub mod verify;
 
@@ -140,6 +141,10 @@ impl Command {
 /// Options of `verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// Longest line of the stream accepted, its newline included (64M, 1G, or bytes); a
+    /// longer one is refused. Raise it for rows with very large values.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = reader::max_line_parser)]
+    pub max_line_size: usize,
     /// Output format (default: text on a terminal, json otherwise).
     #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
@@ -213,6 +218,11 @@ pub struct RestoreArgs {
     /// parallel where their tables allow (default: the cores of this host, at least 2).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Longest line of the stream accepted, its newline included (64M, 1G, or bytes); a
+    /// longer one is refused before anything is replaced. Raise it for rows with very
+    /// large values.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = reader::max_line_parser)]
+    pub max_line_size: usize,
     /// No longer used: stg-restore loads through its own connections, never psql. Accepted
     /// (and ignored, with a warning) so that existing scripts keep working.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -241,6 +251,10 @@ impl RestoreArgs {
             ),
             (self.accept_unverified, "--accept-unverified"),
             (self.jobs.is_some(), "--jobs"),
+            (
+                self.max_line_size != reader::DEFAULT_MAX_LINE,
+                "--max-line-size",
+            ),
             (self.psql.is_some(), "--psql"),
             (self.format.is_some(), "--format"),
         ]
@@ -274,8 +288,17 @@ pub struct RestoreConfig {
     pub accept_unverified: bool,
     /// Load connections at once.
     pub jobs: usize,
+    /// `--max-line-size`: the longest stream line accepted, in bytes.
+    pub max_line: usize,
     /// `--psql` was given (ignored; the report says so).
     pub psql_ignored: bool,
+}
+
+/// A validated `verify`.
+#[derive(Debug)]
+pub struct VerifyConfig {
+    /// `--max-line-size`: the longest stream line accepted, in bytes.
+    pub max_line: usize,
 }
 
 /// A validated rollback.
@@ -315,7 +338,7 @@ pub enum Action {
     /// Load a stream and swap it in.
     Restore(RestoreConfig),
     /// Check a stream.
-    Verify,
+    Verify(VerifyConfig),
     /// Show copies.
     List(ListConfig),
     /// Swap the newest kept copy back in.
@@ -370,7 +393,12 @@ impl Config {
                          stdin and restores nothing"
                     );
                 }
-                (a.format, Action::Verify)
+                (
+                    a.format,
+                    Action::Verify(VerifyConfig {
+                        max_line: a.max_line_size,
+                    }),
+                )
             }
             Some(Command::List(a)) => {
                 let db = live_database("list", a.db, cli.dbname)?;
@@ -428,6 +456,7 @@ impl Config {
                         notify_timeout: a.notify_timeout,
                         accept_unverified: a.accept_unverified,
                         jobs,
+                        max_line: a.max_line_size,
                         psql_ignored: a.psql.is_some(),
                     }),
                 )
@@ -463,7 +492,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::from_cli(cli)?;
     match config.action {
         Action::Restore(restore) => restore::run(&restore, config.format),
-        Action::Verify => verify::run(config.format),
+        Action::Verify(verify) => verify::run(&verify, config.format),
         Action::List(list) => list::run(&list, config.format),
         Action::Rollback(rollback) => rollback::run(&rollback, config.format),
     }

@@ -29,14 +29,46 @@ const MAX_FIRST_LINE: usize = 16 * 1024 * 1024;
 #[error("{0}")]
 pub struct StreamError(pub String);
 
-/// How to treat a stream that has no manifest.
-#[derive(Clone, Debug, Default)]
+/// The longest line accepted unless `--max-line-size` says otherwise (64 MiB).
+pub const DEFAULT_MAX_LINE: usize = 64 << 20;
+
+/// The smallest `--max-line-size` accepted: a manifest line alone is several hundred bytes.
+pub const MIN_MAX_LINE: usize = 1 << 10;
+
+/// Clap value parser for `--max-line-size`: a size ([`crate::size::parse`]) of at least
+/// [`MIN_MAX_LINE`].
+pub fn max_line_parser(text: &str) -> Result<usize, String> {
+    let bytes = crate::size::parse(text)?;
+    let bytes = usize::try_from(bytes).map_err(|_| format!("{text:?} is too large here"))?;
+    if bytes < MIN_MAX_LINE {
+        return Err(format!(
+            "{text:?} is too small: a stream's first line alone needs more; at least 1K"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// How to read a stream: its bounds, and how to treat one that has no manifest.
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Accept a plain `pg_dump` stream (no manifest, no trailer).
     pub accept_unverified: bool,
     /// For a plain `pg_dump -C` stream: the database name to put in place of the dumped
     /// one in database-level statements (the incoming database).
     pub rename_database_to: Option<String>,
+    /// The longest line accepted, its newline included (`--max-line-size`, default
+    /// [`DEFAULT_MAX_LINE`]): a longer one is refused, having held at most this much.
+    pub max_line: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            accept_unverified: false,
+            rename_database_to: None,
+            max_line: DEFAULT_MAX_LINE,
+        }
+    }
 }
 
 /// The end of a fully read stream.
@@ -527,6 +559,7 @@ mod tests {
         let options = Options {
             accept_unverified: true,
             rename_database_to: Some("x__stg_incoming".into()),
+            ..Options::default()
         };
         let (out, outcome) = read_all(&xz(plain.as_bytes()), options).unwrap();
         assert_eq!(

@@ -10,6 +10,7 @@ use stg_core::format::{Format, Record};
 
 use crate::reader::{Options, Reader, CHUNK};
 use crate::report::{write_json, Source, Verification};
+use crate::VerifyConfig;
 
 /// The summary of `verify`.
 #[derive(Debug, Serialize)]
@@ -84,7 +85,7 @@ impl MaskingBrief {
 }
 
 /// Runs `verify` on stdin.
-pub fn run(format: Format) -> anyhow::Result<u8> {
+pub fn run(config: &VerifyConfig, format: Format) -> anyhow::Result<u8> {
     let mut summary = VerifySummary {
         command: "verify",
         database: None,
@@ -97,7 +98,11 @@ pub fn run(format: Format) -> anyhow::Result<u8> {
         verification: Verification::default(),
     };
     let stdin = std::io::stdin();
-    match Reader::open(stdin.lock(), Options::default()) {
+    let options = Options {
+        max_line: config.max_line,
+        ..Options::default()
+    };
+    match Reader::open(stdin.lock(), options) {
         Err(err) => summary.verification.problems.push(err.0),
         Ok(mut reader) => {
             if let Some(m) = reader.manifest() {

@@ -51,6 +51,7 @@ impl Opened {
         let options = Options {
             accept_unverified: s.config.accept_unverified,
             rename_database_to: s.config.db.as_deref().map(sql::incoming_name),
+            max_line: s.config.max_line,
         };
         let mut events = load::spawn_reader(options, Arc::clone(&s.progress));
         let opened = s.cancel.run(async { Ok(events.recv().await) }).await?;

@@ -146,6 +146,23 @@ impl<R: Read> Decoder<R> {
     }
 }
 
+/// The message for a decoder error that is a refusal of the stream's memory needs (a zstd
+/// window past [`ZSTD_WINDOW_LOG_MAX`]), saying what to do; `None` for other errors.
+pub fn refusal(codec: Codec, e: &io::Error) -> Option<String> {
+    let message = e.to_string();
+    match codec {
+        Codec::Zstd if message.to_lowercase().contains("memory") || message.contains("window") => {
+            Some(format!(
+                "the zstd stream needs a window larger than {} MiB ({e}); stg-restore keeps \
+                 its memory bounded: compress at a zstd level of at most 19 (stg-dump writes \
+                 1 to 6), without long-distance matching",
+                1u32 << (ZSTD_WINDOW_LOG_MAX - 20)
+            ))
+        }
+        _ => None,
+    }
+}
+
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = match &mut self.inner {

@@ -2,7 +2,9 @@
 //! every line with [`stg_core::stream::Tally`], find the trailer, and hand the SQL on in
 //! chunks of whole lines.
 //!
-//! Memory is bounded by one line plus one chunk: the stream is never held whole. The
+//! Memory is bounded by one line plus one chunk: the stream is never held whole, and a
+//! line longer than [`Options::max_line`] (`--max-line-size`, 64 MiB by default) is refused
+//! once that much of it was read, naming its number. The
 //! trailer counts only when it is outside a COPY block (inside one, a trailer-looking line
 //! is data); anything after it is an error. For a plain `pg_dump [-C] | xz` stream (only with
 //! `--accept-unverified`) the `CREATE DATABASE` and `\connect` lines of `-C` are dropped and
@@ -127,41 +129,73 @@ pub struct Reader<R: Read> {
     ended: bool,
 }
 
-/// Reads the decoded input up to and including the next newline (or to the end).
+/// Reads the decoded input up to and including the next newline (or to the end) into
+/// `line`, which must be empty. `Ok(None)` when the line is longer than `limit` bytes: by
+/// then `line` holds at most `limit` bytes, and the input's buffer the rest of one read.
 fn read_line<R: Read>(
     input: &mut BufReader<Decoder<R>>,
     line: &mut Vec<u8>,
-    limit: Option<usize>,
-) -> Result<usize, StreamError> {
-    let result = match limit {
-        Some(limit) => input.by_ref().take(limit as u64).read_until(b'\n', line),
-        None => input.read_until(b'\n', line),
-    };
-    result.map_err(|e| {
-        let source = input.get_ref();
-        let decoded = source.total_out();
-        let format = source.codec().name();
-        let message = e.to_string();
-        if e.kind() == std::io::ErrorKind::UnexpectedEof
-            || message.contains("incomplete frame")
-            || message.contains("premature end")
-        {
-            StreamError(format!(
-                "the stream is truncated: the {format} data ends early, after {decoded} decoded bytes"
-            ))
-        } else if message.to_lowercase().contains("memory") || message.contains("window") {
-            StreamError(format!(
-                "the {format} stream needs a window larger than {} MiB ({e}); stg-restore \
-                 keeps its memory bounded: compress at a zstd level of at most 19 (stg-dump writes 1 to 6), without \
-                 long-distance matching",
-                1u32 << (crate::decode::ZSTD_WINDOW_LOG_MAX - 20)
-            ))
-        } else {
-            StreamError(format!(
-                "the {format} data is corrupt ({e}), after {decoded} decoded bytes"
-            ))
+    limit: usize,
+) -> Result<Option<usize>, StreamError> {
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(decode_error(input.get_ref(), &e)),
+        };
+        if buf.is_empty() {
+            return Ok(Some(line.len()));
         }
-    })
+        let (take, ends) = match buf.iter().position(|b| *b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (buf.len(), false),
+        };
+        if take > limit - line.len() {
+            return Ok(None);
+        }
+        // Grown by doubling, but never past the bound (`extend` alone could reserve twice it).
+        if line.capacity() - line.len() < take {
+            let want = (line.capacity() * 2).max(line.len() + take).min(limit);
+            line.reserve_exact(want - line.len());
+        }
+        line.extend_from_slice(&buf[..take]);
+        input.consume(take);
+        if ends {
+            return Ok(Some(line.len()));
+        }
+    }
+}
+
+/// What a decoder's error means for the stream, in words an operator can act on.
+fn decode_error<R: Read>(source: &Decoder<R>, e: &std::io::Error) -> StreamError {
+    let decoded = source.total_out();
+    let format = source.codec().name();
+    let message = e.to_string();
+    if let Some(refused) = crate::decode::refusal(source.codec(), e) {
+        StreamError(refused)
+    } else if e.kind() == std::io::ErrorKind::UnexpectedEof
+        || message.contains("incomplete frame")
+        || message.contains("premature end")
+    {
+        StreamError(format!(
+            "the stream is truncated: the {format} data ends early, after {decoded} decoded bytes"
+        ))
+    } else {
+        StreamError(format!(
+            "the {format} data is corrupt ({e}), after {decoded} decoded bytes"
+        ))
+    }
+}
+
+/// The error for line `no`, longer than `limit`.
+fn too_long(no: u64, limit: usize) -> StreamError {
+    let bound = crate::size::describe(limit as u64);
+    StreamError(format!(
+        "line {no} of the stream is longer than {bound}, the bound on one line \
+         (--max-line-size); stg-restore refuses it rather than hold it in memory. If the \
+         stream is genuine (a row with very large values), restore it with a larger \
+         --max-line-size, e.g. 1G"
+    ))
 }
 
 /// Reads one SQL identifier as written (bare or double-quoted) from the start of `s`;
@@ -210,7 +244,16 @@ impl<R: Read> Reader<R> {
             ended: false,
         };
         let mut first = Vec::new();
-        let n = read_line(&mut reader.input, &mut first, Some(MAX_FIRST_LINE))?;
+        let limit = reader.options.max_line.min(MAX_FIRST_LINE);
+        let Some(n) = read_line(&mut reader.input, &mut first, limit)? else {
+            if limit < MAX_FIRST_LINE {
+                return Err(too_long(1, limit));
+            }
+            return Err(StreamError(format!(
+                "the stream's first line is longer than {}: not a dump stream",
+                crate::size::describe(MAX_FIRST_LINE as u64)
+            )));
+        };
         if n == 0 {
             return Err(StreamError(format!(
                 "the stream is empty (the {} data decodes to nothing)",
@@ -218,9 +261,11 @@ impl<R: Read> Reader<R> {
             )));
         }
         if !first.ends_with(b"\n") {
-            return Err(StreamError(format!(
-                "the stream's first line is incomplete or longer than {MAX_FIRST_LINE} bytes: not a dump stream"
-            )));
+            return Err(StreamError(
+                "the stream's first line is incomplete (the stream ends inside it): not a dump \
+                 stream"
+                    .into(),
+            ));
         }
         match stream::parse_manifest_line(&first) {
             Err(message) => return Err(StreamError(message)),
@@ -270,7 +315,9 @@ impl<R: Read> Reader<R> {
             }
             let mut line = std::mem::take(&mut self.line);
             line.clear();
-            let n = read_line(&mut self.input, &mut line, None)?;
+            let Some(n) = read_line(&mut self.input, &mut line, self.options.max_line)? else {
+                return Err(too_long(self.lines + 1, self.options.max_line));
+            };
             if n == 0 {
                 self.ended = true;
                 let inside = if self.tally.in_copy() {
@@ -546,6 +593,35 @@ mod tests {
         assert!(err.0.contains("neither zstd nor xz"), "{err}");
         let err = read_all(b"", Options::default()).unwrap_err();
         assert!(err.0.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_refused_naming_it_and_the_flag() {
+        let bounded = |max_line| Options {
+            max_line,
+            ..Options::default()
+        };
+        let manifest = sample_manifest();
+        // The line of exactly the bound, newline included, passes; one byte more does not.
+        let body = |len: usize| {
+            let line = format!("--{}\n", "x".repeat(len - 3));
+            with_trailer(&format!("{manifest}{line}CREATE SCHEMA s1;\n"))
+        };
+        let bound = 4 << 10;
+        assert!(read_all(&xz(body(bound).as_bytes()), bounded(bound))
+            .unwrap()
+            .1
+            .verified());
+        let err = read_all(&xz(body(bound + 1).as_bytes()), bounded(bound)).unwrap_err();
+        assert!(
+            err.0
+                .starts_with("line 2 of the stream is longer than 4 KiB")
+                && err.0.contains("--max-line-size"),
+            "{err}"
+        );
+        // The manifest itself is a line like the others.
+        let err = read_all(&xz(body(bound).as_bytes()), bounded(manifest.len() - 1)).unwrap_err();
+        assert!(err.0.starts_with("line 1 of the stream"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod support;
 
+use stg_tests::run::{run, Run};
 use support::Setup;
 
 /// A line that looks like the trailer inside a function body was taken for the trailer,
@@ -22,5 +23,185 @@ fn trailer_lookalike_inside_a_function_body_is_data() {
     assert_eq!(
         setup.cluster.sql("fas2", "SELECT lookalike()").trim(),
         "still data"
+    );
+}
+
+/// zstd frames that decode, one after the other, to `prefix`, then `len` bytes of `fill`,
+/// then `suffix`: a stream of any length from a few KiB of compressed data, made without
+/// holding the long part (frames of one 8 MiB block, repeated; zstd reads concatenated
+/// frames as one stream).
+fn repeated(prefix: &[u8], fill: u8, len: usize, suffix: &[u8]) -> Vec<u8> {
+    const PIECE: usize = 8 << 20;
+    let frame = |data: &[u8]| zstd::stream::encode_all(data, 3).expect("zstd");
+    let mut out = frame(prefix);
+    let whole = frame(&vec![fill; PIECE]);
+    for _ in 0..len / PIECE {
+        out.extend_from_slice(&whole);
+    }
+    let mut tail = vec![fill; len % PIECE];
+    tail.extend_from_slice(suffix);
+    out.extend(frame(&tail));
+    out
+}
+
+/// A stream whose second line is a comment of `len` bytes, newline included, with a
+/// matching trailer (so that it verifies when the line is accepted).
+fn long_comment_stream(len: usize) -> Vec<u8> {
+    let manifest = stg_core::stream::manifest_line(&stg_core::stream::Manifest::example());
+    let mut line = b"-- ".to_vec();
+    line.resize(len - 1, b'-');
+    line.push(b'\n');
+    let rest = b"CREATE SCHEMA s1;\n";
+    let mut tally = stg_core::stream::Tally::new();
+    tally.line(manifest.as_bytes());
+    tally.line(&line);
+    tally.line(rest);
+    let trailer = stg_core::stream::trailer_line(&tally.finish());
+    let mut suffix = rest.to_vec();
+    suffix.extend_from_slice(trailer.as_bytes());
+    let mut prefix = manifest.into_bytes();
+    prefix.extend_from_slice(b"-- ");
+    repeated(
+        &prefix,
+        b'-',
+        len - 4,
+        &[b"\n".as_slice(), &suffix].concat(),
+    )
+}
+
+/// The stream in a file, as a stdin for [`stg_tests::cmd::output_bounded`].
+fn stdin_of(dir: &tempfile::TempDir, data: &[u8]) -> std::process::Stdio {
+    let path = dir.path().join("stream");
+    std::fs::write(&path, data).expect("write the stream");
+    std::fs::File::open(&path).expect("open the stream").into()
+}
+
+/// How much address space a bounded run may take: the issue's "under 256 MiB".
+const BOUND: u64 = 256 << 20;
+
+/// One line of 1 GiB (a comment; a few hundred KiB of zstd) was read whole: `verify` took
+/// memory without bound (2.1 GB resident for a 2 GiB line).
+// See: issue 26, finding 8.
+#[test]
+fn a_gigabyte_line_is_refused_by_verify_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = stg_core::stream::manifest_line(&stg_core::stream::Manifest::example());
+    let bomb = repeated(manifest.as_bytes(), b'-', 1 << 30, b"\n");
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
+    let mut cmd = stg_tests::cmd::stg("stg-restore");
+    cmd.args(["verify", "--format", "json"]);
+    let out = Run::from(stg_tests::cmd::output_bounded(
+        &cmd,
+        stdin_of(&dir, &bomb),
+        std::time::Duration::from_secs(120),
+        BOUND,
+    ))
+    .code_is(1);
+    let problems = out.summary()["verification"]["problems"].to_string();
+    for part in ["line 2", "64 MiB", "--max-line-size"] {
+        assert!(problems.contains(part), "{part}: {problems}");
+    }
+}
+
+/// The same line in a restore: refused at the load, in bounded memory, nothing replaced.
+// See: issue 26, finding 8.
+#[test]
+fn a_gigabyte_line_is_refused_by_a_restore_in_bounded_memory() {
+    let setup = Setup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = stg_core::stream::manifest_line(&setup.manifest("src", "fas2"));
+    let bomb = repeated(manifest.as_bytes(), b'-', 1 << 30, b"\n");
+    let cmd = setup.restore_cmd(&["--format", "json"]);
+    let out = Run::from(stg_tests::cmd::output_bounded(
+        &cmd,
+        stdin_of(&dir, &bomb),
+        std::time::Duration::from_secs(120),
+        BOUND,
+    ))
+    .code_is(2);
+    let summary = out.summary();
+    assert_eq!(summary["failed_step"], "load", "{summary}");
+    let error = summary["error"].as_str().unwrap();
+    for part in ["line 2", "64 MiB", "--max-line-size"] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    setup.assert_untouched();
+}
+
+/// The bound is the line's length with its newline: a line of exactly the bound passes, one
+/// byte more is refused; raised, the longer line passes too.
+// See: issue 26, finding 8.
+#[test]
+fn a_line_of_the_bound_passes_and_one_byte_more_needs_a_raised_bound() {
+    let verify = |stream: &[u8], bound: Option<&str>| {
+        let mut cmd = stg_tests::cmd::stg("stg-restore");
+        cmd.args(["verify", "--format", "json"]);
+        if let Some(bound) = bound {
+            cmd.args(["--max-line-size", bound]);
+        }
+        run(cmd, stream.to_vec())
+    };
+    let at = long_comment_stream(1 << 20);
+    let over = long_comment_stream((1 << 20) + 1);
+    verify(&at, Some("1M")).ok();
+    verify(&at, Some("1048576")).ok();
+    let refused = verify(&over, Some("1M")).code_is(1);
+    let problems = refused.summary()["verification"]["problems"].to_string();
+    assert!(
+        problems.contains("line 2") && problems.contains("1 MiB"),
+        "{problems}"
+    );
+    verify(&over, Some("2M")).ok();
+    // The default, 64 MiB, and past it.
+    let big = long_comment_stream((64 << 20) + 1);
+    verify(&big, None).code_is(1);
+    verify(&big, Some("65M")).ok();
+}
+
+/// A lowered bound in a restore: a 60 KiB comment line and a 60 KiB COPY row pass
+/// `--max-line-size 64K`; a 70 KiB row is refused, naming its line, and nothing is replaced.
+// See: issue 26, finding 8.
+#[test]
+fn a_restore_takes_lines_up_to_a_lowered_bound_and_refuses_longer_ones() {
+    let setup = Setup::new();
+    let plain = setup.plain_stream();
+    let body = support::without_trailer(&plain);
+    let with_row = |len: usize| {
+        let mut sql = body.clone();
+        let comment = format!("-- {}\n", "c".repeat(60 << 10));
+        let row = format!("{}\n", "r".repeat(len));
+        sql.extend_from_slice(
+            format!(
+                "{comment}CREATE TABLE public.wide (v text);\n\
+                 COPY public.wide (v) FROM stdin;\n{row}\\.\n"
+            )
+            .as_bytes(),
+        );
+        support::Codec::Zstd.compress(&support::retrail(&sql))
+    };
+    let refused = setup
+        .restore(
+            &with_row(70 << 10),
+            &["--max-line-size", "64K", "--format", "json"],
+        )
+        .code_is(2);
+    let error = refused.summary()["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("64 KiB") && error.contains("--max-line-size"),
+        "{error}"
+    );
+    setup.assert_untouched();
+    setup
+        .restore(
+            &with_row(60 << 10),
+            &["--max-line-size", "64K", "--format", "json"],
+        )
+        .ok();
+    assert_eq!(
+        setup
+            .cluster
+            .sql("fas2", "SELECT length(v) FROM public.wide")
+            .trim(),
+        (60 << 10).to_string()
     );
 }

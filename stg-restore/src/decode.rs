@@ -2,9 +2,10 @@
 //! (`stg-dump --compress xz`, and the SOP's plain `pg_dump | xz`). A concatenation of frames
 //! or streams of the same kind is one stream.
 //!
-//! The zstd decoder accepts windows of at most 8 MiB (what levels 1 to 19 write), so a
-//! stream cannot make stg-restore hold more than its memory bound; a larger one is refused
-//! with a message saying so.
+//! The zstd decoder accepts windows of at most 8 MiB (what levels 1 to 19 write) and the
+//! xz decoder dictionaries of at most 8 MiB (what presets 0 to 6 write; `xz -6` is xz's
+//! default), so a stream cannot make stg-restore hold more than its memory bound; a larger
+//! one is refused with a message saying so.
 //! See: <https://github.com/facebook/zstd/blob/dev/doc/zstd_compression_format.md> (magic
 //! number), <https://tukaani.org/xz/xz-file-format.txt> (header magic).
 
@@ -16,6 +17,16 @@ use serde::Serialize;
 
 /// Largest zstd window accepted, as a power of two (8 MiB).
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Largest xz (LZMA2) dictionary accepted: 8 MiB, what `xz -6` (xz's default, the SOP's)
+/// and every lower preset use. The decoder's memory limit is this plus 1 MiB for its own
+/// state, so the dictionary is what decides.
+pub const XZ_DICT_MAX: u32 = 8 << 20;
+
+/// The xz decoder's memory limit (see [`XZ_DICT_MAX`]). liblzma counts the dictionary and a
+/// few tens of KiB of decoder state; a dictionary from 9 MiB up is refused.
+/// See: <https://tukaani.org/xz/man/xz.1.html> (the presets' "DecMem" column).
+const XZ_MEMLIMIT: u64 = XZ_DICT_MAX as u64 + (1 << 20);
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0x00];
@@ -120,7 +131,16 @@ impl<R: Read> Decoder<R> {
                     .map_err(|e| format!("could not start the zstd decoder: {e}"))?;
                 Inner::Zstd(decoder)
             }
-            Codec::Xz => Inner::Xz(liblzma::read::XzDecoder::new_multi_decoder(source)),
+            Codec::Xz => {
+                // Every concatenated stream, with the memory limit: liblzma refuses a block
+                // whose dictionary would take more before allocating it.
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    XZ_MEMLIMIT,
+                    liblzma::stream::CONCATENATED,
+                )
+                .map_err(|e| format!("could not start the xz decoder: {e}"))?;
+                Inner::Xz(liblzma::read::XzDecoder::new_stream(source, stream))
+            }
         };
         Ok(Decoder {
             inner,
@@ -147,10 +167,20 @@ impl<R: Read> Decoder<R> {
 }
 
 /// The message for a decoder error that is a refusal of the stream's memory needs (a zstd
-/// window past [`ZSTD_WINDOW_LOG_MAX`]), saying what to do; `None` for other errors.
+/// window past [`ZSTD_WINDOW_LOG_MAX`], an xz dictionary past [`XZ_DICT_MAX`]), saying
+/// what to do; `None` for other errors.
 pub fn refusal(codec: Codec, e: &io::Error) -> Option<String> {
     let message = e.to_string();
+    let lzma = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>());
     match codec {
+        Codec::Xz if matches!(lzma, Some(liblzma::stream::Error::MemLimit)) => Some(format!(
+            "the xz stream has a dictionary larger than {} MiB, more than stg-restore accepts \
+             (it keeps its memory bounded): recompress it with `xz -6` or a lower preset \
+             (xz's default is -6), or use zstd (stg-dump's default)",
+            XZ_DICT_MAX >> 20
+        )),
         Codec::Zstd if message.to_lowercase().contains("memory") || message.contains("window") => {
             Some(format!(
                 "the zstd stream needs a window larger than {} MiB ({e}); stg-restore keeps \
@@ -216,6 +246,64 @@ mod tests {
         let at = flipped.len() / 2;
         flipped[at] ^= 0x40;
         assert!(decode(&flipped).is_err());
+    }
+
+    /// xz of `data` with LZMA2 at `preset` and, if given, that dictionary size.
+    fn xz_with(data: &[u8], preset: u32, dict_size: Option<u32>) -> Vec<u8> {
+        use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
+        let mut options = LzmaOptions::new_preset(preset).unwrap();
+        if let Some(size) = dict_size {
+            options.dict_size(size);
+        }
+        let mut filters = Filters::new();
+        filters.lzma2(&options);
+        let stream = Stream::new_stream_encoder(&filters, Check::Crc64).unwrap();
+        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+        std::io::Write::write_all(&mut enc, data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn xz_presets_up_to_6_decode() {
+        // `xz -6` is xz's default and the SOP's; stg-dump's `--compress xz` writes preset 0.
+        let text: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("{i}\tname {i}\n").into_bytes())
+            .collect();
+        for preset in [0, 1, 6, 6 | liblzma::stream::PRESET_EXTREME] {
+            assert_eq!(
+                decode(&xz_with(&text, preset, None)).unwrap(),
+                text,
+                "{preset}"
+            );
+        }
+        let exactly = xz_with(&text, 6, Some(XZ_DICT_MAX));
+        assert_eq!(decode(&exactly).unwrap(), text);
+    }
+
+    #[test]
+    fn an_xz_dictionary_past_the_bound_is_refused() {
+        // See: issue 26, finding 9: a 1.5 GiB dictionary took 1.5 GB resident.
+        for stream in [
+            xz_with(b"x\n", 7, None),
+            xz_with(b"x\n", 6, Some(XZ_DICT_MAX * 2)),
+            xz_with(b"x\n", 0, Some(1536 << 20)),
+        ] {
+            let err = decode(&stream).unwrap_err();
+            let refused = Decoder::new(&stream[..])
+                .and_then(|mut d| {
+                    std::io::copy(&mut d, &mut std::io::sink()).map_err(|e| {
+                        refusal(Codec::Xz, &e).unwrap_or_else(|| format!("not a refusal: {e}"))
+                    })
+                })
+                .unwrap_err();
+            assert!(!err.is_empty());
+            assert!(
+                refused.contains("dictionary larger than 8 MiB")
+                    && refused.contains("xz -6")
+                    && refused.contains("zstd"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

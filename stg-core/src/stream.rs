@@ -88,6 +88,26 @@ pub struct MaskingSummary {
     /// streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableDecisions>,
+    /// What a masked dump did with the database's large objects. `None` in unmasked dumps
+    /// (every object as pg_dump wrote it) and in streams written before stg-dump decided
+    /// large objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_objects: Option<LargeObjectsSummary>,
+}
+
+/// The large objects of a masked dump (`docs/masking.md`, "Large objects").
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LargeObjectsSummary {
+    /// `keep` (objects written, except those a masked oid column points at) or `exclude`
+    /// (no object's bytes written).
+    pub decision: String,
+    /// True when the rules file did not say, and the default (`exclude`) applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_default: bool,
+    /// Large objects in the dump's snapshot of the database.
+    pub objects: u64,
+    /// How many of them were written without their bytes (created, empty).
+    pub excluded: u64,
 }
 
 /// The columns of one dumped table and how each was decided.

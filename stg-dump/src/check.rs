@@ -6,6 +6,7 @@ use std::io::Write;
 use stg_core::format::Record;
 use stg_core::{exit, jsonl};
 
+use crate::large_objects::{ColumnReport, Plan};
 use crate::schema::{Finding, Schema};
 use crate::{rules, Config, Format};
 
@@ -21,6 +22,22 @@ impl Record for Applied {
     const TYPE: &'static str = "applied";
 }
 
+/// The large objects of the database and what a masked dump does with them: how many,
+/// the decision, how many lose their bytes, and the oid columns that point at them.
+#[derive(serde::Serialize)]
+struct LargeObjects<'a> {
+    objects: u64,
+    decision: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    by_default: bool,
+    excluded: u64,
+    columns: &'a [ColumnReport],
+}
+
+impl Record for LargeObjects<'_> {
+    const TYPE: &'static str = "large_objects";
+}
+
 /// The last record of `--check`: the counts, and whether nothing was found.
 #[derive(serde::Serialize)]
 struct Summary<'a> {
@@ -31,6 +48,7 @@ struct Summary<'a> {
     undecided: usize,
     unmasked_sensitive: usize,
     foreign_connections: usize,
+    large_objects: u64,
     ok: bool,
 }
 
@@ -95,6 +113,7 @@ pub(crate) fn report_check(
     config: &Config,
     findings: &[Finding],
     schema: &Schema,
+    large_objects: Option<&Plan>,
 ) -> anyhow::Result<u8> {
     let applied = if config.masked {
         applied(config, schema)
@@ -111,8 +130,23 @@ pub(crate) fn report_check(
         .count();
     let undecided = findings
         .iter()
-        .filter(|f| matches!(f, Finding::Undecided { .. }))
+        .filter(|f| {
+            matches!(
+                f,
+                Finding::Undecided { .. } | Finding::UndecidedLargeObjects { .. }
+            )
+        })
         .count();
+    // Reported in masked checks of a database that has any.
+    let objects = large_objects
+        .filter(|p| p.objects > 0)
+        .map(|p| LargeObjects {
+            objects: p.objects,
+            decision: p.decision.name(),
+            by_default: p.by_default,
+            excluded: p.excluded_count(),
+            columns: &p.columns,
+        });
     let unmasked = findings.len() - rule_problems - connections - undecided;
     // A reader gone early does not change the verdict: see stg_core::output.
     let stdout = stg_core::output::stdout();
@@ -121,6 +155,9 @@ pub(crate) fn report_check(
             let mut out = jsonl::Writer::new(stdout);
             for record in &applied {
                 out.record(record)?;
+            }
+            if let Some(objects) = &objects {
+                out.record(objects)?;
             }
             for finding in findings {
                 out.write(finding)?;
@@ -133,6 +170,7 @@ pub(crate) fn report_check(
                 undecided,
                 unmasked_sensitive: unmasked,
                 foreign_connections: connections,
+                large_objects: objects.as_ref().map_or(0, |o| o.objects),
                 ok: findings.is_empty(),
             })?;
             out.flush()?;
@@ -147,6 +185,37 @@ pub(crate) fn report_check(
                     record.tables.join(", ")
                 )?;
             }
+            if let Some(objects) = &objects {
+                writeln!(
+                    out,
+                    "LARGEOBJ   {} large objects, \"large_objects\": {}{}: {} dumped without their bytes",
+                    objects.objects,
+                    objects.decision,
+                    if objects.by_default { " (the default)" } else { "" },
+                    objects.excluded
+                )?;
+                for c in objects.columns {
+                    writeln!(
+                        out,
+                        "LARGEOBJ   {}.{} ({}) points at {} of them: {}",
+                        c.table,
+                        rules::quote_if_needed(&c.column),
+                        c.data_type,
+                        c.objects,
+                        if c.masked {
+                            format!(
+                                "masked ({}), so they are dumped without their bytes",
+                                c.decision
+                            )
+                        } else {
+                            format!(
+                                "not masked ({}), so they follow \"large_objects\"",
+                                c.decision
+                            )
+                        }
+                    )?;
+                }
+            }
             for finding in findings {
                 match finding {
                     Finding::RuleProblem { rule, message } => writeln!(out, "PROBLEM    {rule}: {message}")?,
@@ -156,6 +225,11 @@ pub(crate) fn report_check(
                         serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
                     )?,
                     Finding::Undecided { .. } => writeln!(out, "UNDECIDED  {}", undecided_line(finding))?,
+                    Finding::UndecidedLargeObjects { objects, suggested } => writeln!(
+                        out,
+                        "UNDECIDED  large objects: the database has {objects} and the rules do not say \"large_objects\"; \
+                         a dump leaves out their bytes (the default): say \"large_objects\": \"{suggested}\" or \"keep\""
+                    )?,
                     Finding::UnmaskedSensitive { table, column, data_type, matched } => writeln!(
                         out,
                         "UNMASKED   {table}.{} ({data_type}): name contains \"{matched}\" and no rule masks it",
@@ -163,11 +237,16 @@ pub(crate) fn report_check(
                     )?,
                 }
             }
+            let undecided_objects = findings
+                .iter()
+                .any(|f| matches!(f, Finding::UndecidedLargeObjects { .. }));
             writeln!(
                 out,
-                "{}: {} rules, {rule_problems} rule problems, {undecided} undecided columns, {unmasked} unmasked sensitive-looking columns, {connections} connections to other servers",
+                "{}: {} rules, {rule_problems} rule problems, {} undecided columns{}, {unmasked} unmasked sensitive-looking columns, {connections} connections to other servers",
                 config.conn.dbname,
-                config.rules.rules.len()
+                config.rules.rules.len(),
+                undecided - usize::from(undecided_objects),
+                if undecided_objects { " and undecided large objects" } else { "" },
             )?;
             out.flush()?;
         }

@@ -10,11 +10,16 @@ use stg_core::{exit, timestamp, Error};
 
 use crate::check::{report_check, undecided_line};
 use crate::schema::{self, Finding, Schema};
-use crate::{compress, connections, mask_init, pg_dump, pipeline, rules, Config};
+use crate::{compress, connections, large_objects, mask_init, pg_dump, pipeline, rules, Config};
 
 /// What the manifest says was masked and excluded: every table a rule or an exclusion
 /// reached, partitions and inheritance children included.
-fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> MaskingSummary {
+fn masking_summary(
+    config: &Config,
+    schema: &Schema,
+    had_connections: bool,
+    large_objects: Option<&large_objects::Plan>,
+) -> MaskingSummary {
     let foreign_connections = had_connections.then(|| config.foreign_connections.name().to_owned());
     if !config.masked {
         return MaskingSummary {
@@ -71,6 +76,7 @@ fn masking_summary(config: &Config, schema: &Schema, had_connections: bool) -> M
         foreign_connections,
         undecided: Some(config.rules.undecided.name().to_owned()),
         tables,
+        large_objects: large_objects.map(large_objects::Plan::summary),
     }
 }
 
@@ -112,8 +118,15 @@ pub(crate) async fn async_main(config: &Config) -> anyhow::Result<u8> {
     let schema = Schema::read(&client).await?;
     // Before the rule checks: a failed cast there aborts the snapshot's transaction.
     let connections = connections::find(&client).await?;
+    // Large objects are decided in masked dumps only: unmasked, they pass as they are.
+    let large_objects = if config.masked || config.mask_init {
+        Some(large_objects::Plan::read(&client, &schema, &config.rules, config.check).await?)
+    } else {
+        None
+    };
     if config.mask_init {
-        let out = mask_init::rules_file(&schema, &config.conn.dbname);
+        let objects = large_objects.as_ref().map_or(0, |p| p.objects);
+        let out = mask_init::rules_file(&schema, &config.conn.dbname, objects);
         let mut stdout = stg_core::output::stdout();
         stdout.write_all(out.as_bytes())?;
         stdout.flush()?;
@@ -137,7 +150,16 @@ pub(crate) async fn async_main(config: &Config) -> anyhow::Result<u8> {
             name: c.name.clone(),
             detail: c.detail.clone(),
         }));
-        return report_check(config, &problems, &schema);
+        if let Some(plan) = large_objects
+            .as_ref()
+            .filter(|p| p.by_default && p.objects > 0)
+        {
+            problems.push(Finding::UndecidedLargeObjects {
+                objects: plan.objects,
+                suggested: rules::LargeObjects::Exclude.name(),
+            });
+        }
+        return report_check(config, &problems, &schema, large_objects.as_ref());
     }
     let refused: Vec<&connections::Connection> = connections
         .iter()
@@ -208,6 +230,17 @@ pub(crate) async fn async_main(config: &Config) -> anyhow::Result<u8> {
     }
     let pg_dump = pg_dump::locate(config.pg_dump.as_deref())?;
     pg_dump::check_compatible(&pg_dump, info.server_major, &info.server_version)?;
+    if let Some(plan) = large_objects
+        .as_ref()
+        .filter(|p| p.by_default && p.objects > 0)
+    {
+        stg_core::format::warn(format!(
+            "the database has {} large objects and the rules do not say \"large_objects\": \
+             they are dumped without their bytes (created empty), the default; say \
+             \"exclude\" or \"keep\" in the rules file (docs/masking.md)",
+            plan.objects
+        ));
+    }
 
     let snapshot: String = client
         .query_one("SELECT pg_export_snapshot()", &[])
@@ -233,7 +266,12 @@ pub(crate) async fn async_main(config: &Config) -> anyhow::Result<u8> {
         icu_locale: info.icu_locale.clone(),
         owner: info.owner.clone(),
         roles: info.roles.clone(),
-        masking: masking_summary(config, &schema, !connections.is_empty()),
+        masking: masking_summary(
+            config,
+            &schema,
+            !connections.is_empty(),
+            large_objects.as_ref(),
+        ),
         tool: format!("stg-dump {}", env!("CARGO_PKG_VERSION")),
     };
     let exclude: Vec<String> = excluded_tables(config, &schema)
@@ -244,7 +282,15 @@ pub(crate) async fn async_main(config: &Config) -> anyhow::Result<u8> {
     // The blocking part: pg_dump's output through the rewriter and the encoder. Blocking
     // here is fine: this current-thread runtime has nothing else to run meanwhile, and the
     // server keeps the snapshot transaction open without our help.
-    let result = dump_stream(config, &pg_dump, &snapshot, &exclude, &manifest, &schema);
+    let result = dump_stream(
+        config,
+        &pg_dump,
+        &snapshot,
+        &exclude,
+        &manifest,
+        &schema,
+        large_objects.as_ref(),
+    );
     // The snapshot only has to live until pg_dump has imported it; close it either way.
     let _ = client.batch_execute("COMMIT").await;
     result.map(|()| exit::OK)
@@ -279,6 +325,7 @@ fn dump_stream(
     exclude: &[String],
     manifest: &Manifest,
     schema: &Schema,
+    large_objects: Option<&large_objects::Plan>,
 ) -> anyhow::Result<()> {
     let mut child = ChildGuard(Some(pg_dump::spawn(
         pg_dump,
@@ -301,6 +348,7 @@ fn dump_stream(
         rules: &config.rules,
         keyed: config.keyed.as_ref(),
         strip_connections: config.foreign_connections == connections::Mode::Strip,
+        large_objects,
     };
     let streamed = pipeline::stream(
         BufReader::with_capacity(1 << 20, stdout),

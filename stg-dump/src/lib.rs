@@ -14,6 +14,7 @@ pub mod compress;
 pub mod connections;
 mod dump;
 pub mod json_path;
+pub mod large_objects;
 pub mod mask_init;
 pub mod masking;
 pub mod pg_dump;
@@ -82,9 +83,10 @@ pub struct Cli {
     pub key_file: Option<PathBuf>,
 
     /// Check the rules against the live schema and list undecided columns (each with a
-    /// suggested rule; a column added since the rules were written shows here first) and
-    /// unmasked sensitive-looking columns, as JSON Lines or a table; dump nothing. Exit 1
-    /// if anything is found.
+    /// suggested rule; a column added since the rules were written shows here first),
+    /// unmasked sensitive-looking columns and the large objects (what the rules do with
+    /// them; undecided without "large_objects"), as JSON Lines or a table; dump nothing.
+    /// Exit 1 if anything is found.
     #[arg(long)]
     pub check: bool,
 

@@ -38,9 +38,11 @@ fn strength(rule: &Value) -> u8 {
     }
 }
 
-/// The rules file, as pretty JSON with one rule or keep entry per line.
+/// The rules file, as pretty JSON with one rule or keep entry per line. A database with
+/// large objects (`large_objects` of them) gets `"large_objects": "exclude"`, and the comment
+/// says why: nothing in the catalog says what an object holds.
 #[must_use]
-pub fn rules_file(schema: &Schema, database: &str) -> String {
+pub fn rules_file(schema: &Schema, database: &str, large_objects: u64) -> String {
     // (table, column) -> proposed rule, on the owning table only.
     let mut rules: BTreeMap<(TableName, String), Value> = BTreeMap::new();
     let mut keep: BTreeMap<TableName, Vec<String>> = BTreeMap::new();
@@ -130,11 +132,19 @@ pub fn rules_file(schema: &Schema, database: &str) -> String {
         }
     }
     keep.retain(|_, cols| !cols.is_empty());
-    let comment = format!(
+    let mut comment = format!(
         "Written by stg-dump --mask-init for database {database}. Review it: columns whose names \
          look sensitive got a proposed rule, every other column is kept as it is. A column added \
          later stops the dump until this file decides it."
     );
+    if large_objects > 0 {
+        comment = format!(
+            "{comment} The database has {large_objects} large objects, whose contents nothing \
+             in the schema describes: \"large_objects\": \"exclude\" dumps them without their \
+             bytes (each is created empty, so no oid dangles). Say \"keep\" to dump them, \
+             except those a masked oid column points at."
+        );
+    }
     let mut out = String::from("{\n");
     out.push_str("  \"comment\": ");
     out.push_str(&json!(comment).to_string());
@@ -158,6 +168,9 @@ pub fn rules_file(schema: &Schema, database: &str) -> String {
         .collect();
     out.push_str(&lines.join(","));
     out.push_str(if lines.is_empty() { "],\n" } else { "\n  ],\n" });
+    if large_objects > 0 {
+        out.push_str("  \"large_objects\": \"exclude\",\n");
+    }
     out.push_str("  \"exclude_data\": []\n}\n");
     out
 }

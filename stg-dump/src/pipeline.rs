@@ -14,6 +14,7 @@ use stg_core::stream::{self, Tally, Trailer};
 
 use crate::compress::Sink;
 use crate::connections;
+use crate::large_objects::{self, Follower, Verdict};
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
 use crate::rules::{Rules, TableName};
 use crate::schema::{self, Schema};
@@ -32,6 +33,9 @@ pub struct Masking<'a> {
     /// `--foreign-connections strip`: cut the options of `CREATE SERVER` and `CREATE USER
     /// MAPPING` ([`crate::connections::strip_options`]).
     pub strip_connections: bool,
+    /// In a masked dump, which large objects keep their bytes ([`crate::large_objects`]);
+    /// `None` in an unmasked dump, whose large objects pass as pg_dump wrote them.
+    pub large_objects: Option<&'a large_objects::Plan>,
 }
 
 /// Progress on stderr, about once a second, only when asked (stderr is a terminal).
@@ -131,6 +135,8 @@ pub fn stream<R: BufRead, W: Write>(
     let mut rows: u64 = 0;
     let mut block_row: u64 = 0;
     let mut held = Held::default();
+    let mut objects = masking.large_objects.map(Follower::new);
+    let mut line_no: u64 = 0;
 
     emit(
         manifest_line.as_bytes(),
@@ -144,6 +150,7 @@ pub fn stream<R: BufRead, W: Write>(
         if input.read_until(b'\n', &mut line)? == 0 {
             break;
         }
+        line_no += 1;
         let starts_top = classifier.at_top();
         let class = classifier.line(&line);
         match &class {
@@ -173,6 +180,11 @@ pub fn stream<R: BufRead, W: Write>(
                 emit(&line, &class, &mut tally, &mut batch, sink)?;
             }
             Line::Header(header) => {
+                if let Some(objects) = &objects {
+                    objects
+                        .outside("a COPY block")
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                }
                 // Never inside a held statement: that one is written as one piece of SQL.
                 anyhow::ensure!(
                     held.kind.is_none(),
@@ -196,6 +208,16 @@ pub fn stream<R: BufRead, W: Write>(
                 emit(&line, &class, &mut tally, &mut batch, sink)?;
             }
             Line::Sql => {
+                if let Some(objects) = &mut objects {
+                    // Before anything else looks at the line: bytes of an excluded large
+                    // object never reach the stream, whatever else the line might be.
+                    let verdict = objects
+                        .sql_line(&line, line_no, starts_top, held.kind.is_some())
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    if verdict == Verdict::Drop {
+                        continue;
+                    }
+                }
                 if held.kind.is_none() && starts_top {
                     if line.starts_with(ATTRIBUTE_STATS) {
                         // pg_dump 18 can write optimizer statistics: most common values
@@ -234,6 +256,9 @@ pub fn stream<R: BufRead, W: Write>(
         !classifier.in_copy(),
         "pg_dump's output ended inside a COPY block: the dump is incomplete"
     );
+    if let Some(objects) = &objects {
+        objects.outside("its end").map_err(|e| anyhow::anyhow!(e))?;
+    }
     // Had the lexer lost track (it never should on pg_dump's SQL), COPY headers after that
     // point would have gone unseen and unmasked: refuse rather than write a trailer.
     anyhow::ensure!(
@@ -401,12 +426,21 @@ mod tests {
 
     /// Runs the pipeline over `input` with the fixture's rules.
     fn run(input: &str) -> anyhow::Result<(Trailer, String)> {
+        run_with(input, None)
+    }
+
+    /// Runs the pipeline over `input` with the fixture's rules and this large-object plan.
+    fn run_with(
+        input: &str,
+        large_objects: Option<&large_objects::Plan>,
+    ) -> anyhow::Result<(Trailer, String)> {
         let (schema, rules) = fixture();
         let masking = Masking {
             schema: &schema,
             rules: &rules,
             keyed: None,
             strip_connections: false,
+            large_objects,
         };
         let mut sink = Sink::new(Vec::new(), Compression::default(), 1).unwrap();
         let trailer = stream(
@@ -452,5 +486,49 @@ mod tests {
         assert!(text.contains("pg_restore_relation_stats"), "{text}");
         assert!(text.contains("1\t\\N\ten\n"), "{text}");
         assert_eq!(trailer.bytes, text.len() as u64);
+    }
+
+    #[test]
+    fn bytes_of_excluded_large_objects_are_neither_written_nor_counted() {
+        use crate::rules::LargeObjects;
+        let input = "SELECT pg_catalog.lo_create('7');\nSELECT pg_catalog.lo_create('8');\n\
+                     COPY public.people (id, email, locale) FROM stdin;\n\
+                     SELECT pg_catalog.lo_open('9', 131072);\ta@example.org\ten\n\\.\n\
+                     BEGIN;\nSELECT pg_catalog.lo_open('7', 131072);\n\
+                     SELECT pg_catalog.lowrite(0, '\\x7365637265742d37');\n\
+                     SELECT pg_catalog.lo_close(0);\n\n\
+                     SELECT pg_catalog.lo_open('8', 131072);\n\
+                     SELECT pg_catalog.lowrite(0, '\\x6b6570742d38');\n\
+                     SELECT pg_catalog.lo_close(0);\n\nCOMMIT;\n";
+        let plan = large_objects::Plan::fixed(LargeObjects::Keep, 2, &[7]);
+        let (trailer, text) = run_with(input, Some(&plan)).unwrap();
+        assert!(!text.contains("7365637265742d37"), "{text}");
+        assert!(text.contains("6b6570742d38"), "{text}");
+        assert!(text
+            .contains("SELECT pg_catalog.lo_open('7', 131072);\nSELECT pg_catalog.lo_close(0);\n"));
+        // A row is data, never taken for a large object's line (this one would have opened
+        // object 9); the trailer counts what was written.
+        assert_eq!(trailer.tables["public.people"], 1);
+        assert_eq!(trailer.bytes, text.len() as u64);
+        // Unmasked, everything passes as it came.
+        let (_, text) = run_with(input, None).unwrap();
+        assert!(text.contains("7365637265742d37"), "{text}");
+        // A COPY block inside an object, or the end before its lo_close, stops the dump.
+        let open = "SELECT pg_catalog.lo_open('7', 131072);\n";
+        let err = run_with(
+            &format!("{open}COPY public.people (id, email, locale) FROM stdin;\n\\.\n"),
+            Some(&plan),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a COPY block inside large object 7"),
+            "{err}"
+        );
+        let err = run_with(open, Some(&plan)).unwrap_err();
+        assert!(
+            err.to_string().contains("its end inside large object 7"),
+            "{err}"
+        );
     }
 }

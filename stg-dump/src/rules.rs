@@ -249,6 +249,28 @@ impl Undecided {
     }
 }
 
+/// What a masked dump does with the database's large objects (`"large_objects"` in the
+/// file; [`crate::large_objects`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LargeObjects {
+    /// Every object is written, except those a masked `oid` column (or one of a table
+    /// whose data is excluded) points at: those are created empty.
+    Keep,
+    /// Every object is created empty: no object's bytes reach the stream.
+    Exclude,
+}
+
+impl LargeObjects {
+    /// The setting as written in the file and the manifest.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            LargeObjects::Keep => "keep",
+            LargeObjects::Exclude => "exclude",
+        }
+    }
+}
+
 /// A parsed rules file.
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
@@ -260,6 +282,9 @@ pub struct Rules {
     pub undecided: Undecided,
     /// Tables dumped without data (schema kept).
     pub exclude_data: Vec<TableName>,
+    /// What happens to large objects; `None` when the file does not say, which excludes
+    /// them like [`LargeObjects::Exclude`] (and `--check` reports them undecided).
+    pub large_objects: Option<LargeObjects>,
     /// SHA-256 of the file's bytes, recorded in the manifest.
     pub sha256: String,
 }
@@ -311,10 +336,10 @@ fn parse_value(value: &Value) -> Result<Rules, String> {
     for key in top.keys() {
         if !matches!(
             key.as_str(),
-            "rules" | "keep" | "exclude_data" | "undecided" | "comment"
+            "rules" | "keep" | "exclude_data" | "undecided" | "large_objects" | "comment"
         ) {
             return Err(format!(
-                "unknown top-level field {key:?} (expected \"rules\", \"keep\", \"exclude_data\", \"undecided\", \"comment\")"
+                "unknown top-level field {key:?} (expected \"rules\", \"keep\", \"exclude_data\", \"undecided\", \"large_objects\", \"comment\")"
             ));
         }
     }
@@ -357,6 +382,18 @@ fn parse_value(value: &Value) -> Result<Rules, String> {
             return Err(format!(
                 "\"undecided\" must be \"refuse\" (the default: columns that no rule, keep or \
                  exclude_data decides stop the dump) or \"keep\" (copy them as they are), not {other}"
+            ))
+        }
+    };
+    rules.large_objects = match top.get("large_objects") {
+        None => None,
+        Some(Value::String(s)) if s == "keep" => Some(LargeObjects::Keep),
+        Some(Value::String(s)) if s == "exclude" => Some(LargeObjects::Exclude),
+        Some(other) => {
+            return Err(format!(
+                "\"large_objects\" must be \"exclude\" (no large object's bytes are dumped; each \
+                 object is created empty) or \"keep\" (dump them, except those a masked oid column \
+                 points at), not {other}"
             ))
         }
     };
@@ -667,6 +704,13 @@ mod tests {
             Rules::parse(b"{}", "m.json").unwrap().undecided,
             Undecided::Refuse
         );
+        assert_eq!(Rules::parse(b"{}", "m.json").unwrap().large_objects, None);
+        assert_eq!(
+            Rules::parse(br#"{"large_objects": "keep"}"#, "m.json")
+                .unwrap()
+                .large_objects,
+            Some(LargeObjects::Keep)
+        );
         for (text, wanted) in [
             (
                 r#"{"rules": [{"table": "people", "column": "email", "transform": "null"}],
@@ -685,6 +729,11 @@ mod tests {
             (r#"{"keep": [{"table": "a", "columns": ["x", "x"]}]}"#, "listed twice"),
             (r#"{"keep": [{"table": "a", "colums": ["x"]}]}"#, "unknown field \"colums\""),
             (r#"{"undecided": "allow"}"#, "\"undecided\" must be \"refuse\""),
+            (
+                r#"{"large_objects": "drop"}"#,
+                "\"large_objects\" must be \"exclude\"",
+            ),
+            (r#"{"large_objects": null}"#, "or \"keep\""),
         ] {
             let e = err(text);
             assert!(e.contains(wanted), "{text}: {e}");

@@ -50,6 +50,15 @@ pub enum Finding {
         #[serde(skip_serializing_if = "Option::is_none")]
         suggested_rule: Option<serde_json::Value>,
     },
+    /// The database has large objects and the rules do not say what to do with them: a
+    /// masked dump leaves out their bytes (the default), but nobody decided it
+    /// ([`crate::large_objects`]).
+    UndecidedLargeObjects {
+        /// How many large objects the database has.
+        objects: u64,
+        /// What `"large_objects"` should say for the dump to do what it does now.
+        suggested: &'static str,
+    },
     /// A column whose name looks sensitive and that no rule masks.
     UnmaskedSensitive {
         /// `schema.table`.

@@ -82,6 +82,36 @@ impl Provenance {
     }
 }
 
+/// The key of the retire time in a kept copy's comment, beside the provenance: when the
+/// swap renamed the database away (RFC 3339 UTC), written by stg-restore in the swap's own
+/// transaction. Kept copies are ordered by it; the stamp in their name is only a fallback.
+pub const RETIRED_AT: &str = "retired_at";
+
+/// When a swap retired the database, as recorded in its comment; `None` when nothing was
+/// recorded (not stg provenance, or retired before stg-restore recorded it).
+#[must_use]
+pub fn retired_at(comment: &str) -> Option<String> {
+    Some(stg_comment(comment)?.get(RETIRED_AT)?.as_str()?.to_owned())
+}
+
+/// The comment with its retire time set to `at` (`None`: removed, for a copy that is live
+/// again); `None` when the comment is not stg provenance, so that nothing is written on a
+/// database stg-restore did not restore.
+#[must_use]
+pub fn with_retired_at(comment: &str, at: Option<&str>) -> Option<String> {
+    let mut value = stg_comment(comment)?;
+    let object = value.as_object_mut()?;
+    match at {
+        Some(at) => {
+            object.insert(RETIRED_AT.into(), at.into());
+        }
+        None => {
+            object.remove(RETIRED_AT);
+        }
+    }
+    Some(value.to_string())
+}
+
 /// The comment as JSON when it is stg provenance of this format version.
 fn stg_comment(comment: &str) -> Option<serde_json::Value> {
     let value: serde_json::Value = serde_json::from_str(comment).ok()?;
@@ -770,6 +800,41 @@ mod tests {
         assert_eq!(Provenance::from_comment(&p.to_comment()), Some(p));
         assert_eq!(Provenance::from_comment("FAS production database"), None);
         assert_eq!(Provenance::from_comment("{\"stg_provenance\": 9}"), None);
+    }
+
+    #[test]
+    fn the_retire_time_rides_beside_the_provenance() {
+        let p = Provenance {
+            stg_provenance: VERSION,
+            source_host: "db01".into(),
+            source_database: "fas2".into(),
+            dumped_at: None,
+            restored_at: "2026-11-28T01:05:00Z".into(),
+            stream_sha256: None,
+            verified: false,
+            masking: MaskingSummary::default(),
+            restored_by: "stg-restore 0.1.0".into(),
+        };
+        let comment = p.to_comment();
+        assert_eq!(retired_at(&comment), None);
+        let retired = with_retired_at(&comment, Some("2026-12-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            retired_at(&retired).as_deref(),
+            Some("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(Provenance::from_comment(&retired), Some(p.clone()));
+        let live_again = with_retired_at(&retired, None).unwrap();
+        assert_eq!(retired_at(&live_again), None);
+        assert_eq!(Provenance::from_comment(&live_again), Some(p));
+        // Nothing is written on a database stg-restore did not restore.
+        assert_eq!(
+            with_retired_at("FAS staging", Some("2026-12-01T00:00:00Z")),
+            None
+        );
+        assert_eq!(
+            retired_at("{\"retired_at\": \"2026-12-01T00:00:00Z\"}"),
+            None
+        );
     }
 
     fn activity(tables: &[(&str, [u64; 4])]) -> Activity {

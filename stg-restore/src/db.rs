@@ -4,8 +4,9 @@
 //!
 //! The swap is one transaction: `ALTER DATABASE ... RENAME` is transactional, and a new
 //! connection to the live name waits on the database lock the rename holds, then finds the
-//! new database under that name. Not here: loading SQL (psql does that, see
-//! [`crate::load`]).
+//! new database under that name. The same transaction records in the retired database's
+//! provenance when it was retired, and [`order`] puts kept copies in the one order that
+//! prune, rollback and list all use. Not here: loading SQL (see [`crate::load`]).
 //! See: <https://www.postgresql.org/docs/current/sql-alterdatabase.html>,
 //! <https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>.
 
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stg_core::conn::Conn;
-use stg_core::provenance::{self, Role};
+use stg_core::provenance::{self, Provenance, Role};
+use stg_core::timestamp;
 use tokio_postgres::Client;
 
 use crate::sql::{ident, literal, DbSettings};
@@ -55,6 +57,160 @@ pub struct DbInfo {
     pub allow_connections: bool,
     /// The database comment (provenance, when stg-restore wrote it).
     pub comment: Option<String>,
+    /// For kept copies: when it was retired as far as can be told, and from what; `None`
+    /// when that cannot be told (see [`order`]).
+    pub retired: Option<Retired>,
+    /// For kept copies: why its place in the order is not what its name says (a time in
+    /// the future, a stamp that is no time), for the report and stderr.
+    pub warning: Option<String>,
+}
+
+/// What a kept copy's place in the order comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderedBy {
+    /// Its provenance's `restored_at`: it was retired some time after that (only a copy
+    /// whose name stamp cannot be used falls back to it). Ranks below the others on a tie.
+    RestoredAt,
+    /// The stamp in its name: a copy retired before retire times were recorded, or one
+    /// without provenance.
+    NameStamp,
+    /// The retire time the swap recorded in its provenance.
+    RetiredAt,
+}
+
+/// When a kept copy was retired, as far as can be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retired {
+    /// The time, RFC 3339 UTC in whole seconds (so it sorts as text); never later than
+    /// when the order was made.
+    pub at: String,
+    /// Where it comes from.
+    pub by: OrderedBy,
+}
+
+/// `20261128T015426Z` -> `2026-11-28T01:54:26Z`; `None` for anything else.
+pub fn stamp_to_rfc3339(stamp: &str) -> Option<String> {
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    );
+    timestamp::parse(&text).ok().map(|_| text)
+}
+
+impl DbInfo {
+    /// Works out when this kept copy was retired, `now` by this host's clock (the one its
+    /// name and retire time were made by): the retire time its provenance records, else the
+    /// stamp in its name, else its provenance's restore time, each only when not later than
+    /// now (a clock that was ahead, or a copy made by hand, must not outrank the copy just
+    /// retired). Anything in the future, or a stamp that is no time, is said in
+    /// [`DbInfo::warning`].
+    fn place(&mut self, now: &str) {
+        let comment = self.comment.as_deref();
+        let recorded = comment.and_then(provenance::retired_at);
+        let restored = comment
+            .and_then(Provenance::from_comment)
+            .map(|p| p.restored_at);
+        let stamp = self.stamp.as_deref().unwrap_or_default();
+        let mut notes = Vec::new();
+        let mut usable = |text: Option<&str>, by: OrderedBy, what: &str| {
+            let text = text?;
+            let at = match by {
+                OrderedBy::NameStamp => stamp_to_rfc3339(text),
+                _ => timestamp::parse(text).ok().map(timestamp::format),
+            };
+            match at {
+                None => notes.push(format!("{what} ({text}) is no time")),
+                Some(at) if at.as_str() > now => {
+                    notes.push(format!("{what} ({at}) is in the future (now is {now})"));
+                }
+                Some(at) => return Some(Retired { at, by }),
+            }
+            None
+        };
+        self.retired = usable(
+            recorded.as_deref(),
+            OrderedBy::RetiredAt,
+            "the retire time in its provenance",
+        )
+        .or_else(|| usable(Some(stamp), OrderedBy::NameStamp, "the stamp in its name"))
+        .or_else(|| {
+            usable(
+                restored.as_deref(),
+                OrderedBy::RestoredAt,
+                "the restore time in its provenance",
+            )
+        });
+        if notes.is_empty() {
+            return;
+        }
+        let outcome = match &self.retired {
+            Some(Retired {
+                at,
+                by: OrderedBy::RetiredAt,
+            }) => format!("it is ordered by the retire time its provenance records ({at})"),
+            Some(Retired {
+                at,
+                by: OrderedBy::NameStamp,
+            }) => format!("it is ordered by its name ({at})"),
+            Some(Retired {
+                at,
+                by: OrderedBy::RestoredAt,
+            }) => format!("it is ordered by its provenance's restore time ({at}), as retired then"),
+            None => "its age is unknown: it is listed after the other kept copies, never \
+                     pruned, and rolled back to only when no other copy is kept; drop it by \
+                     hand (DROP DATABASE) when it is no longer needed"
+                .to_owned(),
+        };
+        let why = if notes.iter().any(|n| n.contains("in the future")) {
+            " (retired while the clock was ahead, or made by hand?)"
+        } else {
+            ""
+        };
+        self.warning = Some(format!(
+            "kept copy {}: {}, so not used to order it{why}; {outcome}",
+            self.name,
+            notes.join("; ")
+        ));
+    }
+}
+
+/// Puts `dbs` in the one order of kept copies, which prune, rollback and list all use: the
+/// live database first, then the kept copies newest first by [`DbInfo::retired`] (worked
+/// out against `now`, RFC 3339 UTC in whole seconds; on equal times, a recorded retire time before a name's stamp before
+/// a restore time, then by name), then the copies whose age is unknown (by name), then an
+/// incoming database.
+pub fn order(dbs: &mut [DbInfo], now: &str) {
+    for d in dbs.iter_mut() {
+        if d.kind == Kind::Previous {
+            d.place(now);
+        }
+    }
+    let rank = |d: &DbInfo| match (&d.kind, &d.retired) {
+        (Kind::Current, _) => 0,
+        (Kind::Previous, Some(_)) => 1,
+        (Kind::Previous, None) => 2,
+        (Kind::Incoming, _) => 3,
+    };
+    dbs.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| {
+                let key = |d: &DbInfo| d.retired.as_ref().map(|r| (r.at.clone(), r.by));
+                key(b).cmp(&key(a))
+            })
+            .then_with(|| b.name.cmp(&a.name))
+    });
 }
 
 impl Maintenance {
@@ -385,24 +541,35 @@ impl Maintenance {
 
     /// The swap: `live` (if it exists) becomes `retired`, `replacement` becomes `live`, in
     /// one transaction, after blocking new connections to `live` and terminating the
-    /// sessions on both. Both end up accepting connections. Returns the sessions
-    /// terminated. On failure `live` is left as it was (connections allowed again).
+    /// sessions on both. Both end up accepting connections. The same transaction records
+    /// `retired_at` (RFC 3339 UTC) in the retired database's provenance and removes a retire
+    /// time from the replacement's (a kept copy rolled back is live again). Returns the
+    /// sessions terminated. On failure `live` is left as it was (connections allowed again).
     pub async fn swap(
         &mut self,
         live: &str,
         replacement: &str,
         retired: &str,
+        retired_at: &str,
     ) -> anyhow::Result<u64> {
         let live_exists = self.exists(live).await?;
         if !live_exists {
             let terminated = self.end_sessions(&[replacement]).await?;
-            self.execute(&format!(
+            let tx = self
+                .client
+                .transaction()
+                .await
+                .context("while starting the swap")?;
+            tx.batch_execute(&format!(
                 "ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} ALLOW_CONNECTIONS true",
                 ident(replacement),
                 ident(live),
                 ident(live)
             ))
-            .await?;
+            .await
+            .with_context(|| format!("while renaming {replacement} to {live}"))?;
+            set_retired_at(&tx, live, None).await?;
+            tx.commit().await.context("while committing the swap")?;
             return Ok(terminated);
         }
         self.execute(&format!(
@@ -410,7 +577,9 @@ impl Maintenance {
             ident(live)
         ))
         .await?;
-        let result = self.swap_blocked(live, replacement, retired).await;
+        let result = self
+            .swap_blocked(live, replacement, retired, retired_at)
+            .await;
         if result.is_err() && self.exists(live).await.unwrap_or(false) {
             // Whatever failed, the live database must be usable again.
             let _ = self
@@ -428,6 +597,7 @@ impl Maintenance {
         live: &str,
         replacement: &str,
         retired: &str,
+        retired_at: &str,
     ) -> anyhow::Result<u64> {
         let mut terminated = 0;
         let mut attempt = 0;
@@ -452,6 +622,8 @@ impl Maintenance {
                 .await;
             match renamed {
                 Ok(()) => {
+                    set_retired_at(&tx, retired, Some(retired_at)).await?;
+                    set_retired_at(&tx, live, None).await?;
                     tx.commit().await.context("while committing the swap")?;
                     return Ok(terminated);
                 }
@@ -469,7 +641,8 @@ impl Maintenance {
         }
     }
 
-    /// The live database `db`, its kept copies (newest first) and a leftover incoming one.
+    /// The live database `db`, its kept copies (newest first, see [`order`]) and a leftover
+    /// incoming one.
     pub async fn related(&self, db: &str) -> anyhow::Result<Vec<DbInfo>> {
         let rows = self
             .client
@@ -500,17 +673,229 @@ impl Maintenance {
                     allow_connections: r.get(1),
                     comment: r.get(2),
                     size_bytes: r.get(3),
+                    retired: None,
+                    warning: None,
                 })
             })
             .collect();
-        out.sort_by(|a, b| {
-            let rank = |d: &DbInfo| match d.kind {
-                Kind::Current => 0,
-                Kind::Previous => 1,
-                Kind::Incoming => 2,
-            };
-            rank(a).cmp(&rank(b)).then_with(|| b.stamp.cmp(&a.stamp))
-        });
+        order(&mut out, &timestamp::format(timestamp::now()));
         Ok(out)
+    }
+}
+
+/// Sets (or with `None` removes) the retire time in the provenance of database `name`,
+/// inside the swap's transaction; a database without stg provenance is left alone. The
+/// swap's renames already needed the rights a comment needs (owner or superuser).
+async fn set_retired_at(
+    tx: &tokio_postgres::Transaction<'_>,
+    name: &str,
+    at: Option<&str>,
+) -> anyhow::Result<()> {
+    let row = tx
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .with_context(|| format!("while reading the comment of {name}"))?;
+    let Some(comment) = row.and_then(|r| r.get::<_, Option<String>>(0)) else {
+        return Ok(());
+    };
+    if at.is_none() && provenance::retired_at(&comment).is_none() {
+        return Ok(());
+    }
+    if let Some(updated) = provenance::with_retired_at(&comment, at) {
+        tx.batch_execute(&format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(name),
+            literal(&updated)
+        ))
+        .await
+        .with_context(|| format!("while recording when {name} was retired"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-12-01T12:00:00Z";
+
+    fn db(name: &str, comment: impl Into<Option<String>>) -> DbInfo {
+        let (kind, stamp) = match provenance::role_of(name) {
+            Role::Previous { stamp, .. } => (Kind::Previous, Some(stamp.to_owned())),
+            Role::Incoming { .. } => (Kind::Incoming, None),
+            Role::Live => (Kind::Current, None),
+        };
+        DbInfo {
+            name: name.into(),
+            kind,
+            stamp,
+            size_bytes: 0,
+            allow_connections: true,
+            comment: comment.into(),
+            retired: None,
+            warning: None,
+        }
+    }
+
+    /// A provenance comment restored at `restored`, retired at `retired` if given.
+    fn comment(restored: &str, retired: Option<&str>) -> String {
+        let p = Provenance {
+            stg_provenance: provenance::VERSION,
+            source_host: "db01".into(),
+            source_database: "fas2".into(),
+            dumped_at: None,
+            restored_at: restored.into(),
+            stream_sha256: None,
+            verified: true,
+            masking: stg_core::stream::MaskingSummary::default(),
+            restored_by: "stg-restore test".into(),
+        };
+        let text = p.to_comment();
+        match retired {
+            Some(at) => provenance::with_retired_at(&text, Some(at)).unwrap(),
+            None => text,
+        }
+    }
+
+    fn ordered(mut dbs: Vec<DbInfo>) -> Vec<DbInfo> {
+        order(&mut dbs, NOW);
+        dbs
+    }
+
+    fn names(dbs: &[DbInfo]) -> Vec<&str> {
+        dbs.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    #[test]
+    fn stamps_become_rfc3339() {
+        assert_eq!(
+            stamp_to_rfc3339("20261128T015426Z").as_deref(),
+            Some("2026-11-28T01:54:26Z")
+        );
+        assert_eq!(stamp_to_rfc3339("20261328T015426Z"), None);
+        assert_eq!(stamp_to_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn kept_copies_go_newest_first_by_retire_time_then_name_stamp() {
+        let dbs = ordered(vec![
+            db("fas2__stg_incoming", None),
+            db("fas2__stg_prev_20261101T000000Z", None),
+            // Retired later than its name says (the recorded time wins).
+            db(
+                "fas2__stg_prev_20261020T000000Z",
+                comment("2026-10-01T00:00:00Z", Some("2026-11-15T00:00:00Z")),
+            ),
+            db("fas2", comment("2026-11-20T00:00:00Z", None)),
+            db("fas2__stg_prev_20261110T000000Z", None),
+        ]);
+        assert_eq!(
+            names(&dbs),
+            [
+                "fas2",
+                "fas2__stg_prev_20261020T000000Z",
+                "fas2__stg_prev_20261110T000000Z",
+                "fas2__stg_prev_20261101T000000Z",
+                "fas2__stg_incoming",
+            ]
+        );
+        assert_eq!(dbs[1].retired.as_ref().unwrap().by, OrderedBy::RetiredAt);
+        assert_eq!(dbs[2].retired.as_ref().unwrap().by, OrderedBy::NameStamp);
+        assert!(dbs.iter().all(|d| d.warning.is_none()));
+    }
+
+    #[test]
+    fn a_time_in_the_future_is_not_used_and_is_warned_about() {
+        let dbs = ordered(vec![
+            // No provenance, named for the future: unknown age, last.
+            db("fas2__stg_prev_20991231T235959Z", None),
+            // Named for the future, with provenance: its restore time orders it.
+            db(
+                "fas2__stg_prev_20991230T000000Z",
+                comment("2026-11-25T00:00:00Z", None),
+            ),
+            // A recorded retire time in the future: its (past) name orders it.
+            db(
+                "fas2__stg_prev_20261120T000000Z",
+                comment("2026-11-01T00:00:00Z", Some("2099-01-01T00:00:00Z")),
+            ),
+            // Just retired.
+            db(
+                "fas2__stg_prev_20261201T115959Z",
+                comment("2026-11-30T00:00:00Z", Some("2026-12-01T11:59:59Z")),
+            ),
+        ]);
+        assert_eq!(
+            names(&dbs),
+            [
+                "fas2__stg_prev_20261201T115959Z",
+                "fas2__stg_prev_20991230T000000Z",
+                "fas2__stg_prev_20261120T000000Z",
+                "fas2__stg_prev_20991231T235959Z",
+            ]
+        );
+        let by: Vec<Option<OrderedBy>> = dbs
+            .iter()
+            .map(|d| d.retired.as_ref().map(|r| r.by))
+            .collect();
+        assert_eq!(
+            by,
+            [
+                Some(OrderedBy::RetiredAt),
+                Some(OrderedBy::RestoredAt),
+                Some(OrderedBy::NameStamp),
+                None
+            ]
+        );
+        assert!(dbs[0].warning.is_none());
+        for d in &dbs[1..] {
+            let warning = d.warning.as_deref().unwrap();
+            assert!(
+                warning.starts_with(&format!("kept copy {}: ", d.name))
+                    && warning.contains("in the future"),
+                "{warning}"
+            );
+        }
+        assert!(dbs[3].warning.as_deref().unwrap().contains("never pruned"));
+    }
+
+    #[test]
+    fn a_stamp_that_is_no_time_is_not_newest() {
+        // Text order put "manual" after every digit: it was the newest.
+        let dbs = ordered(vec![
+            db("fas2__stg_prev_manual", None),
+            db("fas2__stg_prev_20261101T000000Z", None),
+        ]);
+        assert_eq!(
+            names(&dbs),
+            ["fas2__stg_prev_20261101T000000Z", "fas2__stg_prev_manual"]
+        );
+        assert!(dbs[1].warning.as_deref().unwrap().contains("is no time"));
+    }
+
+    #[test]
+    fn on_equal_times_a_recorded_retire_time_ranks_first() {
+        let dbs = ordered(vec![
+            db(
+                "fas2__stg_prev_20991230T000000Z",
+                comment("2026-11-01T00:00:00Z", None),
+            ),
+            db("fas2__stg_prev_20261101T000000Z", None),
+            db(
+                "fas2__stg_prev_20261001T000000Z",
+                comment("2026-09-01T00:00:00Z", Some("2026-11-01T00:00:00Z")),
+            ),
+        ]);
+        assert_eq!(
+            names(&dbs),
+            [
+                "fas2__stg_prev_20261001T000000Z",
+                "fas2__stg_prev_20261101T000000Z",
+                "fas2__stg_prev_20991230T000000Z",
+            ]
+        );
     }
 }

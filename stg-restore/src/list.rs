@@ -1,5 +1,6 @@
-//! `stg-restore list DB`: the live database, its kept copies (newest first) and any
-//! leftover incoming database, each with its provenance and its local changes since its
+//! `stg-restore list DB`: the live database, its kept copies (newest first, in the order
+//! of [`crate::db::order`], which prune and rollback use too) and any leftover incoming
+//! database, each with its provenance and its local changes since its
 //! sync (read from the statistics of each database that has a baseline; see
 //! [`stg_core::provenance::compare`]). Reads only; needs no staging host.
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use stg_core::format::{Format, Record};
 use stg_core::provenance::{self, LocalChanges, Provenance};
 
-use crate::db::{Kind, Maintenance};
+use crate::db::{Kind, Maintenance, OrderedBy};
 use crate::ListConfig;
 
 /// One database in the listing.
@@ -19,8 +20,13 @@ pub struct DatabaseRecord {
     pub name: String,
     /// `current`, `previous` or `incoming`.
     pub kind: Kind,
-    /// For kept copies: when the swap retired it (RFC 3339 UTC, from the name's stamp).
+    /// For kept copies: when the swap retired it (RFC 3339 UTC): the time its provenance
+    /// records, else its name's stamp; `None` when neither can be used (in the future, or
+    /// no time).
     pub retired_at: Option<String>,
+    /// For kept copies: what their place in the order comes from (`retired_at`,
+    /// `name_stamp`, `restored_at`); `None` for a copy of unknown age, listed last.
+    pub ordered_by: Option<OrderedBy>,
     /// `pg_database_size` (-1 when this user may not connect to it).
     pub size_bytes: i64,
     /// Whether it accepts connections.
@@ -46,6 +52,9 @@ pub struct ListSummary {
     pub previous: usize,
     /// True when an incoming database exists (a restore running, or one killed).
     pub incoming: bool,
+    /// Kept copies whose place in the order is not what their name says (a stamp in the
+    /// future...); also on stderr.
+    pub warnings: Vec<String>,
 }
 
 impl Record for DatabaseRecord {
@@ -56,31 +65,14 @@ impl Record for ListSummary {
     const TYPE: &'static str = "summary";
 }
 
-/// `20261128T015426Z` -> `2026-11-28T01:54:26Z`; `None` for anything else.
-fn stamp_to_rfc3339(stamp: &str) -> Option<String> {
-    let b = stamp.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
-        return None;
-    }
-    let text = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    );
-    stg_core::timestamp::parse(&text).ok().map(|_| text)
-}
-
 /// Runs `list`.
 pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
     let rt = crate::runtime()?;
+    let mut warnings = Vec::new();
     let records: Vec<DatabaseRecord> = rt.block_on(async {
         let m = Maintenance::connect(&config.conn).await?;
         let related = m.related(&config.db).await?;
+        warnings.extend(related.iter().filter_map(|d| d.warning.clone()));
         let mut records = Vec::with_capacity(related.len());
         for d in related {
             let local_changes = if d.kind == Kind::Incoming {
@@ -101,7 +93,12 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
                 provenance: d.comment.as_deref().and_then(Provenance::from_comment),
                 name: d.name,
                 kind: d.kind,
-                retired_at: d.stamp.as_deref().and_then(stamp_to_rfc3339),
+                retired_at: d
+                    .retired
+                    .as_ref()
+                    .filter(|r| r.by != OrderedBy::RestoredAt)
+                    .map(|r| r.at.clone()),
+                ordered_by: d.retired.as_ref().map(|r| r.by),
                 size_bytes: d.size_bytes,
                 allow_connections: d.allow_connections,
                 local_changes,
@@ -115,7 +112,11 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
         current: records.iter().any(|r| r.kind == Kind::Current),
         previous: records.iter().filter(|r| r.kind == Kind::Previous).count(),
         incoming: records.iter().any(|r| r.kind == Kind::Incoming),
+        warnings,
     };
+    for warning in &summary.warnings {
+        stg_core::format::warn(warning);
+    }
     if format == Format::Json {
         let mut out = stg_core::jsonl::Writer::new(stg_core::output::stdout());
         for record in &records {
@@ -170,6 +171,16 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
             "{kind:<9} {:<40} {:>12} bytes  {origin}{closed}",
             r.name, r.size_bytes
         )?;
+        if r.kind == Kind::Previous {
+            let retired = match (&r.retired_at, r.ordered_by) {
+                (Some(at), _) => format!("retired {at}"),
+                (None, Some(_)) => {
+                    "retired after its restore (its name's stamp is unusable)".into()
+                }
+                (None, None) => "retired at an unknown time (listed last, never pruned)".into(),
+            };
+            writeln!(out, "          {retired}")?;
+        }
         if let Some(changes) = &r.local_changes {
             writeln!(
                 out,
@@ -180,19 +191,4 @@ pub fn run(config: &ListConfig, format: Format) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(stg_core::exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stamp_to_rfc3339;
-
-    #[test]
-    fn stamps_become_rfc3339() {
-        assert_eq!(
-            stamp_to_rfc3339("20261128T015426Z").as_deref(),
-            Some("2026-11-28T01:54:26Z")
-        );
-        assert_eq!(stamp_to_rfc3339("20261328T015426Z"), None);
-        assert_eq!(stamp_to_rfc3339("yesterday"), None);
-    }
 }

@@ -1,6 +1,7 @@
-//! `stg-restore rollback DB`: swaps the newest kept copy back in. The live database
-//! becomes a kept copy (stamped now), so a second rollback undoes the first. Same swap,
-//! lock and hooks as a restore; nothing is dropped.
+//! `stg-restore rollback DB`: swaps the newest kept copy back in (newest in the order of
+//! [`crate::db::order`], which prune and list use too). The live database becomes a kept
+//! copy (stamped and recorded as retired now), so a second rollback undoes the first. Same
+//! swap, lock and hooks as a restore; nothing is dropped.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -80,12 +81,26 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
         warnings.push(reopened_warning(db));
     }
     let related = m.related(db).await?;
+    for warning in related.iter().filter_map(|d| d.warning.as_ref()) {
+        stg_core::format::warn(warning);
+        warnings.push(warning.clone());
+    }
+    // The newest in the one order (copies of unknown age come after the others).
     let Some(newest) = related.iter().find(|d| d.kind == Kind::Previous) else {
         return Err(Error::usage(format!(
             "there is no kept copy of {db} to roll back to (see `stg-restore list {db}`)"
         ))
         .into());
     };
+    if newest.retired.is_none() {
+        let warning = format!(
+            "rolling back to {}, whose age is unknown: no kept copy of {db} has a known \
+             retire time",
+            newest.name
+        );
+        stg_core::format::warn(&warning);
+        warnings.push(warning);
+    }
     let restored_from = newest.name.clone();
     let live_exists = related.iter().any(|d| d.kind == Kind::Current);
     let mut timings = BTreeMap::new();
@@ -97,8 +112,8 @@ async fn rollback(config: &RollbackConfig) -> anyhow::Result<RollbackSummary> {
         timings.insert("pre-hook", t.elapsed().as_millis() as u64);
     }
     let t = Instant::now();
-    let retired = free_previous_name(&m, db).await?;
-    let swapped = m.swap(db, &restored_from, &retired).await;
+    let (retired, retired_at) = free_previous_name(&m, db).await?;
+    let swapped = m.swap(db, &restored_from, &retired, &retired_at).await;
     if let Err(err) = swapped {
         if let Some(command) = &config.post_hook {
             let _ = hooks::run(Hook::Post, command, db, &restored_from, None).await;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use stg_tests::run::{run, Run};
+use stg_tests::run::{run, Run, RunExt};
 use support::Setup;
 
 /// A line that looks like the trailer inside a function body was taken for the trailer,
@@ -244,4 +244,166 @@ fn an_xz_dictionary_past_8_mib_is_refused_in_bounded_memory() {
         assert!(problems.contains(part), "{part}: {problems}");
     }
     verify(&xz_stream(&plain, 6, 8 << 20)).ok();
+}
+
+/// `CREATE DATABASE name TEMPLATE fas2`, with fas2's comment when `with_provenance`.
+fn copy_of_fas2(setup: &Setup, name: &str, with_provenance: bool) {
+    let c = &setup.cluster;
+    c.sql(
+        "postgres",
+        &format!("CREATE DATABASE \"{name}\" TEMPLATE fas2"),
+    );
+    if with_provenance {
+        c.sql(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS %L', '{name}', \
+                 (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                  WHERE datname = 'fas2')); END $$"
+            ),
+        );
+    }
+}
+
+/// Rows of `people` named `local-work`: the staging work made between two restores.
+fn local_work(setup: &Setup, db: &str) -> String {
+    setup
+        .cluster
+        .sql(
+            db,
+            "SELECT count(*) FROM people WHERE username = 'local-work'",
+        )
+        .trim()
+        .to_owned()
+}
+
+/// Kept copies were ordered by the stamp in their names, so a copy named for a time in the
+/// future (retired while a clock was ahead, or made by hand) sorted first: `--keep 1`
+/// dropped the copy the restore had just retired, the one holding the staging work, and
+/// kept the future one; `rollback` went to the future one too. No warning.
+// See: issue 26, finding 7; docs/security.md, "A backup stamped in the future" (stg-hosts).
+#[test]
+fn a_future_stamped_kept_copy_cannot_push_out_the_one_just_retired() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    let stream = setup.stream();
+    setup.restore(&stream, &["--keep", "1"]).ok();
+    // Two copies named for the future: one made by hand, one with fas2's provenance (as a
+    // copy retired while the clock was ahead has).
+    let bare = "fas2__stg_prev_20991231T235959Z";
+    let with_provenance = "fas2__stg_prev_20991230T000000Z";
+    copy_of_fas2(&setup, bare, false);
+    copy_of_fas2(&setup, with_provenance, true);
+    c.script(
+        "fas2",
+        "INSERT INTO people (username, human_name, email, password) \
+         VALUES ('local-work', 'Local Work', 'lw@stg.example', 'x');",
+    );
+
+    let out = setup
+        .restore(&stream, &["--keep", "1", "--format", "json"])
+        .ok();
+    let s = out.summary();
+    let retired = s["previous"].as_str().unwrap().to_owned();
+    assert_eq!(local_work(&setup, &retired), "1", "the local work is kept");
+    assert!(setup.stg_databases().contains(&retired), "{s}");
+    let warnings = s["warnings"].to_string();
+    for name in [bare, with_provenance] {
+        assert!(warnings.contains(name), "{name}: {warnings}");
+        assert!(
+            out.stderr.contains(name),
+            "{name} on stderr: {}",
+            out.stderr
+        );
+    }
+    assert!(warnings.contains("future"), "{warnings}");
+    // The one with provenance is ordered by its restore time (older than the copy just
+    // retired) and pruned; the one of unknown age is never pruned.
+    assert_eq!(s["dropped"].as_array().unwrap().len(), 2, "{s}");
+    assert!(!s["dropped"].to_string().contains(bare), "{s}");
+    let mut kept = setup.stg_databases();
+    kept.sort();
+    let mut expected = vec![retired.clone(), bare.to_owned()];
+    expected.sort();
+    assert_eq!(kept, expected);
+
+    // list: the same order, the future copy last and unordered, the warning again.
+    let out = setup.cmd(&["list", "fas2", "--format", "json"]).run().ok();
+    let recs = out.of_type("database");
+    let names: Vec<&str> = recs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fas2", retired.as_str(), bare], "{recs:?}");
+    assert_eq!(recs[1]["ordered_by"], "retired_at");
+    assert_eq!(recs[2]["ordered_by"], serde_json::Value::Null);
+    assert!(out.summary()["warnings"].to_string().contains(bare));
+    assert!(out.stderr.contains(bare), "{}", out.stderr);
+
+    // rollback: the copy with the local work comes back, not the future one.
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .run()
+        .ok();
+    assert_eq!(out.summary()["restored_from"], retired.as_str());
+    assert_eq!(local_work(&setup, "fas2"), "1");
+    assert!(out.summary()["warnings"].to_string().contains(bare));
+    // And a second rollback undoes the first (the copy it retired is now the newest).
+    let undone = out.summary()["previous"].as_str().unwrap().to_owned();
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .run()
+        .ok();
+    assert_eq!(out.summary()["restored_from"], undone.as_str());
+    assert_eq!(local_work(&setup, "fas2"), "0");
+    // --no-keep drops every copy of known age; the one of unknown age stays, warned about.
+    let out = setup
+        .restore(&stream, &["--no-keep", "--format", "json"])
+        .ok();
+    assert!(out.summary()["warnings"].to_string().contains(bare));
+    assert_eq!(setup.stg_databases(), [bare]);
+}
+
+/// After a rollback the live copy is older than a kept one by restore time: a restore then
+/// retires it, and ordering by restore time alone would prune it (and roll back past it).
+/// The retire time the swap records keeps the copy just retired first.
+// See: issue 26, finding 7.
+#[test]
+fn kept_copies_are_ordered_by_when_they_were_retired_not_restored() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    let stream = setup.stream();
+    setup.restore(&stream, &["--keep", "2"]).ok();
+    setup.restore(&stream, &["--keep", "2"]).ok();
+    // Live: the second restore; kept: the first restore and the original.
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .run()
+        .ok();
+    // Live now: the first restore (restored earlier than the kept second one).
+    let second = out.summary()["previous"].as_str().unwrap().to_owned();
+    c.script(
+        "fas2",
+        "INSERT INTO people (username, human_name, email, password) \
+         VALUES ('local-work', 'Local Work', 'lw@stg.example', 'x');",
+    );
+    let out = setup
+        .restore(&stream, &["--keep", "2", "--format", "json"])
+        .ok();
+    let retired = out.summary()["previous"].as_str().unwrap().to_owned();
+    assert_eq!(local_work(&setup, &retired), "1");
+    let recs = setup
+        .cmd(&["list", "fas2", "--format", "json"])
+        .run()
+        .ok()
+        .of_type("database");
+    let names: Vec<&str> = recs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["fas2", retired.as_str(), second.as_str()],
+        "{recs:?}"
+    );
+    let out = setup
+        .cmd(&["rollback", "fas2", "--format", "json"])
+        .run()
+        .ok();
+    assert_eq!(out.summary()["restored_from"], retired.as_str());
+    assert_eq!(local_work(&setup, "fas2"), "1");
 }

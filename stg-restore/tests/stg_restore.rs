@@ -209,8 +209,16 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
         stg_core::timestamp::compact(stg_core::timestamp::parse(retired_at).unwrap()),
         stamp
     );
+    // The swap recorded when it retired the copy, beside its provenance; that orders it.
+    assert_eq!(recs[1]["ordered_by"], "retired_at");
+    assert_eq!(
+        retired_at_of(&setup, &second_prev).as_deref(),
+        Some(retired_at)
+    );
+    assert_eq!(retired_at_of(&setup, "fas2"), None);
     assert_eq!(recs[2]["type"], "summary");
     assert_eq!(recs[2]["previous"], 1);
+    assert_eq!(recs[2]["warnings"], serde_json::json!([]));
     let text = setup.cmd(&["list", "fas2", "--format", "text"]).run();
     let text = text.stdout;
     assert!(
@@ -254,6 +262,20 @@ fn restore_swaps_keeps_lists_and_rolls_back() {
     out.code_is(0);
     assert_eq!(c.table_contents("fas2"), marked);
     assert_eq!(setup.stg_databases().len(), 1);
+    // Live again, a copy carries no retire time; the one it replaced does.
+    assert_eq!(retired_at_of(&setup, "fas2"), None);
+    assert!(retired_at_of(&setup, &setup.stg_databases()[0]).is_some());
+}
+
+/// The retire time recorded in a database's comment.
+fn retired_at_of(setup: &Setup, db: &str) -> Option<String> {
+    let text = setup.cluster.sql(
+        "postgres",
+        &format!(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{db}'"
+        ),
+    );
+    stg_core::provenance::retired_at(text.trim_end())
 }
 
 #[test]

@@ -406,12 +406,14 @@ pub fn reopened_warning(db: &str) -> String {
     )
 }
 
-/// `<db>__stg_prev_<now>`, waiting a second when a copy of this second exists already.
-pub async fn free_previous_name(m: &Maintenance, db: &str) -> anyhow::Result<String> {
+/// `<db>__stg_prev_<now>` and now (RFC 3339, the retire time the swap records), waiting a
+/// second when a copy of this second exists already.
+pub async fn free_previous_name(m: &Maintenance, db: &str) -> anyhow::Result<(String, String)> {
     for _ in 0..5 {
-        let name = sql::previous_name(db, &timestamp::compact(timestamp::now()));
+        let now = timestamp::now();
+        let name = sql::previous_name(db, &timestamp::compact(now));
         if !m.exists(&name).await? {
-            return Ok(name);
+            return Ok((name, timestamp::format(now)));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

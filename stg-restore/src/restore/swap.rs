@@ -1,6 +1,7 @@
 //! The swap and what follows it: `swap` (the renames, in one transaction), `post-hook`,
-//! `prune` (kept copies beyond `--keep`). After the swap the new database stays, whatever
-//! fails.
+//! `prune` (kept copies beyond `--keep`, in the order of [`crate::db::order`]: the copy
+//! this run retired is never pruned and counts as one of them; a copy whose age cannot be
+//! told is never pruned). After the swap the new database stays, whatever fails.
 
 use anyhow::Context;
 
@@ -24,9 +25,12 @@ impl Incoming {
     /// The renames: the live database (if any) becomes a kept copy, the incoming database
     /// the live one. Returns the kept copy's name.
     pub async fn swap(&mut self, s: &mut Session<'_>) -> anyhow::Result<Option<String>> {
-        let retired = free_previous_name(&self.m, &self.db).await?;
+        let (retired, retired_at) = free_previous_name(&self.m, &self.db).await?;
         let live_existed = self.m.exists(&self.db).await?;
-        let terminated = self.m.swap(&self.db, &self.name, &retired).await?;
+        let terminated = self
+            .m
+            .swap(&self.db, &self.name, &retired, &retired_at)
+            .await?;
         s.summary.sessions_terminated = terminated;
         let previous = live_existed.then_some(retired);
         s.summary.previous.clone_from(&previous);
@@ -58,8 +62,11 @@ impl Swapped {
         .context("the new database is in place; kept copies were not pruned")
     }
 
-    /// Drops kept copies beyond `--keep`; a copy in use is left, with a warning. Never
-    /// fails: the new database is in place by now.
+    /// Drops kept copies beyond `--keep`, newest kept first ([`crate::db::order`]): the
+    /// copy this run retired is one of the `N` and never dropped (unless `--keep 0`), a
+    /// copy of unknown age is never dropped, and what made a copy's place differ from its
+    /// name is a warning (in the report and on stderr); a copy in use is left, with a
+    /// warning. Never fails: the new database is in place by now.
     pub async fn prune(&self, s: &mut Session<'_>) {
         let related = match self.m.related(&self.db).await {
             Ok(related) => related,
@@ -70,13 +77,28 @@ impl Swapped {
                 return;
             }
         };
-        let previous: Vec<String> = related
+        let kept: Vec<_> = related
             .into_iter()
             .filter(|d| d.kind == Kind::Previous)
-            .map(|d| d.name)
             .collect();
-        for name in previous.iter().skip(s.config.keep) {
-            match self.m.drop_if_unused(name).await {
+        for warning in kept.iter().filter_map(|d| d.warning.as_ref()) {
+            stg_core::format::warn(warning);
+            s.summary.warnings.push(warning.clone());
+        }
+        let just_retired = self.previous.as_deref();
+        // This run's copy first, whatever the order says, then the others in order.
+        let mut room = s.config.keep;
+        if s.config.keep > 0 && just_retired.is_some() {
+            room -= 1;
+        }
+        let beyond = kept
+            .iter()
+            .filter(|d| d.retired.is_some())
+            .filter(|d| s.config.keep == 0 || Some(d.name.as_str()) != just_retired)
+            .skip(room)
+            .map(|d| d.name.clone());
+        for name in beyond.collect::<Vec<_>>() {
+            match self.m.drop_if_unused(&name).await {
                 Ok(()) => s.summary.dropped.push(name.clone()),
                 Err(err) => s.summary.warnings.push(format!(
                     "kept {name} beyond --keep {}: {err:#}",

@@ -1,41 +1,262 @@
-//! Where a line of `pg_dump`'s plain SQL starts: at the top level, or inside a string
-//! literal, a quoted identifier, a dollar-quoted body or a block comment.
+//! The one SQL lexer for untrusted SQL: PostgreSQL's own lexical rules (its `scan.l`), fed
+//! line by line.
 //!
-//! `pg_dump` writes function bodies, view definitions and comments as they are, so a line
-//! inside one can look exactly like a `COPY ... FROM stdin;` header. Only a header that
-//! starts at the top level begins a COPY block; [`crate::copy_block::Classifier`], which
-//! both ends of the stream use, asks [`SqlLexer::at_top`] before taking a line for one. Lines of COPY data
-//! are not SQL and must not be fed here.
+//! Both ends of the dump stream use it. [`crate::copy_block::Classifier`] asks
+//! [`SqlLexer::at_top`] whether a line starts at the top level before it takes the line for
+//! a COPY header (`pg_dump` writes function bodies, view definitions and comments as they
+//! are, so a line inside one can look exactly like `COPY ... FROM stdin;`); stg-restore's
+//! statement splitter and its allow-list read the [`Token`]s it hands out, so where a
+//! statement ends and what it says are decided by the same code, and that code reads SQL
+//! the way the server does. Lines of COPY data are not SQL and must not be fed here.
 //!
-//! It knows just enough SQL lexing for that: `'...'` (with `''`), `E'...'` (with backslash
-//! escapes), `"..."` (with `""`), `$tag$...$tag$`, `--` and nested `/* */` comments. Not a
-//! parser, and not for anything but finding line starts.
-//! See: <https://www.postgresql.org/docs/current/sql-syntax-lexical.html>.
+//! The rules followed, from PostgreSQL's lexer (a wrong guess here is what lets a forged
+//! statement hide from a check, so each is exact, not approximate):
+//! - Whitespace is space, tab, LF, CR, form feed and vertical tab; a `--` comment ends at
+//!   LF **or CR**; `/* */` comments nest.
+//! - `'...'` with `''` for a quote (standard-conforming strings: stg-restore pins them on);
+//!   `E'...'` with backslash escapes (`\'` is a quote, `\\`, octal, `\xHH`, `\uXXXX`...);
+//!   `B'...'`, `X'...'`, `N'...'`, `U&'...'`. A literal followed by whitespace holding a
+//!   newline (comments allowed) and another `'` goes on: `'a'<LF>'b'` is the one literal
+//!   `ab`, and the part after the break is read with the first part's rules (after `E'`,
+//!   backslashes escape in every part).
+//! - `"..."` with `""`, `U&"..."`; `$tag$...$tag$` (a tag is an identifier without `$`),
+//!   ending at the first identical tag; `$1` is a parameter, a lone `$` a character.
+//! - Identifiers start with a letter, `_` or a byte >= 0x80 and go on with those, digits
+//!   and `$`; unquoted ones are folded to lower case (ASCII only). A prefix (`E`, `B`, `X`,
+//!   `N`, `U&`) counts only at the start of a token: `abce'x'` is the identifier `abce`
+//!   and a plain literal.
+//! - An operator is a run of `~!@#^&|`?+-*/%<>=` cut before an embedded `--` or `/*`,
+//!   and a trailing `+`/`-` is split off unless the run holds one of `~!@#^&|`?%`.
+//!
+//! Where PostgreSQL versions differ, the newer rule is followed when the older server
+//! rejects the text anyway (vertical tab became whitespace in 16; before, it is a
+//! character no statement accepts), so no version runs text this lexer reads otherwise.
+//! Newer number forms (`0x1F`, `1_000`) are read as separate tokens, as 15 reads them;
+//! 16 and later reject the ones that would lex differently.
+//!
+//! Not a parser: it says what the tokens are, not what they mean.
+//! See: <https://www.postgresql.org/docs/current/sql-syntax-lexical.html> and
+//! `src/backend/parser/scan.l` in PostgreSQL's source.
 
-/// What the next byte is inside of.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-enum State {
-    /// Top-level SQL.
-    #[default]
-    Top,
-    /// A string literal; `escapes` for `E'...'`.
-    Literal { escapes: bool },
-    /// A quoted identifier.
-    Identifier,
-    /// A dollar-quoted string with this tag (without the `$`s).
-    Dollar(Vec<u8>),
-    /// A block comment nested this deep.
-    Comment(u32),
+/// What kind of string literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrKind {
+    /// `'...'`.
+    Standard,
+    /// `E'...'`: backslash escapes.
+    Escape,
+    /// `U&'...'`: Unicode escapes (and `UESCAPE`), decoded by the parser, not here.
+    Unicode,
+    /// `B'...'`.
+    Bit,
+    /// `X'...'`.
+    Hex,
+    /// `$tag$...$tag$`.
+    Dollar,
 }
 
-/// Follows the lexical state of SQL text line by line.
+/// What a token is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A keyword or an unquoted identifier, folded to lower case (ASCII letters only, as
+    /// the server folds them).
+    Word(String),
+    /// A quoted identifier; `unicode` for `U&"..."`, whose escapes are not decoded here.
+    Quoted {
+        /// `U&"..."`.
+        unicode: bool,
+    },
+    /// A string literal.
+    Str(StrKind),
+    /// A number (integer, decimal or with an exponent).
+    Number,
+    /// `$1`.
+    Param,
+    /// `::`.
+    Typecast,
+    /// An operator of two or more characters (`<>`, `->>`, `=>`...).
+    Op(String),
+    /// Any single character that is not one of the above (`;`, `(`, `,`, `=`, `\`...).
+    Char(u8),
+}
+
+/// One token: its kind, where it is (byte offsets counted from the first byte fed to the
+/// lexer), and for string literals and quoted identifiers the value the server reads,
+/// when the lexer was asked to collect values and the value is short enough.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// What it is.
+    pub kind: Kind,
+    /// Offset of its first byte.
+    pub start: u64,
+    /// Offset after its last byte.
+    pub end: u64,
+    /// For [`Kind::Str`] (but `Unicode`, `Bit`, `Hex`) and [`Kind::Quoted`] (but unicode):
+    /// the value as the server reads it (escapes decoded, continued parts joined). `None`
+    /// when values are not collected, for the kinds not decoded here, and for values longer
+    /// than [`MAX_VALUE`].
+    pub value: Option<Vec<u8>>,
+}
+
+/// Longest literal value collected; a longer one has no [`Token::value`] (it is still
+/// lexed exactly). A check that needs a value refuses a literal without one.
+pub const MAX_VALUE: usize = 64 * 1024;
+
+/// Where the lexer is inside a token that goes on past the end of a line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum State {
+    /// Between tokens.
+    #[default]
+    Top,
+    /// A `--` comment.
+    LineComment,
+    /// A `/* */` comment, this many levels deeper than the first.
+    BlockComment(u32),
+    /// Inside a string literal.
+    Str(StrKind),
+    /// Right after a string literal's closing quote: it may go on (`'a'<LF>'b'`).
+    StrStop { kind: StrKind, stop: Stop },
+    /// Inside a quoted identifier.
+    Quoted { unicode: bool },
+    /// Inside a dollar-quoted string with this delimiter (`$tag$`).
+    Dollar(Vec<u8>),
+}
+
+/// How far the look for a continued literal has come (`quotecontinue` in scan.l: blanks
+/// and comments, a newline, then blanks, newlines and comments ended by a newline, then a
+/// quote).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// No newline yet.
+    BeforeNewline,
+    /// In a `--` comment before the newline.
+    BeforeNewlineComment,
+    /// After the newline.
+    AfterNewline,
+    /// In a `--` comment after the newline (it must end with one too).
+    AfterNewlineComment,
+}
+
+/// The token being built across lines.
+#[derive(Clone, Debug, Default)]
+struct Pending {
+    start: u64,
+    /// Offset after the closing quote, while the literal may still go on.
+    end: u64,
+    value: Vec<u8>,
+    too_long: bool,
+}
+
+/// Follows SQL text line by line and hands out its tokens.
 #[derive(Clone, Debug, Default)]
 pub struct SqlLexer {
     state: State,
+    /// Bytes fed so far.
+    offset: u64,
+    pending: Pending,
 }
 
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+/// Bytes PostgreSQL reads as whitespace (vertical tab since 16; see the module doc).
+#[must_use]
+pub fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | 0x0b)
+}
+
+fn is_newline(b: u8) -> bool {
+    b == b'\n' || b == b'\r'
+}
+
+/// `ident_start`: a letter, `_` or any byte >= 0x80.
+#[must_use]
+pub fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+/// `ident_cont`: `ident_start`, a digit or `$`.
+#[must_use]
+pub fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+fn is_op_char(b: u8) -> bool {
+    b"~!@#^&|`?+-*/%<>=".contains(&b)
+}
+
+/// The value of an `E'...'` escape starting at `text[i]` (a backslash): the bytes it
+/// stands for, and how many bytes of input it takes. `None` for a malformed Unicode escape
+/// (the server refuses the literal).
+fn escape(text: &[u8], at: usize) -> (Option<Vec<u8>>, usize) {
+    let Some(&kind) = text.get(at + 1) else {
+        return (Some(vec![b'\\']), 1);
+    };
+    let hex_run = |from: usize, max: usize| {
+        text[from..]
+            .iter()
+            .take(max)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count()
+    };
+    let number = |from: usize, len: usize, radix: u32| {
+        std::str::from_utf8(&text[from..from + len])
+            .ok()
+            .and_then(|digits| u32::from_str_radix(digits, radix).ok())
+    };
+    match kind {
+        b'0'..=b'7' => {
+            let len = text[at + 1..]
+                .iter()
+                .take(3)
+                .take_while(|b| (b'0'..=b'7').contains(*b))
+                .count();
+            // Three octal digits can exceed a byte; the server keeps the low eight bits.
+            let value = number(at + 1, len, 8).unwrap_or(0) & 0xff;
+            (Some(vec![u8::try_from(value).unwrap_or(0)]), 1 + len)
+        }
+        b'x' if hex_run(at + 2, 2) > 0 => {
+            let len = hex_run(at + 2, 2);
+            let value = number(at + 2, len, 16).unwrap_or(0);
+            (Some(vec![u8::try_from(value).unwrap_or(0)]), 2 + len)
+        }
+        b'u' | b'U' => {
+            let want = if kind == b'u' { 4 } else { 8 };
+            let len = hex_run(at + 2, want);
+            if len < want {
+                return (None, 2 + len);
+            }
+            // A surrogate pair is two escapes; decoded values are only for the allow-list,
+            // which never needs one, so a lone or paired surrogate has no value.
+            let value = number(at + 2, len, 16)
+                .and_then(char::from_u32)
+                .map(|ch| ch.to_string().into_bytes());
+            (value, 2 + len)
+        }
+        b'b' => (Some(vec![0x08]), 2),
+        b'f' => (Some(vec![0x0c]), 2),
+        b'n' => (Some(vec![b'\n']), 2),
+        b'r' => (Some(vec![b'\r']), 2),
+        b't' => (Some(vec![b'\t']), 2),
+        other => (Some(vec![other]), 2),
+    }
+}
+
+/// Length of the operator starting at `text[i]` (an op char), as scan.l cuts it.
+fn operator_len(text: &[u8], i: usize) -> usize {
+    let run = text[i..].iter().take_while(|b| is_op_char(**b)).count();
+    let run_text = &text[i..i + run];
+    // Cut before an embedded comment start (one at the first byte is a comment, handled
+    // before this is called).
+    let mut n = (1..run)
+        .find(|&k| run_text[k..].starts_with(b"--") || run_text[k..].starts_with(b"/*"))
+        .unwrap_or(run);
+    // A trailing + or - is its own token unless the operator holds a character that no
+    // SQL-standard operator has.
+    while n > 1 && matches!(run_text[n - 1], b'+' | b'-') {
+        if run_text[..n - 1].iter().any(|b| b"~!@#^&|`?%".contains(b)) {
+            break;
+        }
+        n -= 1;
+    }
+    n
 }
 
 impl SqlLexer {
@@ -45,126 +266,377 @@ impl SqlLexer {
         Self::default()
     }
 
-    /// True when the next line starts at the top level (not inside a literal, identifier,
-    /// dollar-quoted string or comment).
+    /// True when the next line starts at the top level: not inside a literal, a quoted
+    /// name, a dollar-quoted body or a comment. (Right after a literal that a next line
+    /// starting with `'` would continue is the top level too: a COPY header or a new
+    /// statement does not start with a quote.)
     #[must_use]
     pub fn at_top(&self) -> bool {
-        self.state == State::Top
+        matches!(self.state, State::Top | State::StrStop { .. })
     }
 
-    /// Reads one line (with its newline, if any).
+    /// True when a token is under way: inside a literal, a quoted name, a dollar-quoted body
+    /// or a comment, or after a literal that the next line could continue.
+    #[must_use]
+    pub fn pending(&self) -> bool {
+        self.state != State::Top
+    }
+
+    /// Bytes fed so far: the offset the next byte fed will have.
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Reads one line (with its newline, if any) for its state only.
     pub fn line(&mut self, line: &[u8]) {
-        self.scan(line, |_, _| {});
+        self.feed(line, false, &mut |_| {});
     }
 
-    /// Reads one line like [`SqlLexer::line`] and calls `at_top(index, byte)` for every byte
-    /// that the server reads as top-level SQL: not inside a literal, a quoted name, a
-    /// dollar-quoted body or a comment, and not the `--` or `/*` that opens a comment. The
-    /// byte that opens a literal or quoted name is reported (it is part of a statement).
-    /// stg-restore splits statements at the `;` and finds psql meta-commands at the `\`
-    /// reported here.
-    pub fn scan(&mut self, line: &[u8], mut at_top: impl FnMut(usize, u8)) {
+    /// Reads one line (with its newline, if any: feed whole lines, a line without one is
+    /// the end of the input) and calls `token` for every token completed in it. With
+    /// `values`, string literals and quoted identifiers carry their values.
+    ///
+    /// A literal at the end of a line is handed out only when the next line shows it does
+    /// not go on; [`SqlLexer::finish`] hands out one still pending at the end of the input.
+    pub fn feed(&mut self, text: &[u8], values: bool, token: &mut dyn FnMut(Token)) {
+        let base = self.offset;
+        let at = |i: usize| base + i as u64;
         let mut i = 0;
-        while i < line.len() {
-            i = match &mut self.state {
-                State::Top => {
-                    let next = self.top(line, i);
-                    let opens_comment = matches!(
-                        (line[i], line.get(i + 1)),
-                        (b'-', Some(b'-')) | (b'/', Some(b'*'))
-                    );
-                    if !opens_comment {
-                        at_top(i, line[i]);
-                    }
-                    next
-                }
-                State::Literal { escapes } => {
-                    let escapes = *escapes;
-                    match line[i] {
-                        b'\\' if escapes => i + 2,
-                        b'\'' if line.get(i + 1) == Some(&b'\'') => i + 2,
-                        b'\'' => {
-                            self.state = State::Top;
-                            i + 1
-                        }
-                        _ => i + 1,
-                    }
-                }
-                State::Identifier => match line[i] {
-                    b'"' if line.get(i + 1) == Some(&b'"') => i + 2,
-                    b'"' => {
+        while i < text.len() {
+            let b = text[i];
+            match &mut self.state {
+                State::Top => i = self.top(text, i, base, values, token),
+                State::LineComment => {
+                    if is_newline(b) {
                         self.state = State::Top;
-                        i + 1
-                    }
-                    _ => i + 1,
-                },
-                State::Dollar(tag) => {
-                    let rest = &line[i..];
-                    if rest[0] == b'$'
-                        && rest[1..].starts_with(tag)
-                        && rest.get(1 + tag.len()) == Some(&b'$')
-                    {
-                        let end = i + tag.len() + 2;
-                        self.state = State::Top;
-                        end
                     } else {
-                        i + 1
+                        i += 1;
                     }
                 }
-                State::Comment(depth) => {
-                    if line[i..].starts_with(b"*/") {
-                        *depth -= 1;
+                State::BlockComment(depth) => {
+                    if text[i..].starts_with(b"/*") {
+                        *depth += 1;
+                        i += 2;
+                    } else if text[i..].starts_with(b"*/") {
                         if *depth == 0 {
                             self.state = State::Top;
+                        } else {
+                            *depth -= 1;
                         }
-                        i + 2
-                    } else if line[i..].starts_with(b"/*") {
-                        *depth += 1;
-                        i + 2
+                        i += 2;
                     } else {
-                        i + 1
+                        i += 1;
                     }
                 }
-            };
+                State::Str(kind) => {
+                    let kind = *kind;
+                    let doubles =
+                        matches!(kind, StrKind::Standard | StrKind::Escape | StrKind::Unicode);
+                    if b == b'\'' && doubles && text.get(i + 1) == Some(&b'\'') {
+                        self.push_value(values, b"'");
+                        i += 2;
+                    } else if b == b'\'' {
+                        self.pending.end = at(i + 1);
+                        self.state = State::StrStop {
+                            kind,
+                            stop: Stop::BeforeNewline,
+                        };
+                        i += 1;
+                    } else if b == b'\\' && kind == StrKind::Escape {
+                        let (value, n) = escape(text, i);
+                        match value {
+                            Some(v) => self.push_value(values, &v),
+                            None => self.pending.too_long = true,
+                        }
+                        i += n;
+                    } else {
+                        let run = text[i..]
+                            .iter()
+                            .take_while(|c| **c != b'\'' && **c != b'\\')
+                            .count()
+                            .max(1);
+                        self.push_value(values, &text[i..i + run]);
+                        i += run;
+                    }
+                }
+                State::StrStop { kind, stop } => {
+                    let (kind, phase) = (*kind, *stop);
+                    let comment = text[i..].starts_with(b"--");
+                    let step = match phase {
+                        Stop::BeforeNewline if matches!(b, b' ' | b'\t' | 0x0c | 0x0b) => {
+                            Some((Stop::BeforeNewline, 1))
+                        }
+                        Stop::BeforeNewline if comment => Some((Stop::BeforeNewlineComment, 2)),
+                        Stop::BeforeNewline
+                        | Stop::BeforeNewlineComment
+                        | Stop::AfterNewlineComment
+                            if is_newline(b) =>
+                        {
+                            Some((Stop::AfterNewline, 1))
+                        }
+                        Stop::BeforeNewlineComment => Some((Stop::BeforeNewlineComment, 1)),
+                        Stop::AfterNewline if is_space(b) => Some((Stop::AfterNewline, 1)),
+                        Stop::AfterNewline if comment => Some((Stop::AfterNewlineComment, 2)),
+                        Stop::AfterNewlineComment => Some((Stop::AfterNewlineComment, 1)),
+                        _ => None,
+                    };
+                    if let Some((next, len)) = step {
+                        self.state = State::StrStop { kind, stop: next };
+                        i += len;
+                    } else if phase == Stop::AfterNewline && b == b'\'' {
+                        // The literal goes on, read by its own rules.
+                        self.state = State::Str(kind);
+                        i += 1;
+                    } else {
+                        // Not continued: the literal ended at its quote; this byte is read
+                        // again at the top level (what was skipped to reach it is blanks
+                        // and comments there too).
+                        self.emit_str(kind, values, token);
+                        self.state = State::Top;
+                    }
+                }
+                State::Quoted { unicode } => {
+                    let unicode = *unicode;
+                    if b == b'"' && text.get(i + 1) == Some(&b'"') {
+                        self.push_value(values, b"\"");
+                        i += 2;
+                    } else if b == b'"' {
+                        let p = std::mem::take(&mut self.pending);
+                        token(Token {
+                            kind: Kind::Quoted { unicode },
+                            start: p.start,
+                            end: at(i + 1),
+                            value: (values && !unicode && !p.too_long).then_some(p.value),
+                        });
+                        self.state = State::Top;
+                        i += 1;
+                    } else {
+                        let run = text[i..].iter().take_while(|c| **c != b'"').count().max(1);
+                        self.push_value(values, &text[i..i + run]);
+                        i += run;
+                    }
+                }
+                State::Dollar(tag) => {
+                    if text[i..].starts_with(tag) {
+                        let end = i + tag.len();
+                        let p = std::mem::take(&mut self.pending);
+                        token(Token {
+                            kind: Kind::Str(StrKind::Dollar),
+                            start: p.start,
+                            end: at(end),
+                            value: (values && !p.too_long).then_some(p.value),
+                        });
+                        self.state = State::Top;
+                        i = end;
+                    } else {
+                        let run = text[i + 1..].iter().take_while(|c| **c != b'$').count() + 1;
+                        self.push_value(values, &text[i..i + run]);
+                        i += run;
+                    }
+                }
+            }
+        }
+        self.offset += text.len() as u64;
+    }
+
+    /// The end of the input: a literal that could still have gone on is handed out. True
+    /// when the input ended at the top level (not inside a literal, a quoted name, a
+    /// dollar-quoted body or a block comment).
+    pub fn finish(&mut self, values: bool, token: &mut dyn FnMut(Token)) -> bool {
+        match self.state.clone() {
+            State::StrStop { kind, .. } => {
+                self.emit_str(kind, values, token);
+                self.state = State::Top;
+                true
+            }
+            State::LineComment => {
+                self.state = State::Top;
+                true
+            }
+            State::Top => true,
+            _ => false,
         }
     }
 
-    /// One step at the top level from `line[i]`; returns the next index.
-    fn top(&mut self, line: &[u8], i: usize) -> usize {
-        let prev = i.checked_sub(1).map(|p| line[p]);
-        match line[i] {
-            b'-' if line.get(i + 1) == Some(&b'-') => line.len(),
-            b'/' if line.get(i + 1) == Some(&b'*') => {
-                self.state = State::Comment(1);
-                i + 2
+    fn push_value(&mut self, values: bool, bytes: &[u8]) {
+        let p = &mut self.pending;
+        if values && !p.too_long {
+            if p.value.len() + bytes.len() > MAX_VALUE {
+                p.too_long = true;
+                p.value = Vec::new();
+            } else {
+                p.value.extend_from_slice(bytes);
             }
-            b'\'' => {
-                let escapes = matches!(prev, Some(b'E' | b'e'))
-                    && (i < 2 || !is_ident_byte(line[i - 2]) && line[i - 2] != b'$');
-                self.state = State::Literal { escapes };
-                i + 1
-            }
-            b'"' => {
-                self.state = State::Identifier;
-                i + 1
-            }
-            b'$' if !prev.is_some_and(|p| is_ident_byte(p) || p == b'$') => {
-                let tag_len = line[i + 1..]
-                    .iter()
-                    .position(|b| !is_ident_byte(*b))
-                    .unwrap_or(line.len() - i - 1);
-                let tag = &line[i + 1..i + 1 + tag_len];
-                let starts_well = tag.first().is_none_or(|b| !b.is_ascii_digit());
-                if starts_well && line.get(i + 1 + tag_len) == Some(&b'$') {
-                    self.state = State::Dollar(tag.to_vec());
-                    i + tag_len + 2
-                } else {
-                    i + 1
-                }
-            }
-            _ => i + 1,
         }
     }
+
+    fn emit_str(&mut self, kind: StrKind, values: bool, token: &mut dyn FnMut(Token)) {
+        let p = std::mem::take(&mut self.pending);
+        let decoded = matches!(kind, StrKind::Standard | StrKind::Escape);
+        token(Token {
+            kind: Kind::Str(kind),
+            start: p.start,
+            end: p.end,
+            value: (values && decoded && !p.too_long).then_some(p.value),
+        });
+    }
+
+    /// Starts a multi-line token at `text[i]`.
+    fn begin(&mut self, start: u64, state: State) {
+        self.pending = Pending {
+            start,
+            ..Pending::default()
+        };
+        self.state = state;
+    }
+
+    /// One step at the top level from `text[i]`; returns the next index.
+    fn top(
+        &mut self,
+        text: &[u8],
+        i: usize,
+        base: u64,
+        _values: bool,
+        token: &mut dyn FnMut(Token),
+    ) -> usize {
+        let at = |k: usize| base + k as u64;
+        let b = text[i];
+        let next = text.get(i + 1).copied();
+        let mut emit = |kind: Kind, end: usize| {
+            token(Token {
+                kind,
+                start: at(i),
+                end: at(end),
+                value: None,
+            });
+            end
+        };
+        if is_space(b) {
+            return i + 1;
+        }
+        match (b, next) {
+            (b'-', Some(b'-')) => {
+                self.state = State::LineComment;
+                return i + 2;
+            }
+            (b'/', Some(b'*')) => {
+                self.state = State::BlockComment(0);
+                return i + 2;
+            }
+            (b'\'', _) => {
+                self.begin(at(i), State::Str(StrKind::Standard));
+                return i + 1;
+            }
+            (b'"', _) => {
+                self.begin(at(i), State::Quoted { unicode: false });
+                return i + 1;
+            }
+            _ => {}
+        }
+        // Prefixed literals, only at the start of a token.
+        let prefixed = match (b.to_ascii_lowercase(), next) {
+            (b'e', Some(b'\'')) => Some((StrKind::Escape, 2)),
+            (b'b', Some(b'\'')) => Some((StrKind::Bit, 2)),
+            (b'x', Some(b'\'')) => Some((StrKind::Hex, 2)),
+            (b'u', Some(b'&')) if text.get(i + 2) == Some(&b'\'') => Some((StrKind::Unicode, 3)),
+            _ => None,
+        };
+        if let Some((kind, len)) = prefixed {
+            self.begin(at(i), State::Str(kind));
+            return i + len;
+        }
+        if b.eq_ignore_ascii_case(&b'u') && next == Some(b'&') && text.get(i + 2) == Some(&b'"') {
+            self.begin(at(i), State::Quoted { unicode: true });
+            return i + 3;
+        }
+        if b.eq_ignore_ascii_case(&b'n') && next == Some(b'\'') {
+            // National character: the keyword NCHAR, then a plain literal.
+            return emit(Kind::Word("nchar".into()), i + 1);
+        }
+        if b == b'$' {
+            let digits = text[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                return emit(Kind::Param, i + 1 + digits);
+            }
+            let tag_len = match next {
+                Some(c) if is_ident_start(c) => text[i + 1..]
+                    .iter()
+                    .take_while(|c| is_ident_cont(**c) && **c != b'$')
+                    .count(),
+                _ => 0,
+            };
+            if text.get(i + 1 + tag_len) == Some(&b'$') {
+                let end = i + tag_len + 2;
+                self.begin(at(i), State::Dollar(text[i..end].to_vec()));
+                return end;
+            }
+            return emit(Kind::Char(b'$'), i + 1);
+        }
+        if b.is_ascii_digit() || (b == b'.' && next.is_some_and(|c| c.is_ascii_digit())) {
+            return emit(Kind::Number, number_end(text, i));
+        }
+        if is_ident_start(b) {
+            let len = text[i..].iter().take_while(|c| is_ident_cont(**c)).count();
+            let word = String::from_utf8_lossy(&text[i..i + len]).to_ascii_lowercase();
+            return emit(Kind::Word(word), i + len);
+        }
+        if b == b':' && next == Some(b':') {
+            return emit(Kind::Typecast, i + 2);
+        }
+        if b == b'.' && next == Some(b'.') {
+            return emit(Kind::Op("..".into()), i + 2);
+        }
+        if is_op_char(b) {
+            let n = operator_len(text, i);
+            let kind = if n == 1 {
+                Kind::Char(b)
+            } else {
+                Kind::Op(String::from_utf8_lossy(&text[i..i + n]).into_owned())
+            };
+            return emit(kind, i + n);
+        }
+        emit(Kind::Char(b), i + 1)
+    }
+}
+
+/// End of the number starting at `text[i]`: digits, a fraction (not `..`), an exponent
+/// with digits.
+fn number_end(text: &[u8], i: usize) -> usize {
+    let digits = |from: usize| {
+        text[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut j = i + digits(i);
+    if text.get(j) == Some(&b'.') && text.get(j + 1) != Some(&b'.') {
+        j += 1 + digits(j + 1);
+    }
+    if matches!(text.get(j), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(text.get(j + 1), Some(b'+' | b'-')));
+        let exp = digits(j + 1 + sign);
+        if exp > 0 {
+            j += 1 + sign + exp;
+        }
+    }
+    j
+}
+
+/// All tokens of a whole text, values collected: for tests, fuzzing and short texts.
+/// `None` when the text ends inside a literal, a quoted name, a dollar-quoted body or a
+/// block comment.
+#[must_use]
+pub fn tokens(text: &[u8]) -> Option<Vec<Token>> {
+    let mut lexer = SqlLexer::new();
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        lexer.feed(line, true, &mut |t| out.push(t));
+    }
+    lexer.finish(true, &mut |t| out.push(t)).then_some(out)
 }
 
 #[cfg(test)]
@@ -178,6 +650,32 @@ mod tests {
                 let top = lexer.at_top();
                 lexer.line(line.as_bytes());
                 top
+            })
+            .collect()
+    }
+
+    /// The tokens as short strings: words as they are, `'value'` for literals (`'?'`
+    /// without a value), `"value"` for quoted names, `#` numbers, `$n` parameters, other
+    /// characters and operators as written.
+    fn show(text: &str) -> Vec<String> {
+        tokens(text.as_bytes())
+            .expect("complete")
+            .into_iter()
+            .map(|t| {
+                let value = t
+                    .value
+                    .as_deref()
+                    .map_or("?".into(), |v| String::from_utf8_lossy(v).into_owned());
+                match t.kind {
+                    Kind::Word(w) => w,
+                    Kind::Str(_) => format!("'{value}'"),
+                    Kind::Quoted { .. } => format!("\"{value}\""),
+                    Kind::Number => "#".into(),
+                    Kind::Param => "$n".into(),
+                    Kind::Typecast => "::".into(),
+                    Kind::Op(o) => o,
+                    Kind::Char(c) => (c as char).to_string(),
+                }
             })
             .collect()
     }
@@ -205,5 +703,138 @@ mod tests {
     fn dollar_tags_must_match() {
         assert_eq!(tops("SELECT $a$ x $b$\n$a$;\nx\n"), [true, false, true]);
         assert_eq!(tops("SELECT $1 $2\nx\n"), [true, true]);
+        // `$b$a$`: the failed `$b$` gives back its last `$`, which opens the real end.
+        assert_eq!(show("SELECT $a$x$b$a$;"), ["select", "'x$b'", ";"]);
+        assert_eq!(show("SELECT $a$x$ab$a$;"), ["select", "'x$ab'", ";"]);
+    }
+
+    #[test]
+    fn a_dash_dash_comment_ends_at_a_bare_cr() {
+        // See: issue 26, finding 1. The server reads `CREATE ROLE evil ...`.
+        let text = "CREATE --\rROLE evil SUPERUSER LOGIN /*\n SCHEMA x -- */\n;";
+        assert_eq!(
+            show(text),
+            ["create", "role", "evil", "superuser", "login", ";"]
+        );
+        // CRLF and form feed are whitespace.
+        assert_eq!(
+            show("CREATE\r\nSCHEMA\x0ca;"),
+            ["create", "schema", "a", ";"]
+        );
+    }
+
+    #[test]
+    fn literals_separated_by_a_newline_are_one() {
+        // See: issue 26, finding 2.
+        assert_eq!(
+            show("SELECT set_config('session_replication_'\n'role', 'x', false);"),
+            [
+                "select",
+                "set_config",
+                "(",
+                "'session_replication_role'",
+                ",",
+                "'x'",
+                ",",
+                "false",
+                ")",
+                ";"
+            ]
+        );
+        // Comments and blank lines may sit between the parts; a comment must be followed
+        // by a newline, and at least one newline is needed.
+        assert_eq!(
+            show("SELECT 'a' -- c\n  \n-- d\n 'b';"),
+            ["select", "'ab'", ";"]
+        );
+        assert_eq!(show("SELECT 'a'\r'b';"), ["select", "'ab'", ";"]);
+        assert_eq!(show("SELECT 'a' 'b';"), ["select", "'a'", "'b'", ";"]);
+        assert_eq!(show("SELECT 'a'/*\n*/'b';"), ["select", "'a'", "'b'", ";"]);
+        // After E' the continued part is read with backslash escapes too: here `\'` does
+        // not end it.
+        assert_eq!(
+            show("SELECT E'a'\n'\\'; DROP'\n;"),
+            ["select", "'a'; DROP'", ";"]
+        );
+        // Not continued: the bytes after the quote are read at the top level.
+        assert_eq!(show("SELECT 'a'\n-1;"), ["select", "'a'", "-", "#", ";"]);
+        assert_eq!(show("SELECT 'a'\n\n;"), ["select", "'a'", ";"]);
+    }
+
+    #[test]
+    fn escapes_prefixes_and_identifiers() {
+        assert_eq!(
+            show("SELECT E'\\x41\\102\\u0043\\n\\'\\q', 'a\\b', abce'x', U&'d', B'1''0';"),
+            [
+                "select",
+                "'ABC\n'q'",
+                ",",
+                "'a\\b'",
+                ",",
+                "abce",
+                "'x'",
+                ",",
+                "'?'",
+                ",",
+                "'?'",
+                "'0'",
+                ";"
+            ]
+        );
+        assert_eq!(
+            show("SET \"Session_Replication_Role\" = x; SELECT N'n', u&\"x\", a$b$;"),
+            [
+                "set",
+                "\"Session_Replication_Role\"",
+                "=",
+                "x",
+                ";",
+                "select",
+                "nchar",
+                "'n'",
+                ",",
+                "\"?\"",
+                ",",
+                "a$b$",
+                ";"
+            ]
+        );
+        // Keywords fold ASCII only; bytes >= 0x80 belong to identifiers.
+        assert_eq!(show("SeLeCt ÉtÉ;"), ["select", "ÉtÉ", ";"]);
+    }
+
+    #[test]
+    fn operators_stop_at_comment_starts() {
+        assert_eq!(show("SELECT 1 +/* c */ 2;"), ["select", "#", "+", "#", ";"]);
+        assert_eq!(show("SELECT 1 *--c\n2;"), ["select", "#", "*", "#", ";"]);
+        assert_eq!(
+            show("SELECT a =- 1, b @- c;"),
+            ["select", "a", "=", "-", "#", ",", "b", "@-", "c", ";"]
+        );
+        assert_eq!(
+            show("SELECT 1..2, 1.e5, .5, 1e-3, x::int;"),
+            ["select", "#", "..", "#", ",", "#", ",", "#", ",", "#", ",", "x", "::", "int", ";"]
+        );
+        // `1e'x'`: the number, then an E'' literal (as PostgreSQL 15 reads it; 16 refuses).
+        assert_eq!(show("SELECT 1e'\\'';"), ["select", "#", "'''", ";"]);
+    }
+
+    #[test]
+    fn unfinished_input_is_said() {
+        assert!(tokens(b"SELECT 'a").is_none());
+        assert!(tokens(b"SELECT /* a").is_none());
+        assert!(tokens(b"SELECT $x$ a").is_none());
+        assert!(tokens(b"SELECT \"a").is_none());
+        assert_eq!(show("SELECT 'a'"), ["select", "'a'"]);
+        assert_eq!(show("SELECT 1 -- a"), ["select", "#"]);
+    }
+
+    #[test]
+    fn long_values_are_lexed_but_not_kept() {
+        let long = "x".repeat(MAX_VALUE + 1);
+        let t = tokens(format!("SELECT '{long}';").as_bytes()).unwrap();
+        assert_eq!(t[1].kind, Kind::Str(StrKind::Standard));
+        assert_eq!(t[1].value, None);
+        assert_eq!(t[2].kind, Kind::Char(b';'));
     }
 }

@@ -23,7 +23,7 @@ use std::fmt;
 use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
-use stg_core::sql_lexer::SqlLexer;
+use stg_core::sql_lexer::{self, Kind as TokenKind};
 use tokio_postgres::Client;
 
 /// What to do with production connections found in the schema.
@@ -201,51 +201,36 @@ pub fn starts_strippable(line: &[u8]) -> bool {
 }
 
 /// A whole `CREATE SERVER` or `CREATE USER MAPPING` statement (as pg_dump writes it, over
-/// several lines) without its `OPTIONS (...)` clause. The clause is found at the top level
-/// of the SQL, so an option value that looks like one is not taken for it.
+/// several lines) without its `OPTIONS (...)` clause. The clause is found among the
+/// statement's tokens ([`stg_core::sql_lexer`]), so an option value or a quoted name that
+/// looks like one is not taken for it.
 pub fn strip_options(statement: &[u8]) -> Vec<u8> {
-    // Top-level bytes with their offsets in the statement.
-    let mut top = Vec::new();
-    let mut lexer = SqlLexer::new();
-    let mut offset = 0;
-    for line in statement.split_inclusive(|b| *b == b'\n') {
-        lexer.scan(line, |i, b| {
-            if !b.is_ascii_whitespace() {
-                top.push((offset + i, b));
-            }
-        });
-        offset += line.len();
+    let Some(tokens) = sql_lexer::tokens(statement) else {
+        return statement.to_vec();
+    };
+    let at = |t: &sql_lexer::Token| usize::try_from(t.start).unwrap_or(usize::MAX);
+    let Some(options) = tokens
+        .iter()
+        .position(|t| t.kind == TokenKind::Word("options".into()))
+    else {
+        return statement.to_vec();
+    };
+    if tokens.get(options + 1).map(|t| &t.kind) != Some(&TokenKind::Char(b'(')) {
+        return statement.to_vec();
     }
-    let is_top = |at: usize| top.binary_search_by_key(&at, |(i, _)| *i).is_ok();
-    let Some(start) = (0..statement.len()).find(|&at| {
-        statement[at..].starts_with(b"OPTIONS")
-            && at > 0
-            && statement[at - 1].is_ascii_whitespace()
-            && (0..7).all(|k| is_top(at + k))
+    let mut depth = 0i32;
+    let Some(close) = tokens[options + 1..].iter().find(|t| {
+        match t.kind {
+            TokenKind::Char(b'(') => depth += 1,
+            TokenKind::Char(b')') => depth -= 1,
+            _ => {}
+        }
+        depth == 0
     }) else {
         return statement.to_vec();
     };
-    let mut depth = 0i32;
-    let mut end = None;
-    for &(i, b) in top.iter().filter(|(i, _)| *i >= start + 7) {
-        match b {
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    end = Some(i);
-                    break;
-                }
-            }
-            _ if depth == 0 => break,
-            _ => {}
-        }
-    }
-    let Some(end) = end else {
-        return statement.to_vec();
-    };
-    let mut out = statement[..start].trim_ascii_end().to_vec();
-    out.extend_from_slice(&statement[end + 1..]);
+    let mut out = statement[..at(&tokens[options])].trim_ascii_end().to_vec();
+    out.extend_from_slice(&statement[at(close) + 1..]);
     out
 }
 

@@ -145,6 +145,17 @@ pub struct VerifyArgs {
     /// longer one is refused. Raise it for rows with very large values.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = reader::max_line_parser)]
     pub max_line_size: usize,
+    /// An extension a stream may create besides PostgreSQL's trusted ones (repeatable).
+    /// Only name one whose functions reach no file, program or other server as the
+    /// restoring role: dblink, postgres_fdw, file_fdw and untrusted languages do.
+    #[arg(long, value_name = "NAME")]
+    pub allow_extension: Vec<String>,
+    /// A foreign-data wrapper a stream may create servers, user mappings and foreign
+    /// tables for (repeatable). Servers and user mappings without OPTIONS only, no foreign
+    /// table option naming a file, a program or a connection, and no COPY block into a
+    /// foreign table. The wrapper's extension needs --allow-extension too.
+    #[arg(long, value_name = "NAME")]
+    pub allow_foreign_data_wrapper: Vec<String>,
     /// Output format (default: text on a terminal, json otherwise).
     #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
@@ -223,6 +234,17 @@ pub struct RestoreArgs {
     /// large values.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = reader::max_line_parser)]
     pub max_line_size: usize,
+    /// An extension a stream may create besides PostgreSQL's trusted ones (repeatable).
+    /// Only name one whose functions reach no file, program or other server as the
+    /// restoring role: dblink, postgres_fdw, file_fdw and untrusted languages do.
+    #[arg(long, value_name = "NAME")]
+    pub allow_extension: Vec<String>,
+    /// A foreign-data wrapper a stream may create servers, user mappings and foreign
+    /// tables for (repeatable). Servers and user mappings without OPTIONS only, no foreign
+    /// table option naming a file, a program or a connection, and no COPY block into a
+    /// foreign table. The wrapper's extension needs --allow-extension too.
+    #[arg(long, value_name = "NAME")]
+    pub allow_foreign_data_wrapper: Vec<String>,
     /// No longer used: stg-restore loads through its own connections, never psql. Accepted
     /// (and ignored, with a warning) so that existing scripts keep working.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -254,6 +276,11 @@ impl RestoreArgs {
             (
                 self.max_line_size != reader::DEFAULT_MAX_LINE,
                 "--max-line-size",
+            ),
+            (!self.allow_extension.is_empty(), "--allow-extension"),
+            (
+                !self.allow_foreign_data_wrapper.is_empty(),
+                "--allow-foreign-data-wrapper",
             ),
             (self.psql.is_some(), "--psql"),
             (self.format.is_some(), "--format"),
@@ -290,6 +317,8 @@ pub struct RestoreConfig {
     pub jobs: usize,
     /// `--max-line-size`: the longest stream line accepted, in bytes.
     pub max_line: usize,
+    /// `--allow-extension`, `--allow-foreign-data-wrapper`.
+    pub allowed: policy::Allowed,
     /// `--psql` was given (ignored; the report says so).
     pub psql_ignored: bool,
 }
@@ -299,6 +328,8 @@ pub struct RestoreConfig {
 pub struct VerifyConfig {
     /// `--max-line-size`: the longest stream line accepted, in bytes.
     pub max_line: usize,
+    /// `--allow-extension`, `--allow-foreign-data-wrapper`.
+    pub allowed: policy::Allowed,
 }
 
 /// A validated rollback.
@@ -397,6 +428,7 @@ impl Config {
                     a.format,
                     Action::Verify(VerifyConfig {
                         max_line: a.max_line_size,
+                        allowed: allowed(a.allow_extension, a.allow_foreign_data_wrapper)?,
                     }),
                 )
             }
@@ -457,6 +489,7 @@ impl Config {
                         accept_unverified: a.accept_unverified,
                         jobs,
                         max_line: a.max_line_size,
+                        allowed: allowed(a.allow_extension, a.allow_foreign_data_wrapper)?,
                         psql_ignored: a.psql.is_some(),
                     }),
                 )
@@ -504,4 +537,23 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::runtime(format!("could not start the async runtime: {e}")).into())
+}
+
+/// What `--allow-extension` and `--allow-foreign-data-wrapper` name, checked.
+fn allowed(extensions: Vec<String>, wrappers: Vec<String>) -> Result<policy::Allowed, Error> {
+    for (flag, names) in [
+        ("--allow-extension", &extensions),
+        ("--allow-foreign-data-wrapper", &wrappers),
+    ] {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.is_empty() || n.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            bail_usage!("{flag} {bad:?}: give the name of one, as CREATE EXTENSION writes it");
+        }
+    }
+    Ok(policy::Allowed {
+        extensions,
+        wrappers,
+    })
 }

@@ -223,11 +223,17 @@ pub struct Loader {
     pub tables: BTreeMap<String, TableRows>,
     /// The most connections that ran work at once.
     pub peak_jobs: usize,
+    /// Ask the server, before each COPY, whether its table is or routes rows to a foreign
+    /// table (only where the operator allowed a foreign-data wrapper: otherwise a stream
+    /// cannot make one).
+    check_foreign: bool,
 }
 
 impl Loader {
-    /// Opens the first connection to the incoming database (`conn`).
-    pub async fn connect(conn: Conn, jobs: usize) -> anyhow::Result<Loader> {
+    /// Opens the first connection to the incoming database (`conn`). With `check_foreign`,
+    /// a COPY into a foreign table, or into a partitioned table with a foreign partition,
+    /// is refused before it starts.
+    pub async fn connect(conn: Conn, jobs: usize, check_foreign: bool) -> anyhow::Result<Loader> {
         let mut loader = Loader {
             conn,
             jobs: jobs.max(1),
@@ -240,6 +246,7 @@ impl Loader {
             copy: None,
             tables: BTreeMap::new(),
             peak_jobs: 0,
+            check_foreign,
         };
         let worker = loader.open().await?;
         loader.idle.push(worker);
@@ -379,9 +386,15 @@ impl Loader {
                 let version = self.settings.version;
                 let settings = Arc::clone(&self.settings.snapshot);
                 let held = vec![table.clone()];
+                let job = CopyJob {
+                    sql,
+                    table,
+                    line,
+                    check_foreign: self.check_foreign,
+                };
                 self.spawn(
                     &held.clone(),
-                    copy_job(worker, held, version, settings, sql, table, line, rx),
+                    copy_job(worker, held, version, settings, job, rx),
                 );
                 Ok(())
             }
@@ -463,7 +476,7 @@ impl Loader {
                 );
                 Ok(())
             }
-            Class::Parallel { .. } | Class::Serial => {
+            Class::Parallel { .. } | Class::Serial | Class::Deferred => {
                 self.barrier().await?;
                 let mut w = self.worker().await?;
                 let result = async {
@@ -514,19 +527,57 @@ async fn statement_job(
     (w, tables, result)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One COPY block to load.
+struct CopyJob {
+    /// `COPY table (columns) FROM STDIN`.
+    sql: String,
+    /// The table, as the header names it.
+    table: String,
+    /// The header's line.
+    line: u64,
+    /// Refuse a foreign table first ([`Loader::connect`]).
+    check_foreign: bool,
+}
+
+/// True when `table` is a foreign table or a partitioned table with a foreign partition
+/// at any level (a COPY into it would write through the foreign-data wrapper).
+async fn is_foreign(client: &Client, table: &str) -> anyhow::Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree($1::text::regclass) p \
+             JOIN pg_catalog.pg_class c ON c.oid = p.relid WHERE c.relkind = 'f') \
+             OR (SELECT relkind = 'f' FROM pg_catalog.pg_class WHERE oid = $1::text::regclass)",
+            &[&table],
+        )
+        .await
+        .with_context(|| format!("while checking whether {table} is a foreign table"))?;
+    Ok(row.get::<_, Option<bool>>(0).unwrap_or(false))
+}
+
 async fn copy_job(
     mut w: Worker,
     tables: Vec<String>,
     version: u64,
     settings: Arc<Vec<String>>,
-    sql: String,
-    table: String,
-    line: u64,
+    job: CopyJob,
     mut rx: mpsc::Receiver<CopyMsg>,
 ) -> JobResult {
+    let CopyJob {
+        sql,
+        table,
+        line,
+        check_foreign,
+    } = job;
     let result = async {
         w.sync(version, &settings).await?;
+        if check_foreign && is_foreign(&w.client, &table).await? {
+            return Err(Error::usage(format!(
+                "line {line}: a COPY block into {table} is refused: it is a foreign table, or \
+                 a partitioned table with a foreign partition, and its rows would be written \
+                 through the foreign-data wrapper to wherever its server points"
+            ))
+            .into());
+        }
         let sink = w
             .client
             .copy_in::<_, bytes::Bytes>(&sql)

@@ -8,20 +8,36 @@
 //! ended (a new PostgreSQL version adds commands), while what `pg_dump` writes is a known,
 //! slowly growing set; a form missing here fails a restore loudly, which is the safe way to
 //! be wrong. Inside the allowed forms, the ones that reach beyond the incoming database are
-//! refused: `CREATE/ALTER/DROP DATABASE`, `ROLE`, `USER`, `GROUP`, `TABLESPACE`, `ALTER
-//! SYSTEM`, role membership grants, grants and comments on shared objects (databases,
-//! tablespaces, roles, parameters), subscriptions that connect, and every `SELECT` but
-//! `pg_dump`'s own calls (`set_config`, `setval`, large-object writes, statistics) with
-//! literal arguments. The rule and its reasons are in `docs/security.md`.
+//! refused: database, role, tablespace and system DDL, role membership, grants and comments
+//! on shared objects, foreign-data wrappers, servers, user mappings, foreign tables and
+//! subscriptions (unless the operator allows a wrapper by name), extensions not on the
+//! allowed list, code in C or `internal`, settings pg_dump never writes, and every `SELECT`
+//! but `pg_dump`'s own calls with literal arguments. The rules and their reasons are in
+//! `docs/security.md`.
 //!
-//! What this cannot see: the code a statement makes the server run. A function the stream
-//! defines runs during the load wherever the schema calls it (a CHECK constraint, a column
-//! default, an index expression, a materialized view's REFRESH), with the load role's
-//! privileges; checking statements does not close that (`docs/security.md`, section 5).
+//! The checks read the [`Token`]s of [`stg_core::sql_lexer`], the same tokens the splitter
+//! ended the statement on and the same rules the server reads it by; nothing here scans
+//! text again.
+//!
+//! Some checks follow the stream's order ([`Policy`] keeps what they need): no COPY block
+//! after a statement that creates or changes a trigger (a foreign key's checks are
+//! triggers), so no trigger of a stream's can fire on a row it loads, whatever the session
+//! says; event triggers are created after everything else; a user mapping or foreign
+//! table only on a server the stream created on an allowed wrapper.
+//!
+//! What this cannot see: the code a statement makes the server run. An expression the
+//! schema defines (a CHECK constraint, a column default, an index expression, a
+//! materialized view's query on REFRESH) runs during the load with the load role's
+//! privileges, whether it calls a function of the stream's or a built-in one;
+//! `docs/security.md`, section 5.
 //!
 //! Not here: splitting the stream into statements ([`crate::script`]) and psql
 //! meta-commands, which never reach this module (the splitter refuses them).
 //! See: <https://www.postgresql.org/docs/current/sql-commands.html>.
+
+use std::collections::BTreeSet;
+
+use stg_core::sql_lexer::{self, Kind, StrKind, Token};
 
 /// How an allowed statement is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,173 +62,156 @@ pub enum Class {
     },
     /// Anything else allowed: runs alone, after everything before it.
     Serial,
+    /// An event trigger (or a statement on one): held back and run alone after every other
+    /// statement of the stream, so that it fires on none of them. pg_dump writes event
+    /// triggers last but for materialized view refreshes, which are DDL an event trigger
+    /// fires on.
+    Deferred,
 }
 
-/// One lexical token of a statement.
+/// Extensions a stream may create unless the operator says otherwise: PostgreSQL's own
+/// trusted extensions, those a database owner may create without being a superuser (they
+/// reach no file, program or other server).
+/// See: <https://www.postgresql.org/docs/current/contrib.html> ("trusted").
+pub const DEFAULT_EXTENSIONS: &[&str] = &[
+    "btree_gin",
+    "btree_gist",
+    "citext",
+    "cube",
+    "dict_int",
+    "earthdistance",
+    "fuzzystrmatch",
+    "hstore",
+    "intarray",
+    "isn",
+    "lo",
+    "ltree",
+    "pg_trgm",
+    "pgcrypto",
+    "plperl",
+    "plpgsql",
+    "pltcl",
+    "seg",
+    "tablefunc",
+    "tcn",
+    "tsm_system_rows",
+    "tsm_system_time",
+    "unaccent",
+    "uuid-ossp",
+];
+
+/// Option names a foreign table may never carry, whatever the wrapper: they name server
+/// files, programs, or a connection (libpq's keywords).
+const FOREIGN_TABLE_OPTIONS_REFUSED: &[&str] = &[
+    "program",
+    "filename",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "service",
+    "options",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslpassword",
+    "require_auth",
+];
+
+/// Settings `ALTER DATABASE <incoming> SET` may not change (a plain `pg_dump -C` stream):
+/// they load libraries into every new session, or change how the load itself runs.
+const DATABASE_SETTINGS_REFUSED: &[&str] = &[
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "shared_preload_libraries",
+    "dynamic_library_path",
+    "session_replication_role",
+    "role",
+    "session_authorization",
+    "allow_system_table_mods",
+    "allow_in_place_tablespaces",
+    "ignore_system_indexes",
+    "ignore_checksum_failure",
+    "zero_damaged_pages",
+    "jit_provider",
+    "standard_conforming_strings",
+    "client_encoding",
+    "default_transaction_read_only",
+];
+
+/// What the operator allows beyond pg_dump's ordinary forms.
+#[derive(Clone, Debug, Default)]
+pub struct Allowed {
+    /// Extensions besides [`DEFAULT_EXTENSIONS`] (`--allow-extension`).
+    pub extensions: Vec<String>,
+    /// Foreign-data wrappers whose servers, user mappings and foreign tables a stream may
+    /// create, without connection or program options (`--allow-foreign-data-wrapper`).
+    pub wrappers: Vec<String>,
+}
+
+/// The checks, with what they need to remember of the stream so far.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// The incoming database's name, where a plain `pg_dump -C` stream's database-level
+    /// statements (rewritten by the reader) may name it.
+    incoming: Option<String>,
+    allowed: Allowed,
+    /// Servers the stream created on an allowed wrapper.
+    servers: BTreeSet<String>,
+    /// The first statement that created or changed a trigger: its line and form. No COPY
+    /// block may follow it.
+    triggers_from: Option<(u64, String)>,
+}
+
+/// One lexical token of a statement, as the checks read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Tok {
     /// A keyword or bare identifier, uppercased.
     Word(String),
-    /// A double-quoted identifier, unquoted.
-    Quoted(String),
-    /// A string literal (any form), with its contents (escapes not processed).
-    Str(String),
+    /// A double-quoted identifier, its name (`None`: `U&"..."`, not decoded).
+    Quoted(Option<String>),
+    /// A string literal, its value (`None`: one whose value is not decoded here, or too
+    /// long to keep).
+    Str(Option<String>),
     /// A number.
     Num,
     /// `$1`.
     Param,
     /// `::`.
     Cast,
+    /// An operator of two or more characters.
+    Op(String),
     /// Any other character.
     Punct(char),
 }
 
-fn is_ident_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_' || !c.is_ascii()
-}
-
-fn is_ident_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '$' || !c.is_ascii()
-}
-
-/// Splits one statement into tokens; comments are skipped. `Err` for an unterminated
-/// literal or comment (the splitter ended the statement where the server would not).
-fn tokens(sql: &str) -> Result<Vec<Tok>, String> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let unterminated = |what: &str| Err(format!("unterminated {what}"));
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if b[i..].starts_with(b"--") {
-            i = b[i..]
-                .iter()
-                .position(|&x| x == b'\n')
-                .map_or(b.len(), |p| i + p);
-        } else if b[i..].starts_with(b"/*") {
-            let mut depth = 0;
-            loop {
-                if i >= b.len() {
-                    return unterminated("comment");
-                }
-                if b[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if b[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
+impl Tok {
+    fn from_token(t: &Token) -> Tok {
+        let text = |v: &Option<Vec<u8>>| v.as_ref().map(|v| String::from_utf8_lossy(v).into());
+        match &t.kind {
+            Kind::Word(w) => Tok::Word(w.to_ascii_uppercase()),
+            Kind::Quoted { unicode: false } => Tok::Quoted(text(&t.value)),
+            Kind::Quoted { unicode: true } => Tok::Quoted(None),
+            Kind::Str(StrKind::Standard | StrKind::Escape | StrKind::Dollar) => {
+                Tok::Str(text(&t.value))
             }
-        } else if c == b'\''
-            || (matches!(c, b'E' | b'e' | b'B' | b'b' | b'X' | b'x' | b'N' | b'n')
-                && b.get(i + 1) == Some(&b'\''))
-            || ((c == b'U' || c == b'u') && b[i + 1..].starts_with(b"&'"))
-        {
-            let escapes = matches!(c, b'E' | b'e');
-            let start = i + b[i..].iter().position(|&x| x == b'\'').unwrap_or(0) + 1;
-            let mut j = start;
-            loop {
-                match b.get(j) {
-                    None => return unterminated("string literal"),
-                    Some(b'\\') if escapes => j += 2,
-                    Some(b'\'') if b.get(j + 1) == Some(&b'\'') => j += 2,
-                    Some(b'\'') => break,
-                    Some(_) => j += 1,
-                }
-            }
-            out.push(Tok::Str(sql[start..j].to_owned()));
-            i = j + 1;
-        } else if c == b'"' || ((c == b'U' || c == b'u') && b[i + 1..].starts_with(b"&\"")) {
-            let start = i + b[i..].iter().position(|&x| x == b'"').unwrap_or(0) + 1;
-            let mut j = start;
-            let mut name = String::new();
-            loop {
-                match b.get(j) {
-                    None => return unterminated("quoted identifier"),
-                    Some(b'"') if b.get(j + 1) == Some(&b'"') => {
-                        name.push('"');
-                        j += 2;
-                    }
-                    Some(b'"') => break,
-                    Some(_) => {
-                        let ch = sql[j..].chars().next().expect("in bounds");
-                        name.push(ch);
-                        j += ch.len_utf8();
-                    }
-                }
-            }
-            out.push(Tok::Quoted(name));
-            i = j + 1;
-        } else if c == b'$' {
-            let rest = &sql[i + 1..];
-            if rest.starts_with(|ch: char| ch.is_ascii_digit()) {
-                let len = rest
-                    .find(|ch: char| !ch.is_ascii_digit())
-                    .unwrap_or(rest.len());
-                out.push(Tok::Param);
-                i += 1 + len;
-            } else {
-                let len = rest.find(|ch: char| !is_ident_char(ch) || ch == '$');
-                match len {
-                    Some(len) if rest[len..].starts_with('$') => {
-                        let tag = &sql[i..=i + 1 + len];
-                        let body = i + tag.len();
-                        let Some(end) = sql[body..].find(tag) else {
-                            return unterminated("dollar-quoted string");
-                        };
-                        out.push(Tok::Str(sql[body..body + end].to_owned()));
-                        i = body + end + tag.len();
-                    }
-                    _ => {
-                        out.push(Tok::Punct('$'));
-                        i += 1;
-                    }
-                }
-            }
-        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
-            i += 1;
-            while i < b.len() {
-                let d = b[i];
-                let exponent_sign = (d == b'+' || d == b'-') && matches!(b[i - 1], b'e' | b'E');
-                if d.is_ascii_alphanumeric() || d == b'.' || d == b'_' || exponent_sign {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            out.push(Tok::Num);
-        } else if c == b':' && b.get(i + 1) == Some(&b':') {
-            out.push(Tok::Cast);
-            i += 2;
-        } else {
-            let ch = sql[i..].chars().next().expect("in bounds");
-            if is_ident_start(ch) {
-                let len = sql[i..]
-                    .find(|x: char| !is_ident_char(x))
-                    .unwrap_or(sql.len() - i);
-                out.push(Tok::Word(sql[i..i + len].to_ascii_uppercase()));
-                i += len;
-            } else {
-                out.push(Tok::Punct(ch));
-                i += ch.len_utf8();
-            }
+            Kind::Str(_) => Tok::Str(None),
+            Kind::Number => Tok::Num,
+            Kind::Param => Tok::Param,
+            Kind::Typecast => Tok::Cast,
+            Kind::Op(o) => Tok::Op(o.clone()),
+            Kind::Char(c) => Tok::Punct(char::from(*c)),
         }
     }
-    Ok(out)
 }
 
 /// Session settings a dump may set, and that a restore replays on every connection.
 /// `client_encoding` and `standard_conforming_strings` have their values checked too: the
-/// loader speaks UTF-8, and stg-restore's own statement splitter reads literals as the
-/// server does only with standard-conforming strings on.
+/// loader speaks UTF-8, and the lexer reads literals as the server does only with
+/// standard-conforming strings on.
 const SETTINGS: &[&str] = &[
     "check_function_bodies",
     "client_encoding",
@@ -265,44 +264,576 @@ fn refuse(what: &str, why: &str) -> String {
     format!("{what} is refused: it {why}")
 }
 
-/// Checks one statement (its text as the splitter cut it, `;` included or not) and says
-/// how to run it. `incoming` names the incoming database: a plain `pg_dump -C` stream's
-/// database-level statements, rewritten to it by the reader, may name it and no other.
+/// Checks one piece of SQL standing alone: lexed, split as the stream's splitter splits,
+/// and classified by a fresh [`Policy`] (for tests and callers without a stream). `Err`
+/// for more than one statement, an unfinished one, or a refused one.
 pub fn classify(sql: &str, incoming: Option<&str>) -> Result<Class, String> {
-    let mut toks = tokens(sql)?;
-    if toks.last() == Some(&Tok::Punct(';')) {
-        toks.pop();
-    }
-    if at_depth0(&toks).iter().any(|&i| toks[i] == Tok::Punct(';')) {
+    let tokens = sql_lexer::tokens(sql.as_bytes())
+        .ok_or("the statement ends inside a literal, a quoted name or a comment")?;
+    if !crate::script::one_statement(&tokens) {
         return Err("more than one statement in one piece of SQL".into());
     }
-    let words: Vec<&str> = toks
-        .iter()
-        .map(|t| match t {
-            Tok::Word(w) => w.as_str(),
-            _ => "",
-        })
-        .collect();
-    let Some(&head) = words.first() else {
-        return Err("not a statement".into());
-    };
-    match head {
-        "SET" | "RESET" => setting(&toks, &words),
-        "SELECT" => select(&toks, &words),
-        "BEGIN" if toks.len() == 1 => Ok(Class::Begin),
-        "COMMIT" if toks.len() == 1 => Ok(Class::Commit),
-        "BEGIN" | "COMMIT" => Err(refuse(
-            head,
-            "controls transactions in a way pg_dump never writes",
-        )),
-        "CREATE" => create(&toks, &words),
-        "ALTER" => alter(&toks, &words, incoming),
-        "COMMENT" | "SECURITY" => on_object(head, &toks, &words, incoming),
-        "GRANT" | "REVOKE" => grant(head, &toks, &words, incoming),
-        "REFRESH" if words.get(1) == Some(&"MATERIALIZED") => Ok(Class::Serial),
-        "" => Err("not a statement (it does not start with a command)".into()),
-        other => Err(refuse(other, refused_head(other))),
+    let mut policy = Policy::new(incoming.map(str::to_owned), Allowed::default());
+    policy.classify(0, &tokens)
+}
+
+impl Policy {
+    /// The checks for one stream. `incoming` names the incoming database where a plain
+    /// `pg_dump -C` stream's database-level statements may name it.
+    pub fn new(incoming: Option<String>, allowed: Allowed) -> Policy {
+        Policy {
+            incoming,
+            allowed,
+            ..Policy::default()
+        }
     }
+
+    /// Forgets the incoming database's name: the stream has a manifest, so it is stg-dump's
+    /// (written without `-C`) and names no database.
+    pub fn no_database_statements(&mut self) {
+        self.incoming = None;
+    }
+
+    /// A COPY block into `table` starts: refused after a statement that made or
+    /// changed a trigger (pg_dump writes every trigger and foreign key after all data).
+    pub fn copy_block(&self, table: &str) -> Result<(), String> {
+        match &self.triggers_from {
+            Some((line, what)) => Err(format!(
+                "a COPY block into {table} after `{what}` (line {line}) is refused: pg_dump \
+                 writes triggers and foreign keys after all the data, so a trigger that exists \
+                 before a COPY block would fire on the rows loaded"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks one statement (its tokens, the last one its `;` or not), which starts at
+    /// `line`, and says how to run it.
+    pub fn classify(&mut self, line: u64, tokens: &[Token]) -> Result<Class, String> {
+        let mut toks: Vec<Tok> = tokens.iter().map(Tok::from_token).collect();
+        if toks.last() == Some(&Tok::Punct(';')) {
+            toks.pop();
+        }
+        let words: Vec<&str> = toks
+            .iter()
+            .map(|t| match t {
+                Tok::Word(w) => w.as_str(),
+                _ => "",
+            })
+            .collect();
+        let Some(&head) = words.first() else {
+            return Err("not a statement".into());
+        };
+        let s = Stmt {
+            toks: &toks,
+            words: &words,
+        };
+        match head {
+            "SET" | "RESET" => setting(&s),
+            "SELECT" => select(&s),
+            "BEGIN" if toks.len() == 1 => Ok(Class::Begin),
+            "COMMIT" if toks.len() == 1 => Ok(Class::Commit),
+            "BEGIN" | "COMMIT" => Err(refuse(
+                head,
+                "controls transactions in a way pg_dump never writes",
+            )),
+            "CREATE" => self.create(line, &s),
+            "ALTER" => self.alter(line, &s),
+            "COMMENT" | "SECURITY" => self.on_object(head, &s),
+            "GRANT" | "REVOKE" => self.grant(head, &s),
+            "REFRESH" if words.get(1) == Some(&"MATERIALIZED") => Ok(Class::Serial),
+            "" => Err("not a statement (it does not start with a command)".into()),
+            other => Err(refuse(other, refused_head(other))),
+        }
+    }
+
+    /// Remembers the first statement that made or changed a trigger.
+    fn trigger_made(&mut self, line: u64, what: &str) {
+        if self.triggers_from.is_none() {
+            self.triggers_from = Some((line, what.to_owned()));
+        }
+    }
+
+    fn wrapper_allowed(&self, name: &str) -> bool {
+        self.allowed.wrappers.iter().any(|w| w == name)
+    }
+
+    fn create(&mut self, line: u64, s: &Stmt) -> Result<Class, String> {
+        let (toks, words) = (s.toks, s.words);
+        let (kind, at) = object_kind(words, 1);
+        if let Some(why) = shared_object(kind, words.get(at + 1)) {
+            return Err(refuse(&format!("CREATE {kind}"), why));
+        }
+        if !CREATE_KINDS.contains(&kind) {
+            return Err(refuse(
+                &format!("CREATE {kind}"),
+                "is not a statement pg_dump writes into a database dump",
+            ));
+        }
+        let top = at_depth0(toks);
+        match kind {
+            "TABLE" if top.iter().any(|&i| words[i] == "AS") => Err(refuse(
+                "CREATE TABLE ... AS",
+                "runs a query, which pg_dump never writes",
+            )),
+            "TABLE" => {
+                // A REFERENCES clause makes the foreign key's check triggers at once;
+                // pg_dump adds foreign keys after the data instead.
+                if words.contains(&"REFERENCES") {
+                    self.trigger_made(line, "CREATE TABLE ... REFERENCES");
+                }
+                Ok(Class::Serial)
+            }
+            // pg_dump creates a materialized view empty and fills it in post-data with
+            // REFRESH; one created WITH DATA runs its query at once.
+            "MATERIALIZED"
+                if !(words.len() >= 3 && words[words.len() - 3..] == ["WITH", "NO", "DATA"]) =>
+            {
+                Err(refuse(
+                    "CREATE MATERIALIZED VIEW without WITH NO DATA",
+                    "runs its query as it is created, which pg_dump never writes",
+                ))
+            }
+            "SUBSCRIPTION" => Err(refuse(
+                "CREATE SUBSCRIPTION",
+                "makes a subscription, which connects to a publisher and cannot be dropped \
+                 with the incoming database while it has a replication slot (stg-dump leaves \
+                 subscriptions out unless --foreign-connections keep)",
+            )),
+            "FOREIGN" => self.create_foreign(s, at),
+            "SERVER" => self.create_server(s, at),
+            "USER" => self.create_user_mapping(s),
+            "EXTENSION" => self.create_extension(s, at),
+            "LANGUAGE" => Err(refuse(
+                "CREATE LANGUAGE",
+                "installs a procedural language's handler (server code); languages come \
+                 from extensions (--allow-extension)",
+            )),
+            "FUNCTION" | "PROCEDURE" => {
+                check_language(s)?;
+                Ok(Class::Serial)
+            }
+            "TRIGGER" => {
+                self.trigger_made(line, "CREATE TRIGGER");
+                Ok(Class::Serial)
+            }
+            "EVENT" => Ok(Class::Deferred),
+            "INDEX" => {
+                let on = top
+                    .iter()
+                    .find(|&&i| words[i] == "ON")
+                    .ok_or("CREATE INDEX without ON")?;
+                let mut i = on + 1;
+                if words.get(i) == Some(&"ONLY") {
+                    i += 1;
+                }
+                Ok(
+                    object_name(toks, i).map_or(Class::Serial, |(table, _)| Class::Parallel {
+                        tables: vec![table],
+                    }),
+                )
+            }
+            _ => Ok(Class::Serial),
+        }
+    }
+
+    /// `CREATE EXTENSION [IF NOT EXISTS] name [WITH] [SCHEMA s]`: only an allowed name,
+    /// without `CASCADE` (which would create extensions not named) or `VERSION`.
+    fn create_extension(&self, s: &Stmt, at: usize) -> Result<Class, String> {
+        let mut i = at + 1;
+        if s.words.get(i..i + 3) == Some(&["IF", "NOT", "EXISTS"]) {
+            i += 3;
+        }
+        let name = match s.toks.get(i) {
+            Some(Tok::Word(w)) => w.to_ascii_lowercase(),
+            Some(Tok::Quoted(Some(q))) => q.clone(),
+            _ => return Err("CREATE EXTENSION without a name it can read".into()),
+        };
+        let allowed =
+            DEFAULT_EXTENSIONS.contains(&name.as_str()) || self.allowed.extensions.contains(&name);
+        if !allowed {
+            return Err(refuse(
+                &format!("CREATE EXTENSION {name}"),
+                &format!(
+                    "is not on the list of extensions a stream may create ({} and what \
+                     --allow-extension adds; see docs/security.md)",
+                    DEFAULT_EXTENSIONS.join(", ")
+                ),
+            ));
+        }
+        for (j, w) in s.words.iter().enumerate().skip(i + 1) {
+            match *w {
+                "SCHEMA" if object_name(s.toks, j + 1).is_none() => {
+                    return Err("CREATE EXTENSION ... SCHEMA without a name".into());
+                }
+                "CASCADE" | "VERSION" | "FROM" => {
+                    return Err(refuse(
+                        &format!("CREATE EXTENSION ... {w}"),
+                        "is not what pg_dump writes (CASCADE creates extensions not named)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(Class::Serial)
+    }
+
+    /// `CREATE SERVER s [TYPE 't'] [VERSION 'v'] FOREIGN DATA WRAPPER w`, without OPTIONS,
+    /// on a wrapper the operator allowed.
+    fn create_server(&mut self, s: &Stmt, at: usize) -> Result<Class, String> {
+        let mut i = at + 1;
+        if s.words.get(i..i + 3) == Some(&["IF", "NOT", "EXISTS"]) {
+            i += 3;
+        }
+        let (server, _) = object_name(s.toks, i).ok_or("CREATE SERVER without a name")?;
+        let wrapper = s
+            .words
+            .windows(3)
+            .position(|w| w == ["FOREIGN", "DATA", "WRAPPER"])
+            .and_then(|p| object_name(s.toks, p + 3))
+            .map(|(w, _)| w);
+        match wrapper {
+            Some(w) if self.wrapper_allowed(&w) => {
+                if s.words.contains(&"OPTIONS") {
+                    return Err(refuse(
+                        &format!("CREATE SERVER {server} ... OPTIONS"),
+                        "names where the server connects; a stream's foreign servers are \
+                         created without options (stg-dump --foreign-connections strip)",
+                    ));
+                }
+                self.servers.insert(server);
+                Ok(Class::Serial)
+            }
+            _ => Err(foreign_refused("CREATE SERVER")),
+        }
+    }
+
+    /// `CREATE USER MAPPING FOR r SERVER s`, without OPTIONS, for a server the stream
+    /// created.
+    fn create_user_mapping(&self, s: &Stmt) -> Result<Class, String> {
+        let server = s
+            .words
+            .iter()
+            .position(|w| *w == "SERVER")
+            .and_then(|p| object_name(s.toks, p + 1))
+            .map(|(n, _)| n);
+        match server {
+            Some(server) if self.servers.contains(&server) => {
+                if s.words.contains(&"OPTIONS") {
+                    return Err(refuse(
+                        "CREATE USER MAPPING ... OPTIONS",
+                        "holds a user name or password for a connection",
+                    ));
+                }
+                Ok(Class::Serial)
+            }
+            _ => Err(foreign_refused("CREATE USER MAPPING")),
+        }
+    }
+
+    /// `CREATE FOREIGN TABLE ... SERVER s [OPTIONS (...)]` on a server the stream created,
+    /// no option naming a file, a program or a connection. (`CREATE FOREIGN DATA WRAPPER`
+    /// is refused: a wrapper's handler is server code.)
+    fn create_foreign(&self, s: &Stmt, at: usize) -> Result<Class, String> {
+        if s.words.get(at + 1) != Some(&"TABLE") {
+            return Err(foreign_refused("CREATE FOREIGN DATA WRAPPER"));
+        }
+        let top = at_depth0(s.toks);
+        let server = top
+            .iter()
+            .find(|&&i| s.words[i] == "SERVER")
+            .and_then(|&p| object_name(s.toks, p + 1))
+            .map(|(n, _)| n);
+        match server {
+            Some(server) if self.servers.contains(&server) => {
+                check_foreign_options(s)?;
+                Ok(Class::Serial)
+            }
+            _ => Err(foreign_refused("CREATE FOREIGN TABLE")),
+        }
+    }
+
+    fn alter(&mut self, line: u64, s: &Stmt) -> Result<Class, String> {
+        let (toks, words) = (s.toks, s.words);
+        let (kind, at) = object_kind(words, 1);
+        if kind == "DATABASE" && is_incoming(toks, at + 1, self.incoming.as_deref()) {
+            return match words.get(at + 2) {
+                Some(&"SET") => {
+                    let (name, _) =
+                        object_name(toks, at + 3).ok_or("ALTER DATABASE ... SET without a name")?;
+                    if DATABASE_SETTINGS_REFUSED.contains(&name.as_str()) {
+                        return Err(refuse(
+                            &format!("ALTER DATABASE ... SET {name}"),
+                            "loads code into every new session or changes how the load runs",
+                        ));
+                    }
+                    Ok(Class::Serial)
+                }
+                Some(&("RESET" | "OWNER")) => Ok(Class::Serial),
+                _ => Err(refuse(
+                    "ALTER DATABASE",
+                    "changes more than the incoming database's settings or owner",
+                )),
+            };
+        }
+        if let Some(why) = shared_object(kind, words.get(at + 1)) {
+            return Err(refuse(&format!("ALTER {kind}"), why));
+        }
+        match kind {
+            "SUBSCRIPTION" => Err(refuse(
+                "ALTER SUBSCRIPTION",
+                "acts on a subscription, which a stream may not make",
+            )),
+            "EXTENSION" => Err(refuse(
+                "ALTER EXTENSION",
+                "runs an extension's update scripts or changes its members, which pg_dump \
+                 writes only for binary upgrades",
+            )),
+            "LANGUAGE" => Err(refuse(
+                "ALTER LANGUAGE",
+                "acts on a procedural language, which comes from an extension",
+            )),
+            "EVENT" => Ok(Class::Deferred),
+            "TRIGGER" => {
+                self.trigger_made(line, "ALTER TRIGGER");
+                Ok(Class::Serial)
+            }
+            "FUNCTION" | "PROCEDURE" | "ROUTINE" => {
+                check_language(s)?;
+                Ok(Class::Serial)
+            }
+            "FOREIGN" | "SERVER" | "USER" => self.alter_foreign(kind, at, s),
+            "TABLE" => Ok(self.alter_table(line, at, s)),
+            _ => Ok(Class::Serial),
+        }
+    }
+
+    /// `ALTER SERVER`, `ALTER USER MAPPING`, `ALTER FOREIGN TABLE` / `DATA WRAPPER`: only
+    /// on what the stream may have created, and never adding connection options.
+    fn alter_foreign(&self, kind: &str, at: usize, s: &Stmt) -> Result<Class, String> {
+        let words = s.words;
+        match kind {
+            "SERVER" => {
+                let server = object_name(s.toks, at + 1).map(|(n, _)| n);
+                let owner_only = words.get(at + 2) == Some(&"OWNER");
+                if server.is_some_and(|n| self.servers.contains(&n)) && owner_only {
+                    Ok(Class::Serial)
+                } else {
+                    Err(foreign_refused("ALTER SERVER other than OWNER TO"))
+                }
+            }
+            "USER" => Err(foreign_refused("ALTER USER MAPPING")),
+            _ if words.get(at + 1) == Some(&"TABLE") => {
+                if self.servers.is_empty() {
+                    return Err(foreign_refused("ALTER FOREIGN TABLE"));
+                }
+                check_foreign_options(s)?;
+                Ok(Class::Serial)
+            }
+            _ => Err(foreign_refused("ALTER FOREIGN DATA WRAPPER")),
+        }
+    }
+
+    /// `ALTER TABLE`: a constraint alone runs beside other tables' work; a trigger's state
+    /// or a foreign key closes the data phase.
+    fn alter_table(&mut self, line: u64, at: usize, s: &Stmt) -> Class {
+        let (toks, words) = (s.toks, s.words);
+        let top = at_depth0(toks);
+        if top.iter().any(|&i| words[i] == "TRIGGER") {
+            // ENABLE [ALWAYS | REPLICA] / DISABLE TRIGGER: pg_dump writes it right after
+            // the trigger, after all the data.
+            self.trigger_made(line, "ALTER TABLE ... TRIGGER");
+        }
+        let foreign_key = words.contains(&"REFERENCES");
+        if foreign_key {
+            self.trigger_made(line, "ALTER TABLE ... FOREIGN KEY");
+        }
+        // `ALTER TABLE [ONLY] t ADD CONSTRAINT c ...` alone: an index or a check, run
+        // beside other tables' work; a foreign key also locks the table it references.
+        let mut i = at + 1;
+        if words.get(i) == Some(&"ONLY") {
+            i += 1;
+        }
+        if let Some((table, next)) = object_name(toks, i) {
+            let single = !top.iter().any(|&j| toks[j] == Tok::Punct(','));
+            if single
+                && words.get(next) == Some(&"ADD")
+                && words.get(next + 1) == Some(&"CONSTRAINT")
+            {
+                let mut tables = vec![table];
+                if let Some(r) = words.iter().position(|w| *w == "REFERENCES") {
+                    match object_name(toks, r + 1) {
+                        Some((target, _)) => tables.push(target),
+                        None => return Class::Serial,
+                    }
+                }
+                return Class::Parallel { tables };
+            }
+        }
+        Class::Serial
+    }
+
+    /// `COMMENT ON kind ...` and `SECURITY LABEL [FOR p] ON kind ...`.
+    fn on_object(&self, head: &str, s: &Stmt) -> Result<Class, String> {
+        let (toks, words) = (s.toks, s.words);
+        let Some(on) = words.iter().position(|w| *w == "ON") else {
+            return Err(refuse(head, "is not a statement pg_dump writes"));
+        };
+        let kind = words.get(on + 1).copied().unwrap_or("");
+        if kind == "DATABASE" && is_incoming(toks, on + 2, self.incoming.as_deref()) {
+            return Ok(Class::Serial);
+        }
+        if let Some(why) = shared_object(kind, words.get(on + 2)) {
+            return Err(refuse(&format!("{head} ON {kind}"), why));
+        }
+        match kind {
+            "EVENT" => Ok(Class::Deferred),
+            "SUBSCRIPTION" => Err(refuse(
+                &format!("{head} ON SUBSCRIPTION"),
+                "acts on a subscription, which a stream may not make",
+            )),
+            "SERVER" => {
+                let server = object_name(toks, on + 2).map(|(n, _)| n);
+                if server.is_some_and(|n| self.servers.contains(&n)) {
+                    Ok(Class::Serial)
+                } else {
+                    Err(foreign_refused(&format!("{head} ON SERVER")))
+                }
+            }
+            "FOREIGN" if words.get(on + 2) == Some(&"TABLE") && !self.servers.is_empty() => {
+                Ok(Class::Serial)
+            }
+            "FOREIGN" => Err(foreign_refused(&format!("{head} ON FOREIGN ..."))),
+            _ => Ok(Class::Serial),
+        }
+    }
+
+    fn grant(&self, head: &str, s: &Stmt) -> Result<Class, String> {
+        let (toks, words) = (s.toks, s.words);
+        let top = at_depth0(toks);
+        let Some(&on) = top.iter().find(|&&i| words[i] == "ON") else {
+            return Err(refuse(
+                &format!("{head} of a role"),
+                "changes role membership, which is shared by every database of the server",
+            ));
+        };
+        // `ON ALL TABLES IN SCHEMA`, `ON LARGE OBJECT`, `ON FOREIGN SERVER`...: the kind is
+        // the word after ON.
+        let kind = words.get(on + 1).copied().unwrap_or("");
+        if kind == "DATABASE" && is_incoming(toks, on + 2, self.incoming.as_deref()) {
+            return Ok(Class::Serial);
+        }
+        if let Some(why) = shared_object(kind, None) {
+            return Err(refuse(&format!("{head} ON {kind}"), why));
+        }
+        if kind == "FOREIGN" {
+            let allowed = match words.get(on + 2) {
+                Some(&"SERVER") => {
+                    object_name(toks, on + 3).is_some_and(|(n, _)| self.servers.contains(&n))
+                }
+                Some(&"DATA") => {
+                    object_name(toks, on + 4).is_some_and(|(n, _)| self.wrapper_allowed(&n))
+                }
+                _ => false,
+            };
+            if !allowed {
+                return Err(foreign_refused(&format!("{head} ON FOREIGN ...")));
+            }
+        }
+        Ok(Class::Serial)
+    }
+}
+
+/// The tokens of one statement and their uppercased words (`""` for other tokens).
+struct Stmt<'a> {
+    toks: &'a [Tok],
+    words: &'a [&'a str],
+}
+
+fn foreign_refused(what: &str) -> String {
+    refuse(
+        what,
+        "makes or uses foreign data (a foreign server, user mapping, foreign table or \
+         wrapper), through which the load could read or write another database or run a \
+         program; only wrappers the operator names with --allow-foreign-data-wrapper are \
+         accepted, for servers the stream creates without options",
+    )
+}
+
+/// Every `OPTIONS (...)` clause of a foreign-table statement: no option name that names a
+/// file, a program or a connection, and no `SET`/`DROP` forms hiding one.
+fn check_foreign_options(s: &Stmt) -> Result<(), String> {
+    let toks = s.toks;
+    for (i, _) in s.words.iter().enumerate().filter(|(_, w)| **w == "OPTIONS") {
+        if toks.get(i + 1) != Some(&Tok::Punct('(')) {
+            continue;
+        }
+        let mut depth = 0;
+        let mut expect_name = true;
+        for t in &toks[i + 1..] {
+            match t {
+                Tok::Punct('(') => depth += 1,
+                Tok::Punct(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Tok::Punct(',') => expect_name = true,
+                Tok::Word(w) if expect_name && matches!(w.as_str(), "ADD" | "SET" | "DROP") => {}
+                Tok::Word(w) if expect_name => {
+                    let name = w.to_ascii_lowercase();
+                    if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name.as_str()) {
+                        return Err(refuse(
+                            &format!("a foreign table option {name}"),
+                            "names a server file, a program or a connection",
+                        ));
+                    }
+                    expect_name = false;
+                }
+                Tok::Quoted(q) if expect_name => {
+                    let name = q.as_deref().unwrap_or("program");
+                    if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name) {
+                        return Err(refuse(
+                            &format!("a foreign table option {name}"),
+                            "names a server file, a program or a connection",
+                        ));
+                    }
+                    expect_name = false;
+                }
+                _ => expect_name = false,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CREATE/ALTER FUNCTION|PROCEDURE`: no `LANGUAGE c` or `internal` (server code, loaded
+/// by whoever creates it; pg_dump writes them only for C functions outside extensions).
+fn check_language(s: &Stmt) -> Result<(), String> {
+    for &i in &at_depth0(s.toks) {
+        if s.words[i] != "LANGUAGE" {
+            continue;
+        }
+        let language = match s.toks.get(i + 1) {
+            Some(Tok::Word(w)) => Some(w.to_ascii_lowercase()),
+            Some(Tok::Quoted(q) | Tok::Str(q)) => q.as_deref().map(str::to_ascii_lowercase),
+            _ => None,
+        };
+        match language.as_deref() {
+            Some("c" | "internal") | None => {
+                return Err(refuse(
+                    &format!(
+                        "a function in LANGUAGE {}",
+                        language.as_deref().unwrap_or("?")
+                    ),
+                    "is server code (C or internal), which the restoring role would load",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The name of an object at `toks[i..]`, as written (`schema.table`, quoted parts
@@ -312,10 +843,18 @@ fn object_name(toks: &[Tok], mut i: usize) -> Option<(String, usize)> {
     loop {
         match toks.get(i)? {
             Tok::Word(w) => name.push_str(&w.to_ascii_lowercase()),
-            Tok::Quoted(q) => {
-                name.push('"');
-                name.push_str(&q.replace('"', "\"\""));
-                name.push('"');
+            Tok::Quoted(Some(q)) => {
+                if q.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && !q.is_empty()
+                    && name.is_empty()
+                {
+                    // `"x"` and `x` are the same name where it is all lower case.
+                    name.push_str(q);
+                } else {
+                    name.push('"');
+                    name.push_str(&q.replace('"', "\"\""));
+                    name.push('"');
+                }
             }
             _ => return None,
         }
@@ -335,7 +874,7 @@ fn is_incoming(toks: &[Tok], i: usize, incoming: Option<&str>) -> bool {
         return false;
     };
     match toks.get(i) {
-        Some(Tok::Quoted(q)) => q == incoming,
+        Some(Tok::Quoted(Some(q))) => q == incoming,
         Some(Tok::Word(w)) => {
             w.eq_ignore_ascii_case(incoming) && incoming == incoming.to_lowercase()
         }
@@ -343,10 +882,13 @@ fn is_incoming(toks: &[Tok], i: usize, incoming: Option<&str>) -> bool {
     }
 }
 
+/// The text of a literal or a bare word (a setting's value); `None` for anything else,
+/// and for a literal whose value the lexer did not decode.
 fn literal_text(t: Option<&Tok>) -> Option<String> {
     match t? {
-        Tok::Str(s) => Some(s.replace("''", "'")),
+        Tok::Str(s) => s.clone(),
         Tok::Word(w) => Some(w.to_ascii_lowercase()),
+        Tok::Num => Some(String::new()),
         _ => None,
     }
 }
@@ -378,7 +920,8 @@ fn check_setting(name: &str, value: Option<String>) -> Result<Class, String> {
     Ok(Class::Setting { key })
 }
 
-fn setting(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
+fn setting(s: &Stmt) -> Result<Class, String> {
+    let (toks, words) = (s.toks, s.words);
     let mut i = 1;
     if matches!(words.get(i), Some(&("SESSION" | "LOCAL"))) {
         if words.get(i + 1) == Some(&"AUTHORIZATION") {
@@ -412,7 +955,8 @@ const SELECT_CALLS: &[&str] = &[
     "PG_RESTORE_ATTRIBUTE_STATS",
 ];
 
-fn select(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
+fn select(s: &Stmt) -> Result<Class, String> {
+    let (toks, words) = (s.toks, s.words);
     let refused = || {
         refuse(
             "SELECT",
@@ -438,8 +982,8 @@ fn select(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
     loop {
         match toks.get(j) {
             Some(Tok::Punct(')')) if j + 1 == toks.len() => break,
-            Some(Tok::Str(s)) => {
-                *args.last_mut().expect("one") = Some(s.replace("''", "'"));
+            Some(Tok::Str(v)) => {
+                args.last_mut().expect("one").clone_from(v);
             }
             Some(Tok::Num | Tok::Punct('-' | '+')) => {}
             Some(Tok::Word(w)) if matches!(w.as_str(), "TRUE" | "FALSE" | "NULL") => {}
@@ -460,6 +1004,8 @@ fn select(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
         j += 1;
     }
     if function == "SET_CONFIG" {
+        // The name must be a literal whose value is known (a joined or escaped literal is
+        // decoded as the server reads it; one that is not decoded is refused).
         let name = args.first().cloned().flatten().ok_or_else(refused)?;
         return check_setting(&name, args.get(1).cloned().flatten());
     }
@@ -543,164 +1089,6 @@ const CREATE_KINDS: &[&str] = &[
     "VIEW",
 ];
 
-fn create(toks: &[Tok], words: &[&str]) -> Result<Class, String> {
-    let (kind, at) = object_kind(words, 1);
-    if let Some(why) = shared_object(kind, words.get(at + 1)) {
-        return Err(refuse(&format!("CREATE {kind}"), why));
-    }
-    if !CREATE_KINDS.contains(&kind) {
-        return Err(refuse(
-            &format!("CREATE {kind}"),
-            "is not a statement pg_dump writes into a database dump",
-        ));
-    }
-    let top = at_depth0(toks);
-    match kind {
-        "TABLE" if top.iter().any(|&i| words[i] == "AS") => Err(refuse(
-            "CREATE TABLE ... AS",
-            "runs a query, which pg_dump never writes",
-        )),
-        // pg_dump creates a materialized view empty and fills it in post-data with
-        // REFRESH; one created WITH DATA runs its query at once.
-        "MATERIALIZED"
-            if !(words.len() >= 3 && words[words.len() - 3..] == ["WITH", "NO", "DATA"]) =>
-        {
-            Err(refuse(
-                "CREATE MATERIALIZED VIEW without WITH NO DATA",
-                "runs its query as it is created, which pg_dump never writes",
-            ))
-        }
-        "SUBSCRIPTION" => {
-            // pg_dump writes `WITH (connect = false, ...)`: the subscription exists but
-            // does not reach its publisher.
-            let connects_not = toks.windows(3).any(|w| {
-                w[0] == Tok::Word("CONNECT".into())
-                    && w[1] == Tok::Punct('=')
-                    && matches!(&w[2], Tok::Word(v) if v == "FALSE" || v == "OFF")
-            });
-            if connects_not {
-                Ok(Class::Serial)
-            } else {
-                Err(refuse(
-                    "CREATE SUBSCRIPTION without connect = false",
-                    "connects to the publisher named in it",
-                ))
-            }
-        }
-        "INDEX" => {
-            let on = top
-                .iter()
-                .find(|&&i| words[i] == "ON")
-                .ok_or("CREATE INDEX without ON")?;
-            let mut i = on + 1;
-            if words.get(i) == Some(&"ONLY") {
-                i += 1;
-            }
-            Ok(
-                object_name(toks, i).map_or(Class::Serial, |(table, _)| Class::Parallel {
-                    tables: vec![table],
-                }),
-            )
-        }
-        _ => Ok(Class::Serial),
-    }
-}
-
-fn alter(toks: &[Tok], words: &[&str], incoming: Option<&str>) -> Result<Class, String> {
-    let (kind, at) = object_kind(words, 1);
-    if kind == "DATABASE" && is_incoming(toks, at + 1, incoming) {
-        return match words.get(at + 2) {
-            Some(&("SET" | "RESET" | "OWNER")) => Ok(Class::Serial),
-            _ => Err(refuse(
-                "ALTER DATABASE",
-                "changes more than the incoming database's settings or owner",
-            )),
-        };
-    }
-    if let Some(why) = shared_object(kind, words.get(at + 1)) {
-        return Err(refuse(&format!("ALTER {kind}"), why));
-    }
-    if kind == "SUBSCRIPTION" {
-        return if words.get(at + 2) == Some(&"OWNER") {
-            Ok(Class::Serial)
-        } else {
-            Err(refuse(
-                "ALTER SUBSCRIPTION other than OWNER TO",
-                "can enable or refresh a subscription, which connects to its publisher",
-            ))
-        };
-    }
-    if kind == "TABLE" {
-        // `ALTER TABLE [ONLY] t ADD CONSTRAINT c ...` alone: an index or a check, run
-        // beside other tables' work; a foreign key also locks the table it references.
-        let mut i = at + 1;
-        if words.get(i) == Some(&"ONLY") {
-            i += 1;
-        }
-        if let Some((table, next)) = object_name(toks, i) {
-            let single = !at_depth0(toks).iter().any(|&j| toks[j] == Tok::Punct(','));
-            if single
-                && words.get(next) == Some(&"ADD")
-                && words.get(next + 1) == Some(&"CONSTRAINT")
-            {
-                let mut tables = vec![table];
-                if let Some(r) = words.iter().position(|w| *w == "REFERENCES") {
-                    let (target, _) =
-                        object_name(toks, r + 1).ok_or("REFERENCES without a table")?;
-                    tables.push(target);
-                }
-                return Ok(Class::Parallel { tables });
-            }
-        }
-    }
-    Ok(Class::Serial)
-}
-
-/// `COMMENT ON kind ...` and `SECURITY LABEL [FOR p] ON kind ...`.
-fn on_object(
-    head: &str,
-    toks: &[Tok],
-    words: &[&str],
-    incoming: Option<&str>,
-) -> Result<Class, String> {
-    let Some(on) = words.iter().position(|w| *w == "ON") else {
-        return Err(refuse(head, "is not a statement pg_dump writes"));
-    };
-    let kind = words.get(on + 1).copied().unwrap_or("");
-    if kind == "DATABASE" && is_incoming(toks, on + 2, incoming) {
-        return Ok(Class::Serial);
-    }
-    match shared_object(kind, words.get(on + 2)) {
-        Some(why) => Err(refuse(&format!("{head} ON {kind}"), why)),
-        None => Ok(Class::Serial),
-    }
-}
-
-fn grant(
-    head: &str,
-    toks: &[Tok],
-    words: &[&str],
-    incoming: Option<&str>,
-) -> Result<Class, String> {
-    let top = at_depth0(toks);
-    let Some(&on) = top.iter().find(|&&i| words[i] == "ON") else {
-        return Err(refuse(
-            &format!("{head} of a role"),
-            "changes role membership, which is shared by every database of the server",
-        ));
-    };
-    // `ON ALL TABLES IN SCHEMA`, `ON LARGE OBJECT`, `ON FOREIGN SERVER`...: the kind is the
-    // word after ON.
-    let kind = words.get(on + 1).copied().unwrap_or("");
-    if kind == "DATABASE" && is_incoming(toks, on + 2, incoming) {
-        return Ok(Class::Serial);
-    }
-    match shared_object(kind, None) {
-        Some(why) => Err(refuse(&format!("{head} ON {kind}"), why)),
-        None => Ok(Class::Serial),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,6 +1099,22 @@ mod tests {
 
     fn no(sql: &str) -> String {
         classify(sql, Some("x__stg_incoming")).expect_err(sql)
+    }
+
+    /// A policy that has seen `before` (each statement classified, all allowed).
+    fn after(before: &[&str], allowed: Allowed) -> Policy {
+        let mut policy = Policy::new(None, allowed);
+        for sql in before {
+            let tokens = sql_lexer::tokens(sql.as_bytes()).unwrap();
+            policy
+                .classify(1, &tokens)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        policy
+    }
+
+    fn then(policy: &mut Policy, sql: &str) -> Result<Class, String> {
+        policy.classify(2, &sql_lexer::tokens(sql.as_bytes()).unwrap())
     }
 
     #[test]
@@ -732,6 +1136,7 @@ mod tests {
             "CREATE TABLE public.people (\n    id integer NOT NULL,\n    n text GENERATED ALWAYS AS (upper(x)) STORED\n);",
             "ALTER TABLE public.people OWNER TO fas2;",
             "CREATE FUNCTION public.f() RETURNS trigger\n    LANGUAGE plpgsql\n    AS $$ BEGIN EXECUTE 'ALTER SYSTEM'; END $$;",
+            "CREATE FUNCTION public.g() RETURNS integer\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT 1;\n SELECT 2;\nEND;",
             "COMMENT ON TABLE public.people IS 'it''s ALTER SYSTEM';",
             "GRANT SELECT ON TABLE public.people TO app;",
             "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
@@ -740,18 +1145,27 @@ mod tests {
             "SELECT pg_catalog.lowrite(0, '\\x48656c6c6f');",
             "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t'relpages', '1'::integer);",
             "CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;",
-            "CREATE SUBSCRIPTION s CONNECTION 'host=db01' PUBLICATION p WITH (connect = false, slot_name = 's');",
+            "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;",
+            "COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';",
             "ALTER DATABASE \"x__stg_incoming\" SET work_mem TO '8MB';",
             "GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;",
             "REFRESH MATERIALIZED VIEW public.mv;",
             "CREATE MATERIALIZED VIEW public.mv AS\n SELECT 1 AS x\n  WITH NO DATA;",
-            "CREATE USER MAPPING FOR fas2 SERVER s OPTIONS (\"user\" 'x');",
             "ALTER TABLE ONLY public.people ALTER COLUMN id SET DEFAULT nextval('public.people_id_seq'::regclass);",
+            "CREATE TRIGGER t BEFORE INSERT ON public.people FOR EACH ROW EXECUTE FUNCTION public.f();",
+            "ALTER TABLE public.people ENABLE ALWAYS TRIGGER t;",
         ] {
             assert_eq!(ok(sql), Class::Serial, "{sql}");
         }
         assert_eq!(ok("BEGIN;"), Class::Begin);
         assert_eq!(ok("COMMIT;"), Class::Commit);
+        for sql in [
+            "CREATE EVENT TRIGGER e ON ddl_command_end EXECUTE FUNCTION public.f();",
+            "ALTER EVENT TRIGGER e ENABLE ALWAYS;",
+            "COMMENT ON EVENT TRIGGER e IS 'x';",
+        ] {
+            assert_eq!(ok(sql), Class::Deferred, "{sql}");
+        }
     }
 
     #[test]
@@ -793,6 +1207,10 @@ mod tests {
                 "ALTER DATABASE \"x__stg_incoming\" RENAME TO fas2;",
                 "ALTER DATABASE",
             ),
+            (
+                "ALTER DATABASE \"x__stg_incoming\" SET session_preload_libraries = '/tmp/x.so';",
+                "session_preload_libraries",
+            ),
             ("CREATE ROLE evil SUPERUSER;", "CREATE ROLE"),
             ("ALTER USER postgres PASSWORD 'x';", "ALTER USER"),
             ("ALTER ROLE fas2 SUPERUSER;", "ALTER ROLE"),
@@ -825,10 +1243,11 @@ mod tests {
                 "AS",
             ),
             (
-                "CREATE SUBSCRIPTION s CONNECTION 'host=db01 connect = false' PUBLICATION p;",
+                "CREATE SUBSCRIPTION s CONNECTION 'host=db01' PUBLICATION p WITH (connect = false, slot_name = 's');",
                 "SUBSCRIPTION",
             ),
             ("ALTER SUBSCRIPTION s ENABLE;", "SUBSCRIPTION"),
+            ("ALTER SUBSCRIPTION s OWNER TO fas2;", "SUBSCRIPTION"),
             (
                 "IMPORT FOREIGN SCHEMA public FROM SERVER prod INTO x;",
                 "IMPORT",
@@ -841,9 +1260,159 @@ mod tests {
                 "CREATE MATERIALIZED VIEW v AS SELECT pg_read_file('/etc/hostname');",
                 "WITH NO DATA",
             ),
+            // Foreign data, by default (and the wrapper itself, always).
+            ("CREATE EXTENSION postgres_fdw;", "postgres_fdw"),
+            ("CREATE EXTENSION dblink;", "dblink"),
+            ("CREATE EXTENSION file_fdw;", "file_fdw"),
+            ("CREATE EXTENSION plpython3u;", "plpython3u"),
+            (
+                "CREATE EXTENSION pgcrypto CASCADE;",
+                "CASCADE",
+            ),
+            (
+                "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'fas2');",
+                "foreign",
+            ),
+            ("CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw;", "foreign"),
+            ("CREATE USER MAPPING FOR fas2 SERVER s;", "foreign"),
+            (
+                "CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (program 'id');",
+                "foreign",
+            ),
+            (
+                "CREATE FOREIGN DATA WRAPPER w HANDLER h;",
+                "FOREIGN DATA WRAPPER",
+            ),
+            ("GRANT USAGE ON FOREIGN SERVER s TO app;", "foreign"),
+            ("CREATE LANGUAGE plpython3u;", "LANGUAGE"),
+            (
+                "CREATE FUNCTION f() RETURNS int AS '/tmp/evil.so', 'f' LANGUAGE c;",
+                "LANGUAGE c",
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE 'C' AS '/tmp/evil.so', 'f';",
+                "LANGUAGE c",
+            ),
+            (
+                "CREATE FUNCTION f(text) RETURNS text LANGUAGE internal AS 'pg_read_file_off_len';",
+                "LANGUAGE internal",
+            ),
+            ("ALTER EXTENSION pgcrypto UPDATE;", "ALTER EXTENSION"),
         ] {
             let err = no(sql);
             assert!(err.contains(says), "{sql}: {err}");
         }
+    }
+
+    /// See: issue 26, findings 1 and 2. The tokens decide, read by the server's rules.
+    #[test]
+    fn statements_hidden_from_a_naive_reader_are_seen() {
+        for (sql, says) in [
+            (
+                "CREATE --\rROLE evil SUPERUSER LOGIN /*\n SCHEMA x -- */\n;",
+                "CREATE ROLE",
+            ),
+            (
+                "SELECT pg_catalog.set_config('session_replication_'\n'role', 'origin', false);",
+                "session_replication_role",
+            ),
+            (
+                "SELECT pg_catalog.set_config(E'session\\137replication_role', 'origin', false);",
+                "session_replication_role",
+            ),
+            (
+                "SELECT pg_catalog.set_config(U&'session_replication_r\\006fle', 'origin', false);",
+                "SELECT",
+            ),
+            (
+                "SET \"session_replication_role\" = origin;",
+                "session_replication_role",
+            ),
+        ] {
+            let err = no(sql);
+            assert!(err.contains(says), "{sql:?}: {err}");
+        }
+    }
+
+    /// See: issue 26, finding 3.
+    #[test]
+    fn no_copy_block_after_a_trigger_is_made_or_changed() {
+        for before in [
+            "CREATE TRIGGER t BEFORE INSERT ON public.people FOR EACH ROW EXECUTE FUNCTION public.f();",
+            "CREATE CONSTRAINT TRIGGER t AFTER INSERT ON public.people FOR EACH ROW EXECUTE FUNCTION public.f();",
+            "ALTER TABLE public.people ENABLE ALWAYS TRIGGER t;",
+            "ALTER TABLE public.people ENABLE REPLICA TRIGGER t;",
+            "ALTER TABLE ONLY public.people DISABLE TRIGGER ALL;",
+            "ALTER TRIGGER t ON public.people RENAME TO u;",
+            "ALTER TABLE ONLY public.m ADD CONSTRAINT m_fk FOREIGN KEY (p) REFERENCES public.people(id);",
+            "CREATE TABLE public.m (p integer REFERENCES public.people(id));",
+        ] {
+            let policy = after(&["CREATE SCHEMA s;"], Allowed::default());
+            assert!(policy.copy_block("public.people").is_ok());
+            let policy = after(&[before], Allowed::default());
+            let err = policy.copy_block("public.people").unwrap_err();
+            assert!(err.contains("line 1"), "{before}: {err}");
+        }
+    }
+
+    /// See: issue 26, findings 4 to 6.
+    #[test]
+    fn foreign_data_needs_a_named_wrapper_and_no_connection() {
+        let allowed = Allowed {
+            wrappers: vec!["postgres_fdw".into()],
+            extensions: vec!["postgres_fdw".into()],
+        };
+        let mut p = after(
+            &[
+                "CREATE EXTENSION IF NOT EXISTS postgres_fdw WITH SCHEMA public;",
+                "CREATE SERVER prod FOREIGN DATA WRAPPER postgres_fdw;",
+                "ALTER SERVER prod OWNER TO fas2;",
+                "CREATE USER MAPPING FOR fas2 SERVER prod;",
+                "CREATE FOREIGN TABLE public.ft (\n    a integer\n)\nSERVER prod\nOPTIONS (\n    schema_name 'public',\n    table_name 't'\n);",
+                "ALTER FOREIGN TABLE public.ft OWNER TO fas2;",
+                "GRANT USAGE ON FOREIGN SERVER prod TO app;",
+            ],
+            allowed.clone(),
+        );
+        for (sql, says) in [
+            (
+                "CREATE SERVER live FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'fas2');",
+                "OPTIONS",
+            ),
+            (
+                "CREATE USER MAPPING FOR fas2 SERVER prod OPTIONS (password 'x');",
+                "OPTIONS",
+            ),
+            ("CREATE USER MAPPING FOR fas2 SERVER other;", "foreign"),
+            (
+                "CREATE FOREIGN TABLE public.f2 (a int) SERVER prod OPTIONS (program 'id');",
+                "program",
+            ),
+            (
+                "CREATE FOREIGN TABLE public.f2 (a int) SERVER prod OPTIONS (\"filename\" '/etc/passwd');",
+                "filename",
+            ),
+            (
+                "ALTER FOREIGN TABLE public.ft OPTIONS (ADD program 'id');",
+                "program",
+            ),
+            ("ALTER SERVER prod OPTIONS (ADD host 'db01');", "OWNER TO"),
+            ("CREATE SERVER f FOREIGN DATA WRAPPER file_fdw;", "foreign"),
+        ] {
+            let err = then(&mut p, sql).expect_err(sql);
+            assert!(err.contains(says), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn database_statements_need_a_plain_dash_c_stream() {
+        let mut p = Policy::new(Some("x__stg_incoming".into()), Allowed::default());
+        p.no_database_statements();
+        let err = then(
+            &mut p,
+            "ALTER DATABASE \"x__stg_incoming\" SET work_mem = '1MB';",
+        )
+        .unwrap_err();
+        assert!(err.contains("ALTER DATABASE"), "{err}");
     }
 }

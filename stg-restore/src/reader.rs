@@ -61,6 +61,9 @@ pub struct Options {
     /// The longest line accepted, its newline included (`--max-line-size`, default
     /// [`DEFAULT_MAX_LINE`]): a longer one is refused, having held at most this much.
     pub max_line: usize,
+    /// What the operator allows a stream beyond pg_dump's ordinary statements
+    /// (`--allow-extension`, `--allow-foreign-data-wrapper`).
+    pub allowed: crate::policy::Allowed,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             accept_unverified: false,
             rename_database_to: None,
             max_line: DEFAULT_MAX_LINE,
+            allowed: crate::policy::Allowed::default(),
         }
     }
 }
@@ -227,7 +231,11 @@ impl<R: Read> Reader<R> {
     /// Starts reading: decodes up to the end of the first line and checks it is a manifest
     /// (or, with `accept_unverified`, that the stream is plain SQL).
     pub fn open(input: R, options: Options) -> Result<Self, StreamError> {
-        let splitter = Splitter::new(options.rename_database_to.clone());
+        let splitter = Splitter::new(
+            options.rename_database_to.clone(),
+            options.allowed.clone(),
+            options.max_line,
+        );
         let decoder = Decoder::new(input).map_err(StreamError)?;
         let mut reader = Reader {
             input: BufReader::with_capacity(CHUNK, decoder),
@@ -269,7 +277,10 @@ impl<R: Read> Reader<R> {
         }
         match stream::parse_manifest_line(&first) {
             Err(message) => return Err(StreamError(message)),
-            Ok(Some(manifest)) => reader.manifest = Some(manifest),
+            Ok(Some(manifest)) => {
+                reader.manifest = Some(manifest);
+                reader.splitter.no_database_statements();
+            }
             Ok(None) if reader.options.accept_unverified => {}
             Ok(None) => {
                 return Err(StreamError(
@@ -338,7 +349,7 @@ impl<R: Read> Reader<R> {
                         self.lines
                     )));
                 }
-                self.splitter.finish().map_err(StreamError)?;
+                self.splitter.finish(out).map_err(StreamError)?;
                 self.line = line;
                 return Ok(false);
             }
@@ -354,7 +365,7 @@ impl<R: Read> Reader<R> {
             if self.manifest.is_some() && self.tally.at_top_level() {
                 if let Some(trailer) = stream::parse_trailer_line(&line) {
                     self.stated = Some(trailer.map_err(StreamError)?);
-                    self.splitter.finish().map_err(StreamError)?;
+                    self.splitter.finish(out).map_err(StreamError)?;
                     self.line = line;
                     continue;
                 }

@@ -15,12 +15,17 @@
 //! ([`crate::reader`]).
 
 use stg_core::copy_text::{self, CopyHeader};
-use stg_core::sql_lexer::SqlLexer;
+use stg_core::sql_lexer::{Kind, SqlLexer, Token};
 
-use crate::policy::{self, Class};
+use crate::policy::{Allowed, Class, Policy};
 
 /// Target size of one [`Item::CopyData`] chunk.
 const DATA_CHUNK: usize = 128 * 1024;
+
+/// Most tokens one statement may have (a bound on memory next to the statement's size;
+/// pg_dump's largest statements, a table of 1,600 columns or a long enum, have tens of
+/// thousands).
+pub const MAX_TOKENS: usize = 1_000_000;
 
 /// One thing for the loader to do, in stream order.
 #[derive(Debug)]
@@ -54,20 +59,94 @@ pub struct Statement {
     pub class: Class,
 }
 
+/// Where a statement ends: at a `;` outside parentheses and outside the `BEGIN ... END`
+/// body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE` (a SQL-standard body, PostgreSQL 14
+/// and later, holds `;`s of its own), followed the way psql follows it, so that a stream
+/// `zstdcat | psql` would run is split into the same statements.
+/// See: `src/fe_utils/psqlscan.l` in PostgreSQL's source (`begin_depth`).
+#[derive(Clone, Debug, Default)]
+pub struct Boundary {
+    parens: u64,
+    begins: u64,
+    words: usize,
+    /// First letters of the statement's first four words, where they are `create`, `or`,
+    /// `replace`, `function` or `procedure`.
+    head: [u8; 4],
+}
+
+impl Boundary {
+    /// Follows one token; true when it ends the statement (the boundary then starts over).
+    pub fn token(&mut self, t: &Token) -> bool {
+        match &t.kind {
+            Kind::Char(b'(') => self.parens += 1,
+            Kind::Char(b')') => self.parens = self.parens.saturating_sub(1),
+            Kind::Char(b';') if self.parens == 0 && self.begins == 0 => {
+                *self = Boundary::default();
+                return true;
+            }
+            Kind::Word(w) => {
+                if self.words < self.head.len()
+                    && matches!(
+                        w.as_str(),
+                        "create" | "or" | "replace" | "function" | "procedure"
+                    )
+                {
+                    self.head[self.words] = w.as_bytes()[0];
+                }
+                self.words += 1;
+                let h = self.head;
+                let routine = h[0] == b'c'
+                    && (matches!(h[1], b'f' | b'p')
+                        || (h[1] == b'o' && h[2] == b'r' && matches!(h[3], b'f' | b'p')));
+                if routine && self.parens == 0 {
+                    match w.as_str() {
+                        "begin" => self.begins += 1,
+                        // CASE ends with END too; it counts only inside a BEGIN.
+                        "case" if self.begins > 0 => self.begins += 1,
+                        "end" => self.begins = self.begins.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+/// True when `tokens` are at most one statement: no token but the last ends one.
+pub fn one_statement(tokens: &[Token]) -> bool {
+    let mut boundary = Boundary::default();
+    let n = tokens.len();
+    tokens
+        .iter()
+        .enumerate()
+        .all(|(i, t)| !boundary.token(t) || i + 1 == n)
+}
+
 /// Turns lines into [`Item`]s.
-#[derive(Default)]
 pub struct Splitter {
     lexer: SqlLexer,
-    /// The statement read so far.
+    boundary: Boundary,
+    /// The statement read so far (from the byte after the previous statement's `;`).
     buf: Vec<u8>,
-    /// Line where the statement's first non-blank, non-comment byte is.
-    start: Option<u64>,
-    depth: i64,
+    /// The lexer's offset of `buf[0]`.
+    buf_from: u64,
+    /// The statement's tokens so far (offsets are the lexer's).
+    tokens: Vec<Token>,
+    /// Where each line of `buf` starts (the lexer's offset) and its number.
+    lines: Vec<(u64, u64)>,
     /// Data lines of the current COPY block not yet handed on, and how many in the block.
     data: Vec<u8>,
     rows: u64,
     restrict: Option<String>,
-    incoming: Option<String>,
+    /// The allow-list, with what it remembers of the stream.
+    policy: Policy,
+    /// Event-trigger statements, run after all others ([`Class::Deferred`]).
+    deferred: Vec<Statement>,
+    deferred_bytes: usize,
+    /// Longest statement accepted, in bytes.
+    max_statement: usize,
 }
 
 /// The meta-command's name at the start of `text` (after its backslash), for messages.
@@ -82,25 +161,54 @@ fn meta_name(text: &[u8]) -> String {
 
 impl Splitter {
     /// A splitter. `incoming` is the incoming database's name where database-level
-    /// statements may name it (a plain `pg_dump -C` stream, rewritten by the reader).
-    pub fn new(incoming: Option<String>) -> Splitter {
+    /// statements may name it (a plain `pg_dump -C` stream, rewritten by the reader);
+    /// `allowed` what the operator allows beyond pg_dump's ordinary forms; a statement
+    /// longer than `max_statement` bytes is refused.
+    pub fn new(incoming: Option<String>, allowed: Allowed, max_statement: usize) -> Splitter {
         Splitter {
-            incoming,
-            ..Splitter::default()
+            lexer: SqlLexer::new(),
+            boundary: Boundary::default(),
+            buf: Vec::new(),
+            buf_from: 0,
+            tokens: Vec::new(),
+            lines: Vec::new(),
+            data: Vec::new(),
+            rows: 0,
+            restrict: None,
+            policy: Policy::new(incoming, allowed),
+            deferred: Vec::new(),
+            deferred_bytes: 0,
+            max_statement,
         }
+    }
+
+    /// The stream has a manifest: it is stg-dump's, written without `-C`, and no statement
+    /// of it may name a database.
+    pub fn no_database_statements(&mut self) {
+        self.policy.no_database_statements();
+    }
+
+    /// True when nothing of a statement is pending: no token, and the lexer between
+    /// tokens (not inside a literal or comment, nor after a literal a next line could
+    /// continue).
+    fn idle(&self) -> bool {
+        self.tokens.is_empty() && !self.lexer.pending()
     }
 
     /// A line the tally took for a COPY header.
     pub fn copy_header(&mut self, no: u64, line: &[u8], out: &mut Vec<Item>) -> Result<(), String> {
-        if self.start.is_some() {
+        if !self.idle() {
+            let from = self.statement_line().unwrap_or(no);
             return Err(format!(
                 "line {no}: a COPY header inside an unfinished statement (the statement from \
-                 line {} has no `;`)",
-                self.start.unwrap_or(no)
+                 line {from} has no `;`)"
             ));
         }
         let header = copy_text::parse_copy_header(line)
             .ok_or_else(|| format!("line {no}: not a COPY header"))?;
+        self.policy
+            .copy_block(&header.qualified)
+            .map_err(|why| format!("line {no}: {why}"))?;
         self.buf.clear();
         self.rows = 0;
         out.push(Item::CopyBegin { line: no, header });
@@ -127,48 +235,71 @@ impl Splitter {
         out.push(Item::CopyEnd { rows: self.rows });
     }
 
+    /// The line the statement under way starts on (its first token's).
+    fn statement_line(&self) -> Option<u64> {
+        let first = self.tokens.first()?.start;
+        self.lines
+            .iter()
+            .rev()
+            .find(|(offset, _)| *offset <= first)
+            .or(self.lines.first())
+            .map(|(_, no)| *no)
+    }
+
     /// A line of SQL (outside COPY blocks).
     pub fn sql(&mut self, no: u64, line: &[u8], out: &mut Vec<Item>) -> Result<(), String> {
-        let was_at_top = self.lexer.at_top();
-        let mut events = Vec::new();
-        self.lexer.scan(line, |i, b| {
-            if !b.is_ascii_whitespace() {
-                events.push((i, b));
+        let base = self.lexer.offset();
+        if self.buf.is_empty() && self.tokens.is_empty() {
+            self.buf_from = base;
+            self.lines.clear();
+        }
+        self.lines.push((base, no));
+        self.buf.extend_from_slice(line);
+        let mut got = Vec::new();
+        self.lexer.feed(line, true, &mut |t| got.push(t));
+        let mut ended_here = false;
+        for t in got {
+            if t.kind == Kind::Char(b'\\') {
+                let rel = usize::try_from(t.start.saturating_sub(base)).unwrap_or(0);
+                if self.tokens.is_empty() && !ended_here && t.start >= base {
+                    // psql reads the rest of the line as the meta-command.
+                    self.meta_command(no, &line[rel..])?;
+                    // The meta-command's own words are not SQL: the statement starts after it.
+                    self.buf.clear();
+                    return Ok(());
+                }
+                return Err(format!(
+                    "line {no}: psql meta-command `{}` is refused (a stream's SQL runs only \
+                     in the incoming database; meta-commands run programs, switch databases \
+                     and write files)",
+                    meta_name(&line[rel..])
+                ));
             }
-        });
-        let mut from = 0;
-        for (i, b) in events {
-            match b {
-                b'\\' if self.start.is_none() && was_at_top && from == 0 => {
-                    return self.meta_command(no, &line[i..]);
-                }
-                b'\\' => {
-                    return Err(format!(
-                        "line {no}: psql meta-command `{}` is refused (a stream's SQL runs only \
-                         in the incoming database; meta-commands run programs, switch databases \
-                         and write files)",
-                        meta_name(&line[i..])
-                    ))
-                }
-                b';' if self.depth == 0 => {
-                    self.buf.extend_from_slice(&line[from..=i]);
-                    self.statement(out)?;
-                    from = i + 1;
-                    continue;
-                }
-                b'(' => self.depth += 1,
-                b')' => self.depth -= 1,
-                _ => {}
+            let ends = self.boundary.token(&t);
+            let end = t.end;
+            self.tokens.push(t);
+            if self.tokens.len() > MAX_TOKENS {
+                return Err(format!(
+                    "line {no}: the statement from line {} has more than {MAX_TOKENS} tokens",
+                    self.statement_line().unwrap_or(no)
+                ));
             }
-            if self.start.is_none() {
-                self.start = Some(no);
+            if ends {
+                self.statement(end, out)?;
+                self.lines = vec![(base, no)];
+                ended_here = true;
             }
         }
-        if self.start.is_some() || !self.lexer.at_top() {
-            self.buf.extend_from_slice(&line[from..]);
-        } else {
+        if self.tokens.is_empty() && self.idle() {
             // Blank lines and comments between statements are not sent.
             self.buf.clear();
+        } else if self.buf.len() > self.max_statement {
+            return Err(format!(
+                "line {no}: the statement from line {} is longer than {} bytes (the bound \
+                 on one statement; --max-line-size raises it)",
+                self.statement_line().unwrap_or(no),
+                self.max_statement
+            ));
         }
         Ok(())
     }
@@ -199,32 +330,78 @@ impl Splitter {
         }
     }
 
-    /// The statement in `buf` is complete: check it and hand it on.
-    fn statement(&mut self, out: &mut Vec<Item>) -> Result<(), String> {
-        let buf = std::mem::take(&mut self.buf);
-        self.depth = 0;
-        let Some(line) = self.start.take() else {
-            // Only blanks and comments before a lone `;`: nothing to run.
-            return Ok(());
-        };
-        let sql = String::from_utf8(buf).map_err(|_| {
+    /// The statement ending at the lexer's offset `end` (after its `;`) is complete: check
+    /// it and hand it on.
+    fn statement(&mut self, end: u64, out: &mut Vec<Item>) -> Result<(), String> {
+        let line = self.statement_line().unwrap_or(0);
+        let cut = usize::try_from(end - self.buf_from).expect("within the buffer");
+        let rest = self.buf.split_off(cut);
+        let text = std::mem::replace(&mut self.buf, rest);
+        let from = self.buf_from;
+        self.buf_from = end;
+        let mut tokens = std::mem::take(&mut self.tokens);
+        for t in &mut tokens {
+            t.start -= from;
+            t.end -= from;
+        }
+        if text.len() > self.max_statement {
+            return Err(format!(
+                "line {line}: the statement is longer than {} bytes (the bound on one \
+                 statement; --max-line-size raises it)",
+                self.max_statement
+            ));
+        }
+        let sql = String::from_utf8(text).map_err(|_| {
             format!("line {line}: the statement is not UTF-8 (stg-restore loads UTF-8 dumps)")
         })?;
-        let class = policy::classify(&sql, self.incoming.as_deref())
+        if sql.contains('\0') {
+            return Err(format!("line {line}: the statement holds a NUL byte"));
+        }
+        if tokens.len() == 1 {
+            // A lone `;`: nothing to run.
+            return Ok(());
+        }
+        let class = self
+            .policy
+            .classify(line, &tokens)
             .map_err(|why| format!("line {line}: {why}: {}", first_line(&sql)))?;
+        if class == Class::Deferred {
+            self.deferred_bytes += sql.len();
+            if self.deferred_bytes > self.max_statement {
+                return Err(format!(
+                    "line {line}: event-trigger statements of more than {} bytes in all",
+                    self.max_statement
+                ));
+            }
+            self.deferred.push(Statement {
+                line,
+                sql,
+                class: Class::Serial,
+            });
+            return Ok(());
+        }
         out.push(Item::Statement(Statement { line, sql, class }));
         Ok(())
     }
 
-    /// The stream ended: a statement without its `;` is an error (psql would run it; a
-    /// pg_dump stream never ends so).
-    pub fn finish(&self) -> Result<(), String> {
-        match self.start {
-            Some(line) => Err(format!(
-                "the stream ends inside a statement (from line {line}, no `;`)"
-            )),
-            None => Ok(()),
+    /// The stream (or its SQL, at the trailer) ended: a statement without its `;` is an
+    /// error (psql would run it; a pg_dump stream never ends so). The held-back
+    /// event-trigger statements are handed on, last.
+    pub fn finish(&mut self, out: &mut Vec<Item>) -> Result<(), String> {
+        let mut got = Vec::new();
+        let at_top = self.lexer.finish(true, &mut |t| got.push(t));
+        self.tokens.extend(got);
+        if !at_top || !self.tokens.is_empty() {
+            let from = self
+                .statement_line()
+                .or_else(|| self.lines.first().map(|(_, no)| *no))
+                .unwrap_or(0);
+            return Err(format!(
+                "the stream ends inside a statement (from line {from}, no `;`)"
+            ));
         }
+        out.extend(self.deferred.drain(..).map(Item::Statement));
+        Ok(())
     }
 }
 
@@ -247,12 +424,16 @@ mod tests {
     use super::*;
 
     fn split(text: &str) -> Result<Vec<(u64, String)>, String> {
-        let mut s = Splitter::new(None);
+        split_with(text, 1 << 20)
+    }
+
+    fn split_with(text: &str, max: usize) -> Result<Vec<(u64, String)>, String> {
+        let mut s = Splitter::new(None, Allowed::default(), max);
         let mut out = Vec::new();
         for (i, line) in text.split_inclusive('\n').enumerate() {
             s.sql(i as u64 + 1, line.as_bytes(), &mut out)?;
         }
-        s.finish()?;
+        s.finish(&mut out)?;
         Ok(out
             .into_iter()
             .map(|item| match item {
@@ -299,5 +480,77 @@ mod tests {
         assert!(split("CREATE SCHEMA a")
             .unwrap_err()
             .contains("ends inside"));
+    }
+
+    #[test]
+    fn a_sql_standard_body_is_one_statement() {
+        let got = split(
+            "CREATE FUNCTION public.g(a integer) RETURNS integer\n    LANGUAGE sql\n    BEGIN ATOMIC\n \
+             SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END;\n SELECT (a + 1);\nEND;\n\
+             CREATE OR REPLACE PROCEDURE public.p()\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT 1;\nEND;\n\
+             CREATE SCHEMA after;\n",
+        )
+        .unwrap();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].1.ends_with("END;"), "{got:?}");
+        assert_eq!(got[1].0, 7);
+        assert_eq!(got[2].1.trim(), "CREATE SCHEMA after;");
+    }
+
+    /// See: issue 26, finding 1: the comment ends at the CR, and the statement is read as
+    /// the server reads it.
+    #[test]
+    fn a_comment_ended_by_a_bare_cr_hides_nothing() {
+        let err =
+            split("CREATE --\rROLE evil SUPERUSER LOGIN /*\n SCHEMA x -- */\n;\n").unwrap_err();
+        assert!(err.contains("line 1: CREATE ROLE is refused"), "{err}");
+    }
+
+    #[test]
+    fn event_triggers_run_last_and_no_copy_follows_a_trigger() {
+        let mut s = Splitter::new(None, Allowed::default(), 1 << 20);
+        let mut out = Vec::new();
+        for (i, line) in [
+            "CREATE EVENT TRIGGER e ON ddl_command_end EXECUTE FUNCTION public.f();\n",
+            "CREATE TRIGGER t BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.g();\n",
+            "REFRESH MATERIALIZED VIEW public.v;\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            s.sql(i as u64 + 1, line.as_bytes(), &mut out).unwrap();
+        }
+        let err = s
+            .copy_header(4, b"COPY public.t (a) FROM stdin;\n", &mut out)
+            .unwrap_err();
+        assert!(err.contains("line 4") && err.contains("line 2"), "{err}");
+        s.finish(&mut out).unwrap();
+        let order: Vec<u64> = out
+            .iter()
+            .map(|i| match i {
+                Item::Statement(s) => s.line,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, [2, 3, 1]);
+    }
+
+    #[test]
+    fn a_statement_longer_than_the_bound_is_refused() {
+        let long = format!(
+            "COMMENT ON SCHEMA a IS '{}\n{}';\n",
+            "x".repeat(60),
+            "y".repeat(60)
+        );
+        assert!(split_with(&long, 200).is_ok());
+        let err = split_with(&long, 100).unwrap_err();
+        assert!(err.contains("longer than 100 bytes"), "{err}");
+        // Comments between statements are not kept, so they count for nothing.
+        let comments = format!(
+            "-- {}\n-- {}\nCREATE SCHEMA a;\n",
+            "x".repeat(90),
+            "y".repeat(90)
+        );
+        assert!(split_with(&comments, 100).is_ok());
     }
 }

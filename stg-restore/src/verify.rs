@@ -100,6 +100,7 @@ pub fn run(config: &VerifyConfig, format: Format) -> anyhow::Result<u8> {
     let stdin = std::io::stdin();
     let options = Options {
         max_line: config.max_line,
+        allowed: config.allowed.clone(),
         ..Options::default()
     };
     match Reader::open(stdin.lock(), options) {

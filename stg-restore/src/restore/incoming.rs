@@ -56,7 +56,11 @@ impl Incoming {
         mut events: mpsc::Receiver<Event>,
     ) -> anyhow::Result<Loaded> {
         let conn = s.config.conn.with_dbname(&self.name);
-        let mut loader = s.cancel.run(Loader::connect(conn, s.config.jobs)).await?;
+        let check_foreign = !s.config.allowed.wrappers.is_empty();
+        let mut loader = s
+            .cancel
+            .run(Loader::connect(conn, s.config.jobs, check_foreign))
+            .await?;
         let cancel = s.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let result = loop {

@@ -52,6 +52,7 @@ impl Opened {
             accept_unverified: s.config.accept_unverified,
             rename_database_to: s.config.db.as_deref().map(sql::incoming_name),
             max_line: s.config.max_line,
+            allowed: s.config.allowed.clone(),
         };
         let mut events = load::spawn_reader(options, Arc::clone(&s.progress));
         let opened = s.cancel.run(async { Ok(events.recv().await) }).await?;

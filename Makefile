@@ -100,7 +100,8 @@ bench: ## Benchmarks against the SOP procedure and peers; writes docs/benchmarks
 	bash bench/run.sh target/release
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := copy_text copy_rewrite stream hosts_block inventory jsonl conditions untrusted_text json_path
+FUZZ_TARGETS := copy_text copy_rewrite stream hosts_block inventory jsonl conditions untrusted_text json_path \
+	restore_script
 
 fuzz: ## Every fuzz target for FUZZ_SECONDS (60) s each; not part of test (docs/security.md)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -239,9 +239,18 @@ fn escape(text: &[u8], at: usize) -> (Option<Vec<u8>>, usize) {
     }
 }
 
+/// Longest run of operator characters looked at. The server refuses an operator of 64
+/// bytes or more ("operator too long"), so how a longer run splits never matters, and
+/// not looking further keeps a long run of them linear.
+const OPERATOR_SCAN: usize = 128;
+
 /// Length of the operator starting at `text[i]` (an op char), as scan.l cuts it.
 fn operator_len(text: &[u8], i: usize) -> usize {
-    let run = text[i..].iter().take_while(|b| is_op_char(**b)).count();
+    let run = text[i..]
+        .iter()
+        .take(OPERATOR_SCAN)
+        .take_while(|b| is_op_char(**b))
+        .count();
     let run_text = &text[i..i + run];
     // Cut before an embedded comment start (one at the first byte is a comment, handled
     // before this is called).
@@ -249,12 +258,12 @@ fn operator_len(text: &[u8], i: usize) -> usize {
         .find(|&k| run_text[k..].starts_with(b"--") || run_text[k..].starts_with(b"/*"))
         .unwrap_or(run);
     // A trailing + or - is its own token unless the operator holds a character that no
-    // SQL-standard operator has.
-    while n > 1 && matches!(run_text[n - 1], b'+' | b'-') {
-        if run_text[..n - 1].iter().any(|b| b"~!@#^&|`?%".contains(b)) {
-            break;
+    // SQL-standard operator has (+ and - are not such characters, so whether one is there
+    // does not change as they are split off).
+    if !run_text[..n].iter().any(|b| b"~!@#^&|`?%".contains(b)) {
+        while n > 1 && matches!(run_text[n - 1], b'+' | b'-') {
+            n -= 1;
         }
-        n -= 1;
     }
     n
 }
@@ -817,6 +826,17 @@ mod tests {
         );
         // `1e'x'`: the number, then an E'' literal (as PostgreSQL 15 reads it; 16 refuses).
         assert_eq!(show("SELECT 1e'\\'';"), ["select", "#", "'''", ";"]);
+    }
+
+    #[test]
+    fn long_runs_are_linear() {
+        // A long run of `+` (each its own token) is looked at a bounded piece at a time:
+        // quadratic, this would take minutes. See: the restore_script fuzz target.
+        let text = format!("SELECT 1 {}1;", "+".repeat(100_000));
+        let t = tokens(text.as_bytes()).unwrap();
+        assert_eq!(t.len(), 100_000 + 4);
+        assert_eq!(operator_len(b"@-+-", 0), 4);
+        assert_eq!(operator_len(b"=+-", 0), 1);
     }
 
     #[test]

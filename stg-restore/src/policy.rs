@@ -760,49 +760,54 @@ fn foreign_refused(what: &str) -> String {
     )
 }
 
-/// Every `OPTIONS (...)` clause of a foreign-table statement: no option name that names a
-/// file, a program or a connection, and no `SET`/`DROP` forms hiding one.
+/// Every `OPTIONS (...)` clause of a foreign-table statement (the table's and its
+/// columns'): no option name that names a file, a program or a connection. One pass over
+/// the tokens.
 fn check_foreign_options(s: &Stmt) -> Result<(), String> {
-    let toks = s.toks;
-    for (i, _) in s.words.iter().enumerate().filter(|(_, w)| **w == "OPTIONS") {
-        if toks.get(i + 1) != Some(&Tok::Punct('(')) {
-            continue;
-        }
-        let mut depth = 0;
-        let mut expect_name = true;
-        for t in &toks[i + 1..] {
-            match t {
-                Tok::Punct('(') => depth += 1,
-                Tok::Punct(')') => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break;
-                    }
+    let refused = |name: &str| {
+        Err(refuse(
+            &format!("a foreign table option {name}"),
+            "names a server file, a program or a connection",
+        ))
+    };
+    let mut depth = 0usize;
+    // The depth inside an OPTIONS clause's parentheses, while in one.
+    let mut clause: Option<usize> = None;
+    let mut expect_name = false;
+    for (i, t) in s.toks.iter().enumerate() {
+        match t {
+            Tok::Punct('(') => {
+                depth += 1;
+                if clause.is_none() && i > 0 && s.words[i - 1] == "OPTIONS" {
+                    clause = Some(depth);
+                    expect_name = true;
                 }
-                Tok::Punct(',') => expect_name = true,
-                Tok::Word(w) if expect_name && matches!(w.as_str(), "ADD" | "SET" | "DROP") => {}
-                Tok::Word(w) if expect_name => {
-                    let name = w.to_ascii_lowercase();
-                    if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name.as_str()) {
-                        return Err(refuse(
-                            &format!("a foreign table option {name}"),
-                            "names a server file, a program or a connection",
-                        ));
-                    }
-                    expect_name = false;
-                }
-                Tok::Quoted(q) if expect_name => {
-                    let name = q.as_deref().unwrap_or("program");
-                    if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name) {
-                        return Err(refuse(
-                            &format!("a foreign table option {name}"),
-                            "names a server file, a program or a connection",
-                        ));
-                    }
-                    expect_name = false;
-                }
-                _ => expect_name = false,
             }
+            Tok::Punct(')') => {
+                if clause == Some(depth) {
+                    clause = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ if clause != Some(depth) => {}
+            Tok::Punct(',') => expect_name = true,
+            Tok::Word(w) if expect_name && matches!(w.as_str(), "ADD" | "SET" | "DROP") => {}
+            Tok::Word(w) if expect_name => {
+                let name = w.to_ascii_lowercase();
+                if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name.as_str()) {
+                    return refused(&name);
+                }
+                expect_name = false;
+            }
+            Tok::Quoted(q) if expect_name => {
+                // A name the lexer did not decode (U&"...") could be any of them.
+                let name = q.as_deref().unwrap_or("program");
+                if FOREIGN_TABLE_OPTIONS_REFUSED.contains(&name) {
+                    return refused(name);
+                }
+                expect_name = false;
+            }
+            _ => expect_name = false,
         }
     }
     Ok(())

@@ -405,7 +405,9 @@ impl Splitter {
     }
 }
 
-/// The statement's first line with content, shortened, for messages.
+/// The statement's first line with content, shortened, for messages; a control character
+/// in it (a bare CR that would rewrite the terminal line, an escape sequence) is shown
+/// escaped.
 pub fn first_line(sql: &str) -> String {
     let line = sql
         .lines()
@@ -416,7 +418,7 @@ pub fn first_line(sql: &str) -> String {
     if short.len() < line.len() {
         short.push_str("...");
     }
-    short
+    stg_core::terminal::escape(&short).into_owned()
 }
 
 #[cfg(test)]
@@ -552,5 +554,14 @@ mod tests {
             "y".repeat(90)
         );
         assert!(split_with(&comments, 100).is_ok());
+    }
+
+    #[test]
+    fn messages_show_control_characters_escaped() {
+        assert_eq!(
+            first_line("\n-- c\nCREATE --\rROLE x;"),
+            "\"CREATE --\\rROLE x;\""
+        );
+        assert_eq!(first_line("CREATE SCHEMA a;"), "CREATE SCHEMA a;");
     }
 }

@@ -26,6 +26,9 @@ pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The session to the maintenance database.
 pub struct Maintenance {
     client: Client,
+    /// How it connected (for a session in the incoming database, to clear what blocks
+    /// dropping it).
+    conn: Conn,
     /// `server_version_num` of the server.
     pub server_version_num: i32,
 }
@@ -229,6 +232,7 @@ impl Maintenance {
             .context("while reading the server version")?;
         Ok(Maintenance {
             client,
+            conn: conn.clone(),
             server_version_num: row.get(0),
         })
     }
@@ -410,6 +414,18 @@ impl Maintenance {
 
     /// Drops a database if it exists, ending its sessions first.
     pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        let dropped = self.drop_now(name).await;
+        if dropped.is_ok() || !self.exists(name).await.unwrap_or(true) {
+            return dropped;
+        }
+        // Something in it outlives its sessions: clear that and try again.
+        self.clear_blockers(name)
+            .await
+            .with_context(|| format!("while clearing what keeps {name} from being dropped"))?;
+        self.drop_now(name).await
+    }
+
+    async fn drop_now(&self, name: &str) -> anyhow::Result<()> {
         if self.server_version_num >= 130_000 {
             self.execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -421,6 +437,61 @@ impl Maintenance {
             self.execute(&format!("DROP DATABASE IF EXISTS {}", ident(name)))
                 .await
         }
+    }
+
+    /// What makes a database undroppable even after its sessions end, cleared from a
+    /// session in it: its subscriptions (disabled, their slot forgotten on this side, so
+    /// dropping one needs no publisher), its prepared transactions (rolled back) and its
+    /// replication slots (dropped). Only for the incoming database, which nothing but the
+    /// stream's load ever used. See: issue 26, finding 5.
+    async fn clear_blockers(&self, name: &str) -> anyhow::Result<()> {
+        let client = self
+            .conn
+            .with_dbname(name)
+            .connect_as("stg-restore")
+            .await?;
+        let subscriptions = client
+            .query(
+                "SELECT subname::text FROM pg_catalog.pg_subscription \
+                 WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .context("while listing its subscriptions")?;
+        for row in subscriptions {
+            let sub = ident(row.get::<_, &str>(0));
+            client
+                .batch_execute(&format!(
+                    "ALTER SUBSCRIPTION {sub} DISABLE; \
+                     ALTER SUBSCRIPTION {sub} SET (slot_name = NONE); \
+                     DROP SUBSCRIPTION {sub}"
+                ))
+                .await
+                .with_context(|| format!("while dropping its subscription {sub}"))?;
+        }
+        let prepared = client
+            .query(
+                "SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()",
+                &[],
+            )
+            .await
+            .context("while listing its prepared transactions")?;
+        for row in prepared {
+            let gid: String = row.get(0);
+            client
+                .batch_execute(&format!("ROLLBACK PREPARED {}", literal(&gid)))
+                .await
+                .with_context(|| format!("while rolling back its prepared transaction {gid}"))?;
+        }
+        client
+            .execute(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) \
+                 FROM pg_catalog.pg_replication_slots WHERE database = current_database()",
+                &[],
+            )
+            .await
+            .context("while dropping its replication slots")?;
+        Ok(())
     }
 
     /// Drops a kept copy only when nobody uses it (`DROP DATABASE` without FORCE).

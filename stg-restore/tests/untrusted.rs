@@ -1545,3 +1545,46 @@ fn expressions_a_forged_stream_defines_run_only_inside_the_incoming_database() {
         "a forged stream ran a program on the server"
     );
 }
+
+/// An incoming database that a subscription or a prepared transaction keeps from being
+/// dropped (left by a killed run, or made there by code a stream ran) no longer fails every
+/// later restore at prepare: what blocks the drop is cleared, in that database only.
+// See: issue 26, finding 5.
+#[test]
+fn an_undroppable_leftover_incoming_database_is_cleared_and_dropped() {
+    let setup = Setup::new();
+    let c = &setup.cluster;
+    c.sql("postgres", "ALTER SYSTEM SET max_prepared_transactions = 4");
+    c.stop_immediate();
+    c.restart();
+    c.sql(
+        "postgres",
+        &format!("CREATE DATABASE {INCOMING} TEMPLATE template0"),
+    );
+    c.script(
+        INCOMING,
+        "CREATE SUBSCRIPTION left_sub CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' \
+         PUBLICATION p WITH (connect = false);\n\
+         BEGIN;\nCREATE TABLE held (a integer);\nPREPARE TRANSACTION 'left_xact';\n",
+    );
+    let plain = c.try_sql(
+        "postgres",
+        &format!("DROP DATABASE {INCOMING} WITH (FORCE)"),
+    );
+    assert!(plain.is_err(), "the database was droppable without help");
+    let out = setup.restore(&setup.stream(), &["--format", "json"]).ok();
+    let s = out.summary();
+    assert!(s["warnings"].to_string().contains("left over"), "{s}");
+    assert_eq!(
+        c.sql("postgres", "SELECT count(*) FROM pg_subscription")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        c.sql("postgres", "SELECT count(*) FROM pg_prepared_xacts")
+            .trim(),
+        "0"
+    );
+    assert_eq!(setup.cluster.table_contents(DB), setup.source);
+    assert!(!exists(&setup, INCOMING));
+}

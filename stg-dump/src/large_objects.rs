@@ -30,7 +30,7 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 use serde::Serialize;
-use stg_core::sql_lexer::SqlLexer;
+use stg_core::sql_lexer::{Kind, SqlLexer};
 use stg_core::stream::LargeObjectsSummary;
 use tokio_postgres::Client;
 
@@ -317,67 +317,38 @@ fn is_lowrite(line: &[u8]) -> bool {
     hex.len() % 2 == 0 && hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
-}
-
-/// True when `prefix` (the start of a line that starts at the top level) ends at the top
-/// level of the SQL, as the one SQL lexer ([`stg_core::sql_lexer`]) reads it: not inside a
-/// literal, a quoted name, a dollar-quoted body, a block comment or a `--` comment (which
-/// the lexer need not carry as a state within a line, so it is looked for here).
-fn ends_at_top(prefix: &[u8]) -> bool {
-    let at_top = |text: &[u8]| {
-        let mut lexer = SqlLexer::new();
-        lexer.line(text);
-        lexer.at_top()
-    };
-    at_top(prefix)
-        && !prefix
-            .windows(2)
-            .enumerate()
-            .any(|(i, w)| w == b"--" && at_top(&prefix[..i]))
-}
-
-/// The first large-object writing function the line calls (a name, plain or
-/// double-quoted, schema-qualified or not, followed by `(`), if any. The line must start
-/// at the top level; a name inside a string literal, a dollar-quoted body or a comment is
-/// no call. (Folding case as the server does: `LOWRITE(` calls `lowrite`, `"LOWRITE"(`
-/// does not.)
+/// The first large-object writing function a statement of pg_dump's own calls: a line
+/// that starts with `SELECT` (pg_dump starts its own statements at the start of a line; a
+/// view's query, a column default or a function body that mentions one of these functions
+/// is indented, inside another statement, or in a literal, and writes no object's bytes),
+/// read by the one SQL lexer ([`stg_core::sql_lexer`]): a name, plain or double-quoted,
+/// schema-qualified or not, followed by `(`. (Folding case as the server does: `LOWRITE(`
+/// calls `lowrite`, `"LOWRITE"(` does not.)
 fn called_writer(line: &[u8]) -> Option<&'static str> {
-    // Every name starts with "lo": most lines are done here.
-    if !line.windows(2).any(|w| w.eq_ignore_ascii_case(b"lo")) {
+    if !line
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SELECT"))
+    {
         return None;
     }
-    for start in 0..line.len() {
-        for name in WRITERS {
-            let Some(candidate) = line.get(start..start + name.len()) else {
-                continue;
-            };
-            let quoted = start > 0 && line[start - 1] == b'"';
-            let matches = if quoted {
-                candidate == name
-            } else {
-                candidate.eq_ignore_ascii_case(name)
-            };
-            if !matches || (!quoted && start > 0 && is_ident_byte(line[start - 1])) {
-                continue;
-            }
-            let mut rest = &line[start + name.len()..];
-            if quoted {
-                let Some(after) = rest.strip_prefix(b"\"") else {
-                    continue;
-                };
-                rest = after;
-            } else if rest.first().is_some_and(|b| is_ident_byte(*b)) {
-                continue;
-            }
-            let opening = if quoted { start - 1 } else { start };
-            if rest.trim_ascii_start().starts_with(b"(") && ends_at_top(&line[..opening]) {
-                return Some(std::str::from_utf8(name).unwrap_or("lo"));
-            }
+    let mut tokens = Vec::new();
+    let mut lexer = SqlLexer::new();
+    lexer.feed(line, true, &mut |t| tokens.push(t));
+    lexer.finish(true, &mut |t| tokens.push(t));
+    tokens.windows(2).find_map(|pair| {
+        if pair[1].kind != Kind::Char(b'(') {
+            return None;
         }
-    }
-    None
+        let name: &[u8] = match &pair[0].kind {
+            Kind::Word(w) => w.as_bytes(),
+            Kind::Quoted { unicode: false } => pair[0].value.as_deref()?,
+            _ => return None,
+        };
+        WRITERS
+            .iter()
+            .find(|w| **w == name)
+            .map(|w| std::str::from_utf8(w).unwrap_or("lo"))
+    })
 }
 
 /// The start of a line for a message: up to its first quote (so no object's bytes reach a
@@ -587,7 +558,9 @@ mod tests {
         // A call inside a literal, a dollar-quoted body or a comment is no call.
         let fine = "COMMENT ON TABLE t IS 'SELECT lowrite(0, x)';\n\
                     CREATE FUNCTION f() RETURNS int AS $$SELECT lowrite(0, '\\x41')$$ LANGUAGE sql;\n\
-                    -- lo_open('1', 131072)\n";
+                    -- lo_open('1', 131072)\n\
+                    CREATE VIEW public.v AS\n SELECT lo_from_bytea((0)::oid, t.b) AS o\n   FROM public.t;\n\
+                    CREATE TABLE public.lowrite (lo_open oid DEFAULT lo_import('/x'));\n";
         assert_eq!(follow(&plan, fine).unwrap(), fine);
     }
 

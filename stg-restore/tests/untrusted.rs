@@ -1555,6 +1555,9 @@ fn an_undroppable_leftover_incoming_database_is_cleared_and_dropped() {
     let setup = Setup::new();
     let c = &setup.cluster;
     c.sql("postgres", "ALTER SYSTEM SET max_prepared_transactions = 4");
+    // The test cluster runs without fsync: a checkpoint keeps what the setup wrote across
+    // the immediate stop.
+    c.sql("postgres", "CHECKPOINT");
     c.stop_immediate();
     c.restart();
     c.sql(

@@ -189,6 +189,17 @@ impl Conn {
         other
     }
 
+    /// The same server (host, port, TLS), as another user with this password: for a role
+    /// stg-restore logs in itself. The password file and `PGPASSWORD` are not consulted.
+    #[must_use]
+    pub fn as_user(&self, user: &str, password: &str) -> Conn {
+        let mut other = self.clone();
+        user.clone_into(&mut other.user);
+        other.password = Some(password.to_owned());
+        other.password_file = None;
+        other
+    }
+
     /// True when `host` names a Unix socket directory.
     #[must_use]
     pub fn is_socket(&self) -> bool {

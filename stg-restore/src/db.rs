@@ -237,6 +237,16 @@ impl Maintenance {
         })
     }
 
+    /// The session, for the load role's set-up ([`crate::load_role`]).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// How it connected.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
     /// Refuses (usage error, exit 2) when the server itself says it is not staging: its
     /// `stg.environment` setting (a custom setting, `stg.environment = 'production'` in
     /// `postgresql.conf`) is set to anything but `staging`. Both the value this session sees

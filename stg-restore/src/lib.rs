@@ -14,6 +14,7 @@ pub mod decode;
 pub mod hooks;
 pub mod list;
 pub mod load;
+pub mod load_role;
 pub mod policy;
 pub mod reader;
 pub mod report;
@@ -245,6 +246,16 @@ pub struct RestoreArgs {
     /// foreign table. The wrapper's extension needs --allow-extension too.
     #[arg(long, value_name = "NAME")]
     pub allow_foreign_data_wrapper: Vec<String>,
+    /// The role the stream's SQL runs as: created when missing (LOGIN, nothing else), and
+    /// refused when it, or a role it is a member of, is a superuser or has CREATEROLE,
+    /// BYPASSRLS, REPLICATION or a server-files role. It logs in with a password valid
+    /// for this run only: pg_hba.conf must let it in by password (docs/stg-restore.md).
+    #[arg(long, value_name = "ROLE", default_value = load_role::DEFAULT_ROLE)]
+    pub load_role: String,
+    /// The role that owns what the stream gives to a superuser (or a role that can act as
+    /// one), instead of it (default: the load role). Not a superuser either.
+    #[arg(long, value_name = "ROLE")]
+    pub owner: Option<String>,
     /// No longer used: stg-restore loads through its own connections, never psql. Accepted
     /// (and ignored, with a warning) so that existing scripts keep working.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -282,6 +293,8 @@ impl RestoreArgs {
                 !self.allow_foreign_data_wrapper.is_empty(),
                 "--allow-foreign-data-wrapper",
             ),
+            (self.load_role != load_role::DEFAULT_ROLE, "--load-role"),
+            (self.owner.is_some(), "--owner"),
             (self.psql.is_some(), "--psql"),
             (self.format.is_some(), "--format"),
         ]
@@ -319,6 +332,10 @@ pub struct RestoreConfig {
     pub max_line: usize,
     /// `--allow-extension`, `--allow-foreign-data-wrapper`.
     pub allowed: policy::Allowed,
+    /// `--load-role`: the role the stream's SQL runs as.
+    pub load_role: String,
+    /// `--owner`: who owns what the stream gives a superuser.
+    pub owner: Option<String>,
     /// `--psql` was given (ignored; the report says so).
     pub psql_ignored: bool,
 }
@@ -490,6 +507,8 @@ impl Config {
                         jobs,
                         max_line: a.max_line_size,
                         allowed: allowed(a.allow_extension, a.allow_foreign_data_wrapper)?,
+                        load_role: role_name("--load-role", a.load_role)?,
+                        owner: a.owner.map(|o| role_name("--owner", o)).transpose()?,
                         psql_ignored: a.psql.is_some(),
                     }),
                 )
@@ -556,4 +575,15 @@ fn allowed(extensions: Vec<String>, wrappers: Vec<String>) -> Result<policy::All
         extensions,
         wrappers,
     })
+}
+
+/// A role name given with `flag`, checked.
+fn role_name(flag: &str, name: String) -> Result<String, Error> {
+    if name.is_empty() || name.len() > sql::MAX_NAME || name.contains('\0') {
+        bail_usage!(
+            "{flag} {name:?}: give a role's name (1 to {} bytes)",
+            sql::MAX_NAME
+        );
+    }
+    Ok(name)
 }

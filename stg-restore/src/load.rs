@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
+use crate::load_role::Owners;
 use crate::policy::Class;
 use crate::reader::{Options, Outcome, Reader, StreamError, CHUNK};
 use crate::script::{first_line, Item, Statement};
@@ -205,9 +206,37 @@ enum CopyMsg {
     End(u64),
 }
 
+/// How the load connects: the stream's SQL as the load role, a few allowed statements
+/// ([`Class::Privileged`]) on stg-restore's own privileged connection.
+pub struct Connect {
+    /// The incoming database, as the load role (with its password for this run).
+    pub load: Conn,
+    /// The incoming database, as stg-restore's own (privileged) user.
+    pub privileged: Conn,
+    /// Who owns what the stream gives to a privileged role.
+    pub owners: Owners,
+    /// Ask the server, before each COPY, whether its table is or routes rows to a foreign
+    /// table (only where the operator allowed a foreign-data wrapper: otherwise a stream
+    /// cannot make one).
+    pub check_foreign: bool,
+}
+
 /// Runs the items of one stream on up to `jobs` connections.
 pub struct Loader {
     conn: Conn,
+    privileged_conn: Conn,
+    /// The privileged connection to the incoming database, once one is needed.
+    privileged: Option<Worker>,
+    owners: Owners,
+    /// Objects (or default privileges) the stream gave a privileged role, given to the
+    /// replacement owner instead.
+    pub owners_reassigned: u64,
+    /// Statements run on the privileged connection.
+    pub privileged_statements: u64,
+    /// Roles the load role is known to be a member of (or made one of).
+    members: std::collections::HashSet<String>,
+    /// Roles the load role was made a member of during the load.
+    pub granted: Vec<String>,
     jobs: usize,
     opened: usize,
     idle: Vec<Worker>,
@@ -223,19 +252,31 @@ pub struct Loader {
     pub tables: BTreeMap<String, TableRows>,
     /// The most connections that ran work at once.
     pub peak_jobs: usize,
-    /// Ask the server, before each COPY, whether its table is or routes rows to a foreign
-    /// table (only where the operator allowed a foreign-data wrapper: otherwise a stream
-    /// cannot make one).
+    /// See [`Connect::check_foreign`].
     check_foreign: bool,
 }
 
 impl Loader {
-    /// Opens the first connection to the incoming database (`conn`). With `check_foreign`,
-    /// a COPY into a foreign table, or into a partitioned table with a foreign partition,
-    /// is refused before it starts.
-    pub async fn connect(conn: Conn, jobs: usize, check_foreign: bool) -> anyhow::Result<Loader> {
+    /// Opens all `jobs` connections to the incoming database as the load role at once (its
+    /// password is valid only while they are opened: [`crate::load_role`]). With
+    /// `check_foreign`, a COPY into a foreign table, or into a partitioned table with a
+    /// foreign partition, is refused before it starts.
+    pub async fn connect(connect: Connect, jobs: usize) -> anyhow::Result<Loader> {
+        let Connect {
+            load,
+            privileged,
+            owners,
+            check_foreign,
+        } = connect;
         let mut loader = Loader {
-            conn,
+            conn: load,
+            privileged_conn: privileged,
+            privileged: None,
+            owners,
+            owners_reassigned: 0,
+            privileged_statements: 0,
+            members: std::collections::HashSet::new(),
+            granted: Vec::new(),
             jobs: jobs.max(1),
             opened: 0,
             idle: Vec::new(),
@@ -248,8 +289,10 @@ impl Loader {
             peak_jobs: 0,
             check_foreign,
         };
-        let worker = loader.open().await?;
-        loader.idle.push(worker);
+        while loader.opened < loader.jobs {
+            let worker = loader.open().await?;
+            loader.idle.push(worker);
+        }
         Ok(loader)
     }
 
@@ -262,16 +305,9 @@ impl Loader {
             .batch_execute("SET synchronous_commit = off; SET standard_conforming_strings = on")
             .await
             .context("while setting up a load connection")?;
-        // Triggers and event triggers a stream defines do not fire during the load (as in
-        // a replica applying changes): pg_dump creates triggers after the data anyway, so
-        // a real dump loads the same, and a forged one cannot run its trigger functions
-        // on every row it loads. Only a superuser may set it; a load role that is not one
-        // cannot do a superuser's harm in a trigger either, so a refusal is ignored.
-        // See: https://www.postgresql.org/docs/current/runtime-config-client.html
-        // (session_replication_role).
-        let _ = client
-            .batch_execute("SET session_replication_role = replica")
-            .await;
+        // No trigger of the stream's exists while its data loads (the splitter refuses a
+        // COPY block after one is made: crate::policy); a replica's session would not fire
+        // them either, but only a superuser may set that, and the load role is none.
         self.opened += 1;
         Ok(Worker { client, version: 0 })
     }
@@ -421,7 +457,39 @@ impl Loader {
         }
     }
 
-    async fn statement(&mut self, statement: Statement) -> anyhow::Result<()> {
+    /// The privileged connection to the incoming database, opened when first needed.
+    async fn privileged(&mut self) -> anyhow::Result<&mut Worker> {
+        if self.privileged.is_none() {
+            let client = self.privileged_conn.connect_as("stg-restore").await?;
+            // Nothing of the stream's settings: an extension's scripts set their own search
+            // path, and none of the stream's objects is on it.
+            client
+                .batch_execute("SET standard_conforming_strings = on; SET search_path = ''")
+                .await
+                .context("while setting up the privileged connection")?;
+            self.privileged = Some(Worker { client, version: 0 });
+        }
+        Ok(self.privileged.as_mut().expect("just opened"))
+    }
+
+    async fn statement(&mut self, mut statement: Statement) -> anyhow::Result<()> {
+        self.owners_reassigned += self.owners.rewrite(&mut statement);
+        for role in statement
+            .owners
+            .iter()
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+        {
+            if self.members.contains(&role) {
+                continue;
+            }
+            let owners = self.owners.clone();
+            let w = self.privileged().await?;
+            if crate::load_role::ensure_member(&w.client, &owners, &role).await? {
+                self.granted.push(role.clone());
+            }
+            self.members.insert(role);
+        }
         match &statement.class {
             Class::Setting { key } => {
                 self.settings.set(key.clone(), statement.sql.clone());
@@ -476,6 +544,14 @@ impl Loader {
                 );
                 Ok(())
             }
+            Class::Privileged | Class::Owner => {
+                self.barrier().await?;
+                self.privileged_statements += 1;
+                self.privileged().await?.run(&statement).await
+            }
+            Class::EventTrigger => Err(anyhow::anyhow!(
+                "internal error: an event-trigger statement reached the loader"
+            )),
             Class::Parallel { .. } | Class::Serial | Class::Deferred => {
                 self.barrier().await?;
                 let mut w = self.worker().await?;

@@ -62,11 +62,26 @@ pub enum Class {
     },
     /// Anything else allowed: runs alone, after everything before it.
     Serial,
-    /// An event trigger (or a statement on one): held back and run alone after every other
-    /// statement of the stream, so that it fires on none of them. pg_dump writes event
-    /// triggers last but for materialized view refreshes, which are DDL an event trigger
-    /// fires on.
+    /// Held back and run alone after every other statement of the stream:
+    /// `FORCE ROW LEVEL SECURITY`, which would make the owner's own COPY blocks subject to
+    /// the table's policies (pg_dump writes it with the table, before the data).
     Deferred,
+    /// An event trigger, or a statement on one: left out of the restore (reported). An
+    /// event trigger must be owned by a superuser, and it runs its function as whoever
+    /// runs DDL in the database; nothing of the stream's is owned by a superuser.
+    EventTrigger,
+    /// `ALTER <object> OWNER TO <role>` and nothing else (after a privileged owner is given
+    /// to a role that is not one, [`crate::load_role::Owners`]): run on stg-restore's
+    /// privileged connection. Handing an object to a role runs no code, and a role that is
+    /// not a superuser could not do it where pg_dump writes it: PostgreSQL wants the new
+    /// owner to have CREATE on the object's schema, which pg_dump's privileges grant only
+    /// at the end of the dump.
+    Owner,
+    /// `CREATE EXTENSION` (of an allowed extension) and `COMMENT ON EXTENSION`: run on
+    /// stg-restore's privileged connection, since an extension's scripts may need a
+    /// superuser and its comment its owner. Only before the stream made any object but a
+    /// schema, so no object of the stream's can be in an extension script's way.
+    Privileged,
 }
 
 /// Extensions a stream may create unless the operator says otherwise: PostgreSQL's own
@@ -164,6 +179,9 @@ pub struct Policy {
     /// The first statement that created or changed a trigger: its line and form. No COPY
     /// block may follow it.
     triggers_from: Option<(u64, String)>,
+    /// The first statement that made an object other than a schema: its line and form. No
+    /// extension may be created after it.
+    objects_from: Option<(u64, String)>,
 }
 
 /// One lexical token of a statement, as the checks read it.
@@ -370,6 +388,11 @@ impl Policy {
                 "is not a statement pg_dump writes into a database dump",
             ));
         }
+        // `CREATE SCHEMA s` alone (not with schema elements, which would make objects).
+        let schema_alone = kind == "SCHEMA" && !words[at + 1..].contains(&"CREATE");
+        if kind != "EXTENSION" && !schema_alone && self.objects_from.is_none() {
+            self.objects_from = Some((line, format!("CREATE {kind}")));
+        }
         let top = at_depth0(toks);
         match kind {
             "TABLE" if top.iter().any(|&i| words[i] == "AS") => Err(refuse(
@@ -403,7 +426,20 @@ impl Policy {
             "FOREIGN" => self.create_foreign(s, at),
             "SERVER" => self.create_server(s, at),
             "USER" => self.create_user_mapping(s),
-            "EXTENSION" => self.create_extension(s, at),
+            "EXTENSION" => {
+                if let Some((from, what)) = &self.objects_from {
+                    return Err(refuse(
+                        "CREATE EXTENSION",
+                        &format!(
+                            "comes after `{what}` (line {from}); pg_dump creates extensions \
+                             before any object but schemas, and an extension's scripts run \
+                             with a superuser's rights, where an object of the stream's could \
+                             be in their way"
+                        ),
+                    ));
+                }
+                self.create_extension(s, at)
+            }
             "LANGUAGE" => Err(refuse(
                 "CREATE LANGUAGE",
                 "installs a procedural language's handler (server code); languages come \
@@ -417,7 +453,7 @@ impl Policy {
                 self.trigger_made(line, "CREATE TRIGGER");
                 Ok(Class::Serial)
             }
-            "EVENT" => Ok(Class::Deferred),
+            "EVENT" => Ok(Class::EventTrigger),
             "INDEX" => {
                 let on = top
                     .iter()
@@ -475,7 +511,7 @@ impl Policy {
                 _ => {}
             }
         }
-        Ok(Class::Serial)
+        Ok(Class::Privileged)
     }
 
     /// `CREATE SERVER s [TYPE 't'] [VERSION 'v'] FOREIGN DATA WRAPPER w`, without OPTIONS,
@@ -556,6 +592,7 @@ impl Policy {
     fn alter(&mut self, line: u64, s: &Stmt) -> Result<Class, String> {
         let (toks, words) = (s.toks, s.words);
         let (kind, at) = object_kind(words, 1);
+        let owner_only = owner_only(s);
         if kind == "DATABASE" && is_incoming(toks, at + 1, self.incoming.as_deref()) {
             return match words.get(at + 2) {
                 Some(&"SET") => {
@@ -569,6 +606,7 @@ impl Policy {
                     }
                     Ok(Class::Serial)
                 }
+                Some(&"OWNER") if owner_only => Ok(Class::Owner),
                 Some(&("RESET" | "OWNER")) => Ok(Class::Serial),
                 _ => Err(refuse(
                     "ALTER DATABASE",
@@ -578,6 +616,13 @@ impl Policy {
         }
         if let Some(why) = shared_object(kind, words.get(at + 1)) {
             return Err(refuse(&format!("ALTER {kind}"), why));
+        }
+        let plain_kind = !matches!(
+            kind,
+            "SUBSCRIPTION" | "EXTENSION" | "LANGUAGE" | "EVENT" | "FOREIGN" | "SERVER" | "USER"
+        );
+        if owner_only && plain_kind {
+            return Ok(Class::Owner);
         }
         match kind {
             "SUBSCRIPTION" => Err(refuse(
@@ -593,7 +638,7 @@ impl Policy {
                 "ALTER LANGUAGE",
                 "acts on a procedural language, which comes from an extension",
             )),
-            "EVENT" => Ok(Class::Deferred),
+            "EVENT" => Ok(Class::EventTrigger),
             "TRIGGER" => {
                 self.trigger_made(line, "ALTER TRIGGER");
                 Ok(Class::Serial)
@@ -603,6 +648,7 @@ impl Policy {
                 Ok(Class::Serial)
             }
             "FOREIGN" | "SERVER" | "USER" => self.alter_foreign(kind, at, s),
+            "TABLE" if force_row_security(s) => Ok(Class::Deferred),
             "TABLE" => Ok(self.alter_table(line, at, s)),
             _ => Ok(Class::Serial),
         }
@@ -687,7 +733,8 @@ impl Policy {
             return Err(refuse(&format!("{head} ON {kind}"), why));
         }
         match kind {
-            "EVENT" => Ok(Class::Deferred),
+            "EVENT" => Ok(Class::EventTrigger),
+            "EXTENSION" if head == "COMMENT" => Ok(Class::Privileged),
             "SUBSCRIPTION" => Err(refuse(
                 &format!("{head} ON SUBSCRIPTION"),
                 "acts on a subscription, which a stream may not make",
@@ -742,6 +789,177 @@ impl Policy {
         }
         Ok(Class::Serial)
     }
+}
+
+/// Object kinds an `ALTER <kind> <name> OWNER TO <role>` may name, as words.
+const OWNED_KINDS: &[&[&str]] = &[
+    &["TEXT", "SEARCH", "CONFIGURATION"],
+    &["TEXT", "SEARCH", "DICTIONARY"],
+    &["MATERIALIZED", "VIEW"],
+    &["LARGE", "OBJECT"],
+    &["OPERATOR", "CLASS"],
+    &["OPERATOR", "FAMILY"],
+    &["TABLE"],
+    &["SEQUENCE"],
+    &["VIEW"],
+    &["FUNCTION"],
+    &["PROCEDURE"],
+    &["AGGREGATE"],
+    &["ROUTINE"],
+    &["OPERATOR"],
+    &["TYPE"],
+    &["DOMAIN"],
+    &["SCHEMA"],
+    &["COLLATION"],
+    &["CONVERSION"],
+    &["PUBLICATION"],
+    &["STATISTICS"],
+    &["DATABASE"],
+];
+
+/// True for `ALTER <kind> <name>[(signature)] [USING method] OWNER TO <role>` and nothing
+/// more, as pg_dump writes each object's owner: a statement that can only change an owner.
+fn owner_only(s: &Stmt) -> bool {
+    let (toks, words) = (s.toks, s.words);
+    let n = toks.len();
+    if n < 6 || words[n - 3] != "OWNER" || words[n - 2] != "TO" {
+        return false;
+    }
+    if !matches!(toks[n - 1], Tok::Word(_) | Tok::Quoted(Some(_))) {
+        return false;
+    }
+    let Some(kind) = OWNED_KINDS
+        .iter()
+        .find(|k| words.get(1..=k.len()) == Some(k))
+    else {
+        return false;
+    };
+    let mut i = 1 + kind.len();
+    let large_object = kind == &["LARGE", "OBJECT"];
+    if large_object {
+        return toks.get(i) == Some(&Tok::Num) && i + 1 == n - 3;
+    }
+    // The name: parts joined by dots (an operator's name may be an operator).
+    loop {
+        match toks.get(i) {
+            Some(Tok::Word(_) | Tok::Quoted(Some(_)) | Tok::Op(_)) => i += 1,
+            Some(Tok::Punct(c)) if kind == &["OPERATOR"] && "+-*/<>=~!@#%^&|`?".contains(*c) => {
+                i += 1;
+            }
+            _ => return false,
+        }
+        if toks.get(i) == Some(&Tok::Punct('.')) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    // A signature: anything between balanced parentheses but a `;` (type names only reach
+    // the server there; nothing is evaluated).
+    if toks.get(i) == Some(&Tok::Punct('(')) {
+        let mut depth = 0;
+        while i < n - 3 {
+            match toks[i] {
+                Tok::Punct('(') => depth += 1,
+                Tok::Punct(')') => depth -= 1,
+                Tok::Punct(';') => return false,
+                _ => {}
+            }
+            i += 1;
+            if depth == 0 {
+                break;
+            }
+        }
+        if depth != 0 {
+            return false;
+        }
+    }
+    if words.get(i) == Some(&"USING") && matches!(kind, [_, "CLASS" | "FAMILY"]) {
+        i += 2;
+    }
+    i == n - 3
+}
+
+/// `ALTER TABLE ... FORCE ROW LEVEL SECURITY` (alone, as pg_dump writes it).
+fn force_row_security(s: &Stmt) -> bool {
+    let w = s.words;
+    w.windows(4)
+        .any(|x| x == ["FORCE", "ROW", "LEVEL", "SECURITY"])
+        && !at_depth0(s.toks)
+            .iter()
+            .any(|&i| s.toks[i] == Tok::Punct(','))
+}
+
+/// A role named in a statement where it becomes an owner: `OWNER TO r`, `ALTER DEFAULT
+/// PRIVILEGES FOR ROLE r, ...`, `CREATE SCHEMA ... AUTHORIZATION r`. Its bytes in the
+/// statement and its name as the server reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleRef {
+    /// Offset of the role's token in the statement.
+    pub start: usize,
+    /// Offset after it.
+    pub end: usize,
+    /// The role's name.
+    pub name: String,
+}
+
+/// The roles `tokens` (one statement) makes owners of something, in order. `CURRENT_USER`,
+/// `SESSION_USER` and `CURRENT_ROLE` are the load role itself and are left out.
+pub fn owner_roles(tokens: &[Token]) -> Vec<RoleRef> {
+    let word = |i: usize| match tokens.get(i).map(|t| &t.kind) {
+        Some(Kind::Word(w)) => w.as_str(),
+        _ => "",
+    };
+    let role_at = |i: usize| -> Option<RoleRef> {
+        let t = tokens.get(i)?;
+        let name = match &t.kind {
+            Kind::Word(w)
+                if !matches!(
+                    w.as_str(),
+                    "current_user" | "session_user" | "current_role" | "public"
+                ) =>
+            {
+                w.clone()
+            }
+            Kind::Quoted { unicode: false } => String::from_utf8(t.value.clone()?).ok()?,
+            _ => return None,
+        };
+        Some(RoleRef {
+            start: usize::try_from(t.start).ok()?,
+            end: usize::try_from(t.end).ok()?,
+            name,
+        })
+    };
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let default_privileges = word(0) == "alter" && word(1) == "default" && word(2) == "privileges";
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i].kind {
+            Kind::Char(b'(') => depth += 1,
+            Kind::Char(b')') => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            _ => match word(i) {
+                "owner" if word(i + 1) == "to" => out.extend(role_at(i + 2)),
+                "authorization" if word(0) == "create" && word(1) == "schema" => {
+                    out.extend(role_at(i + 1));
+                }
+                "for" if default_privileges && matches!(word(i + 1), "role" | "user") => {
+                    let mut j = i + 2;
+                    while let Some(r) = role_at(j) {
+                        out.push(r);
+                        if tokens.get(j + 1).map(|t| &t.kind) != Some(&Kind::Char(b',')) {
+                            break;
+                        }
+                        j += 2;
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    out
 }
 
 /// The tokens of one statement and their uppercased words (`""` for other tokens).
@@ -1139,7 +1357,6 @@ mod tests {
         for sql in [
             "CREATE SCHEMA app;",
             "CREATE TABLE public.people (\n    id integer NOT NULL,\n    n text GENERATED ALWAYS AS (upper(x)) STORED\n);",
-            "ALTER TABLE public.people OWNER TO fas2;",
             "CREATE FUNCTION public.f() RETURNS trigger\n    LANGUAGE plpgsql\n    AS $$ BEGIN EXECUTE 'ALTER SYSTEM'; END $$;",
             "CREATE FUNCTION public.g() RETURNS integer\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT 1;\n SELECT 2;\nEND;",
             "COMMENT ON TABLE public.people IS 'it''s ALTER SYSTEM';",
@@ -1149,9 +1366,6 @@ mod tests {
             "SELECT pg_catalog.lo_open('16385', 131072);",
             "SELECT pg_catalog.lowrite(0, '\\x48656c6c6f');",
             "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t'relpages', '1'::integer);",
-            "CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;",
-            "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;",
-            "COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';",
             "ALTER DATABASE \"x__stg_incoming\" SET work_mem TO '8MB';",
             "GRANT CONNECT ON DATABASE \"x__stg_incoming\" TO app;",
             "REFRESH MATERIALIZED VIEW public.mv;",
@@ -1169,7 +1383,38 @@ mod tests {
             "ALTER EVENT TRIGGER e ENABLE ALWAYS;",
             "COMMENT ON EVENT TRIGGER e IS 'x';",
         ] {
-            assert_eq!(ok(sql), Class::Deferred, "{sql}");
+            assert_eq!(ok(sql), Class::EventTrigger, "{sql}");
+        }
+        for sql in [
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;",
+            "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;",
+            "COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';",
+        ] {
+            assert_eq!(ok(sql), Class::Privileged, "{sql}");
+        }
+        assert_eq!(
+            ok("ALTER TABLE ONLY public.people FORCE ROW LEVEL SECURITY;"),
+            Class::Deferred
+        );
+        for sql in [
+            "ALTER TABLE public.people OWNER TO fas2;",
+            "ALTER FUNCTION public.f(a integer, b character varying[]) OWNER TO \"Admin\";",
+            "ALTER OPERATOR public.=== (integer, integer) OWNER TO fas2;",
+            "ALTER OPERATOR CLASS public.c USING btree OWNER TO fas2;",
+            "ALTER TEXT SEARCH CONFIGURATION public.c OWNER TO fas2;",
+            "ALTER LARGE OBJECT 16385 OWNER TO fas2;",
+            "ALTER SCHEMA app OWNER TO fas2;",
+            "ALTER DATABASE \"x__stg_incoming\" OWNER TO fas2;",
+        ] {
+            assert_eq!(ok(sql), Class::Owner, "{sql}");
+        }
+        // Anything more than the owner runs as the load role.
+        for sql in [
+            "ALTER TABLE public.people OWNER TO fas2, ADD COLUMN x integer DEFAULT public.f();",
+            "ALTER TABLE public.people ADD COLUMN x integer, OWNER TO fas2;",
+            "ALTER TABLE ONLY public.people OWNER TO fas2;",
+        ] {
+            assert_eq!(ok(sql), Class::Serial, "{sql}");
         }
     }
 
@@ -1407,6 +1652,53 @@ mod tests {
             let err = then(&mut p, sql).expect_err(sql);
             assert!(err.contains(says), "{sql}: {err}");
         }
+    }
+
+    #[test]
+    fn extensions_come_before_any_object_but_schemas() {
+        let mut p = after(
+            &[
+                "CREATE SCHEMA app;",
+                "ALTER SCHEMA app OWNER TO fas2;",
+                "COMMENT ON SCHEMA app IS 'x';",
+                "CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA app;",
+                "CREATE FUNCTION app.digest(text, text) RETURNS bytea LANGUAGE sql AS $$ SELECT NULL::bytea $$;",
+            ],
+            Allowed::default(),
+        );
+        let err = then(&mut p, "CREATE EXTENSION citext WITH SCHEMA app;").unwrap_err();
+        assert!(
+            err.contains("CREATE FUNCTION") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn owners_are_found_where_a_statement_makes_one() {
+        let refs = |sql: &str| -> Vec<(String, String)> {
+            owner_roles(&sql_lexer::tokens(sql.as_bytes()).unwrap())
+                .into_iter()
+                .map(|r| (sql[r.start..r.end].to_owned(), r.name))
+                .collect()
+        };
+        assert_eq!(
+            refs("ALTER TABLE public.t OWNER TO postgres;"),
+            [("postgres".to_owned(), "postgres".to_owned())]
+        );
+        assert_eq!(
+            refs("ALTER FUNCTION public.f(a integer) OWNER TO \"Admin\";"),
+            [("\"Admin\"".to_owned(), "Admin".to_owned())]
+        );
+        assert_eq!(
+            refs("ALTER DEFAULT PRIVILEGES FOR ROLE postgres, fas2 IN SCHEMA public GRANT SELECT ON TABLES TO app;"),
+            [
+                ("postgres".to_owned(), "postgres".to_owned()),
+                ("fas2".to_owned(), "fas2".to_owned())
+            ]
+        );
+        assert_eq!(refs("CREATE SCHEMA s AUTHORIZATION postgres;").len(), 1);
+        assert!(refs("ALTER TABLE t OWNER TO CURRENT_USER;").is_empty());
+        assert!(refs("COMMENT ON TABLE t IS 'OWNER TO postgres';").is_empty());
     }
 
     #[test]

@@ -459,7 +459,7 @@ impl<R: Read> Reader<R> {
             .as_ref()
             .map(|stated| stream::trailer_mismatches(stated, &counted))
             .unwrap_or_default();
-        let mut warnings = Vec::new();
+        let mut warnings = self.splitter.warnings();
         if self.manifest.is_none() {
             warnings.push(
                 "unverified stream: no stg-dump manifest or trailer, so no checksum or row \

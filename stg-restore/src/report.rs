@@ -79,6 +79,17 @@ pub struct RestoreSummary {
     pub jobs: usize,
     /// Connections the load opened to the incoming database.
     pub connections: usize,
+    /// The role the stream's SQL ran as (not a superuser: `--load-role`).
+    pub load_role: Option<String>,
+    /// Roles the load role was made a member of by this run (owners the stream names).
+    pub load_role_memberships: Vec<String>,
+    /// Objects, default privileges and the database itself that the stream gave to a
+    /// superuser (or a role that can act as one), given to `--owner` or the load role
+    /// instead.
+    pub owners_reassigned: u64,
+    /// Statements run on stg-restore's privileged connection (`CREATE EXTENSION` and
+    /// `COMMENT ON EXTENSION` of allowed extensions).
+    pub privileged_statements: u64,
     /// The checksum and row-count check.
     pub verification: Verification,
     /// The manifest's source, when there is one.

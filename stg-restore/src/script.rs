@@ -17,7 +17,7 @@
 use stg_core::copy_text::{self, CopyHeader};
 use stg_core::sql_lexer::{Kind, SqlLexer, Token};
 
-use crate::policy::{Allowed, Class, Policy};
+use crate::policy::{self, Allowed, Class, Policy, RoleRef};
 
 /// Target size of one [`Item::CopyData`] chunk.
 const DATA_CHUNK: usize = 128 * 1024;
@@ -57,6 +57,9 @@ pub struct Statement {
     pub sql: String,
     /// How to run it.
     pub class: Class,
+    /// The roles it makes owners of something (`OWNER TO r`...), where in `sql` each is
+    /// named: the loader gives a superuser's objects to a role that is not one instead.
+    pub owners: Vec<RoleRef>,
 }
 
 /// Where a statement ends: at a `;` outside parentheses and outside the `BEGIN ... END`
@@ -142,9 +145,11 @@ pub struct Splitter {
     restrict: Option<String>,
     /// The allow-list, with what it remembers of the stream.
     policy: Policy,
-    /// Event-trigger statements, run after all others ([`Class::Deferred`]).
+    /// Statements run after all others ([`Class::Deferred`]).
     deferred: Vec<Statement>,
     deferred_bytes: usize,
+    /// Event-trigger statements left out ([`Class::EventTrigger`]): their lines.
+    left_out: Vec<u64>,
     /// Longest statement accepted, in bytes.
     max_statement: usize,
 }
@@ -178,6 +183,7 @@ impl Splitter {
             policy: Policy::new(incoming, allowed),
             deferred: Vec::new(),
             deferred_bytes: 0,
+            left_out: Vec::new(),
             max_statement,
         }
     }
@@ -365,23 +371,55 @@ impl Splitter {
             .policy
             .classify(line, &tokens)
             .map_err(|why| format!("line {line}: {why}: {}", first_line(&sql)))?;
-        if class == Class::Deferred {
-            self.deferred_bytes += sql.len();
-            if self.deferred_bytes > self.max_statement {
-                return Err(format!(
-                    "line {line}: event-trigger statements of more than {} bytes in all",
-                    self.max_statement
-                ));
+        let owners = policy::owner_roles(&tokens);
+        match class {
+            Class::EventTrigger => {
+                self.left_out.push(line);
+                Ok(())
             }
-            self.deferred.push(Statement {
-                line,
-                sql,
-                class: Class::Serial,
-            });
-            return Ok(());
+            Class::Deferred => {
+                self.deferred_bytes += sql.len();
+                if self.deferred_bytes > self.max_statement {
+                    return Err(format!(
+                        "line {line}: statements held back to the end of more than {} bytes in \
+                         all",
+                        self.max_statement
+                    ));
+                }
+                self.deferred.push(Statement {
+                    line,
+                    sql,
+                    class,
+                    owners,
+                });
+                Ok(())
+            }
+            _ => {
+                out.push(Item::Statement(Statement {
+                    line,
+                    sql,
+                    class,
+                    owners,
+                }));
+                Ok(())
+            }
         }
-        out.push(Item::Statement(Statement { line, sql, class }));
-        Ok(())
+    }
+
+    /// What the restore should tell about statements it left out.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.left_out.is_empty() {
+            return Vec::new();
+        }
+        let lines: Vec<String> = self.left_out.iter().map(u64::to_string).collect();
+        vec![format!(
+            "left out {} event-trigger statement(s) (line {}): an event trigger must be owned \
+             by a superuser and runs its function as whoever runs DDL in the database, and \
+             nothing a stream restores is owned by a superuser; create them by hand if staging \
+             needs them",
+            self.left_out.len(),
+            lines.join(", ")
+        )]
     }
 
     /// The stream (or its SQL, at the trailer) ended: a statement without its `;` is an
@@ -534,7 +572,8 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(order, [2, 3, 1]);
+        assert_eq!(order, [2, 3]);
+        assert!(s.warnings()[0].contains("line 1"), "{:?}", s.warnings());
     }
 
     #[test]

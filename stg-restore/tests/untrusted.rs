@@ -18,9 +18,10 @@
 //!   locks the test takes in the incoming database) leaves the live database untouched, and
 //!   the next run drops the leftover and succeeds.
 //!
-//! One test is ignored because it fails today: functions a forged stream defines (made only
-//! of allowed statements) are run by the server during the load as the load role, a
-//! superuser, and reach beyond the incoming database.
+//! - a schema an application role wrote (functions used by index expressions, checks,
+//!   defaults, generated columns, materialized views, a SECURITY DEFINER function the stream
+//!   gives to `postgres`) loads, and none of it runs as a superuser: the load logs in as a
+//!   role that is not one, and owners that are superusers are replaced.
 
 mod support;
 
@@ -1498,52 +1499,111 @@ fn an_allowed_wrapper_still_writes_nothing_outside_the_incoming_database() {
         .contains("999"));
 }
 
-/// The known limit of the statement checks (docs/security.md, section 5): expressions the
-/// schema itself defines (a CHECK constraint, a column default, a materialized view's
-/// query on REFRESH, an index expression) run on the server during the load with the load
-/// role's privileges, normally a superuser's. Kept as the regression test for when the load
-/// runs as a role that is not a superuser.
+/// A genuine stream (pg_dump of the source, trailer untouched) whose schema an ordinary
+/// application role wrote: functions that do harm only when they run as a superuser, in
+/// the incoming database, used where the server runs them during a load — an index
+/// expression, a CHECK constraint, a column default, a generated column, a materialized
+/// view's query on REFRESH, and a SECURITY DEFINER function the stream says `postgres`
+/// owns. The restore succeeds, and none of them ran as a superuser: no role was made, no
+/// program ran, and nothing in the restored database is owned by a superuser.
+// See: issue 27 (the load runs as a role that logged in without being a superuser).
 #[test]
-#[ignore = "known limitation (docs/security.md, section 5): the schema's own expressions run as the load role"]
-fn expressions_a_forged_stream_defines_run_only_inside_the_incoming_database() {
+fn a_schema_an_application_role_wrote_never_runs_as_a_superuser() {
     let setup = Setup::new();
     let dir = open_dir();
-    let file = dir.path().join("program");
-    let body = without_trailer(&setup.plain_stream());
-    let at = line_start(&body, 0, "COPY public.groups ");
-    let insert = format!(
-        "CREATE FUNCTION public.evil(name text) RETURNS boolean LANGUAGE plpgsql AS $$\n\
-         BEGIN\n    \
-             EXECUTE format('CREATE ROLE %I SUPERUSER', name);\n    \
-             RETURN true;\n\
-         EXCEPTION WHEN duplicate_object THEN RETURN true;\n\
-         END $$;\n\
-         CREATE TABLE public.checked (a int CHECK (public.evil('evil_check')));\n\
-         CREATE TABLE public.defaulted (a int, b boolean DEFAULT public.evil('evil_default'));\n\
-         CREATE FUNCTION public.evil_program() RETURNS int LANGUAGE plpgsql AS $$\n\
-         BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; RETURN 1; END $$;\n\
-         CREATE MATERIALIZED VIEW public.evil_view AS SELECT public.evil_program() AS x WITH NO DATA;\n\
-         REFRESH MATERIALIZED VIEW public.evil_view;\n\
-         COPY public.checked (a) FROM stdin;\n1\n\\.\n\
-         COPY public.defaulted (a) FROM stdin;\n1\n\\.\n",
-        file.display()
+    let c = &setup.cluster;
+    let superuser = c.sql("postgres", "SELECT current_user").trim().to_owned();
+    let harm = |tag: &str| {
+        format!(
+            "EXECUTE format('CREATE ROLE %I SUPERUSER', 'evil_{tag}'); \
+             EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'touch {}/{tag}');",
+            dir.path().display()
+        )
+    };
+    let armed = "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) \
+                 AND current_database() LIKE '%__stg_incoming'";
+    let schema = format!(
+        "SET ROLE fas2;\n\
+         CREATE FUNCTION public.evil(tag text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $f$\n\
+         BEGIN\n  IF {armed} THEN\n    \
+           EXECUTE format('CREATE ROLE %I SUPERUSER', 'evil_' || tag);\n    \
+           EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'touch {dir}/' || tag);\n  \
+         END IF;\n  RETURN true;\nEND $f$;\n\
+         CREATE TABLE public.checked (a integer CHECK (public.evil('check')));\n\
+         CREATE TABLE public.defaulted (a integer, b boolean DEFAULT public.evil('default'));\n\
+         CREATE TABLE public.generated (a integer, g boolean GENERATED ALWAYS AS (public.evil('generated')) STORED);\n\
+         CREATE TABLE public.indexed (a integer);\n\
+         CREATE INDEX indexed_evil ON public.indexed ((public.evil('index' || a::text)));\n\
+         CREATE MATERIALIZED VIEW public.viewed AS SELECT public.evil('matview') AS x;\n\
+         INSERT INTO public.checked VALUES (1);\n\
+         INSERT INTO public.defaulted (a) VALUES (1);\n\
+         INSERT INTO public.generated (a) VALUES (1);\n\
+         INSERT INTO public.indexed VALUES (1);\n\
+         RESET ROLE;\n\
+         CREATE FUNCTION public.definer() RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $f$\n\
+         BEGIN\n  IF {armed} THEN {} END IF;\n  RETURN true;\nEND $f$;\n\
+         ALTER FUNCTION public.definer() OWNER TO {superuser};\n\
+         SET ROLE fas2;\n\
+         CREATE TABLE public.defined (a integer);\n\
+         INSERT INTO public.defined VALUES (1);\n\
+         ALTER TABLE public.defined ADD CONSTRAINT defined_check CHECK (public.definer());\n\
+         RESET ROLE;\n",
+        harm("definer"),
+        dir = dir.path().display(),
     );
-    let (stream, _) = forge(&body, at, &insert);
-    let out = setup.restore(&xz(&stream), &["--jobs", "4"]);
-    let roles = setup.cluster.sql(
-        "postgres",
-        "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'evil%'",
+    c.script("src", &schema);
+    let stream = setup.plain_stream();
+    let text = String::from_utf8_lossy(&stream);
+    assert!(
+        text.contains(&format!(
+            "ALTER FUNCTION public.definer() OWNER TO {superuser};"
+        )),
+        "the genuine stream gives the definer function to {superuser}"
+    );
+    let out = setup
+        .restore(&xz(&stream), &["--jobs", "4", "--format", "json"])
+        .ok();
+    let s = out.summary();
+    assert_eq!(s["load_role"], "stg_load", "{s}");
+    assert!(s["owners_reassigned"].as_u64() >= Some(1), "{s}");
+    assert_eq!(
+        evil_roles(&setup),
+        "",
+        "the stream's code ran as a superuser"
+    );
+    let ran: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read the directory")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(ran.is_empty(), "programs ran on the server: {ran:?}");
+    // Everything is there, and what the application role owned it still owns.
+    assert_eq!(
+        c.sql(
+            DB,
+            "SELECT string_agg(relname || '=' || pg_get_userbyid(relowner), ' ' ORDER BY relname) \
+             FROM pg_class WHERE relname IN ('checked', 'defaulted', 'generated', 'indexed', 'viewed', 'defined')"
+        )
+        .trim(),
+        "checked=fas2 defaulted=fas2 defined=fas2 generated=fas2 indexed=fas2 viewed=fas2"
     );
     assert_eq!(
-        roles.trim(),
-        "",
-        "roles created by a forged stream (exit {:?})",
-        Some(out.code)
+        c.sql(
+            DB,
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'definer'"
+        )
+        .trim(),
+        "stg_load"
     );
-    assert!(
-        !file.exists(),
-        "a forged stream ran a program on the server"
+    assert_eq!(
+        c.sql(
+            DB,
+            "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
+             WHERE r.rolsuper AND c.relnamespace = 'public'::regnamespace"
+        )
+        .trim(),
+        "0"
     );
+    assert_eq!(c.sql(DB, "SELECT count(*) FROM public.checked").trim(), "1");
 }
 
 /// An incoming database that a subscription or a prepared transaction keeps from being

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
+use stg_core::conn::Conn;
 use stg_core::provenance::{self, Provenance};
 use stg_core::stream::Manifest;
 use stg_core::{timestamp, Error};
@@ -12,7 +13,8 @@ use tokio::sync::mpsc;
 
 use super::{changes, Session};
 use crate::db::Maintenance;
-use crate::load::{Event, Loader};
+use crate::load::{Connect, Event, Loader};
+use crate::load_role::{self, LoadRole};
 use crate::reader::Outcome;
 use crate::report::Verification;
 use crate::signals::interrupted;
@@ -26,6 +28,8 @@ pub(super) struct Incoming {
     pub db: String,
     /// The incoming database's name.
     pub name: String,
+    /// The load role, ready (from the prepare step on).
+    pub load: Option<LoadRole>,
 }
 
 /// The stream is loaded and every table holds the rows the stream counted; the trailer is
@@ -56,11 +60,8 @@ impl Incoming {
         mut events: mpsc::Receiver<Event>,
     ) -> anyhow::Result<Loaded> {
         let conn = s.config.conn.with_dbname(&self.name);
-        let check_foreign = !s.config.allowed.wrappers.is_empty();
-        let mut loader = s
-            .cancel
-            .run(Loader::connect(conn, s.config.jobs, check_foreign))
-            .await?;
+        let role = self.load.as_ref().context("internal error: no load role")?;
+        let mut loader = self.connect_loader(s, &conn, role).await?;
         let cancel = s.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let result = loop {
@@ -105,6 +106,11 @@ impl Incoming {
         };
         s.summary.jobs = loader.peak_jobs.max(1);
         s.summary.connections = loader.connections();
+        s.summary.owners_reassigned += loader.owners_reassigned;
+        s.summary.privileged_statements = loader.privileged_statements;
+        s.summary
+            .load_role_memberships
+            .extend(loader.granted.iter().cloned());
         s.summary.tables.clone_from(&loader.tables);
         drop(loader);
         let outcome = match result {
@@ -112,6 +118,25 @@ impl Incoming {
             Err(err) if cancel.fired().is_some() => return Err(err),
             Err(err) => return Err(explain_failure(err, &mut events).await),
         };
+        // What the server says, not what the statements said: no object of the stream's is
+        // owned by a role that could act as a superuser.
+        let privileged = &role.owners.privileged;
+        let (objects, total) = s
+            .cancel
+            .run(async {
+                let client = conn.connect_as("stg-restore").await?;
+                load_role::privileged_objects(&client, privileged, 10).await
+            })
+            .await?;
+        if total > 0 {
+            return Err(Error::usage(format!(
+                "{total} object(s) of the restored database are owned by a superuser or a role \
+                 that can act as one: {}{}; nothing a stream restores may be",
+                objects.join(", "),
+                if total > 10 { ", ..." } else { "" }
+            ))
+            .into());
+        }
         let summary = &mut s.summary;
         summary.format = Some(outcome.format);
         summary.bytes = outcome.counted.bytes;
@@ -144,6 +169,46 @@ impl Incoming {
                 .push("unverified: the stream has no stg-dump manifest or trailer".into());
         }
         Ok(Loaded { outcome })
+    }
+
+    /// Opens the load's connections as the load role: its password is set for this run
+    /// under the load role's lock, the connections opened, the password removed again,
+    /// whatever happened meanwhile.
+    async fn connect_loader(
+        &self,
+        s: &mut Session<'_>,
+        conn: &Conn,
+        role: &LoadRole,
+    ) -> anyhow::Result<Loader> {
+        let password = load_role::new_password()?;
+        let client = self.m.client();
+        s.cancel.run(load_role::lock(client, &role.name)).await?;
+        let connect = Connect {
+            load: conn.as_user(&role.name, &password),
+            privileged: conn.clone(),
+            owners: role.owners.clone(),
+            check_foreign: !s.config.allowed.wrappers.is_empty(),
+        };
+        let jobs = s.config.jobs;
+        let opened = s
+            .cancel
+            .run(async {
+                load_role::open(client, &role.name, &password).await?;
+                Loader::connect(connect, jobs).await.map_err(|e| {
+                    if auth_failure(&e) {
+                        load_role::login_refused(&e, conn, &role.name)
+                    } else {
+                        e
+                    }
+                })
+            })
+            .await;
+        let closed = load_role::close(client, &role.name).await;
+        let unlocked = load_role::unlock(client, &role.name).await;
+        let loader = opened?;
+        closed?;
+        unlocked?;
+        Ok(loader)
     }
 
     /// `VACUUM ANALYZE` on the incoming database.
@@ -247,4 +312,13 @@ async fn explain_failure(
         .into(),
         _ => load_error,
     }
+}
+
+/// True when connecting failed because the server refused the login (SQLSTATE class 28:
+/// no pg_hba.conf line lets the role in, or its password was refused).
+fn auth_failure(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .filter_map(tokio_postgres::Error::code)
+        .any(|code| code.code().starts_with("28"))
 }

@@ -284,7 +284,9 @@ impl<'a> Session<'a> {
             self.timed(Step::Prepare, async |s| incoming.create(s, &create).await)
                 .await?;
             let loaded = self
-                .timed(Step::Load, async |s| incoming.load(s, events).await)
+                .timed(Step::Load, async |s| {
+                    Box::pin(incoming.load(s, events)).await
+                })
                 .await?;
             let verified = self
                 .timed(Step::Verify, async |s| loaded.verify(s, &incoming))

@@ -14,6 +14,7 @@ use super::incoming::Incoming;
 use super::{changes, reopened_warning, Session};
 use crate::db::Maintenance;
 use crate::load::{self, Event};
+use crate::load_role;
 use crate::reader::Options;
 use crate::report::Source;
 use crate::sql::{self, DbSettings};
@@ -123,10 +124,11 @@ impl Connected {
         if s.cancel.run(m.reopen(db)).await? {
             s.summary.warnings.push(reopened_warning(db));
         }
-        let incoming = Incoming {
+        let mut incoming = Incoming {
             m,
             db: opened.db.clone(),
             name: opened.incoming.clone(),
+            load: None,
         };
         if s.config.if_unchanged {
             let step = s.step;
@@ -135,8 +137,9 @@ impl Connected {
             s.step = step;
         }
         let m = &incoming.m;
-        let settings = if let Some(manifest) = &opened.manifest {
-            let mut roles = vec![manifest.owner.clone()];
+        let mut roles = Vec::new();
+        let mut settings = if let Some(manifest) = &opened.manifest {
+            roles.push(manifest.owner.clone());
             for role in &manifest.roles {
                 if !role.eq_ignore_ascii_case("public") && !roles.contains(role) {
                     roles.push(role.clone());
@@ -168,6 +171,33 @@ impl Connected {
                 settings
             }
         };
+        if !roles.contains(&settings.owner) {
+            roles.push(settings.owner.clone());
+        }
+        // The role the stream's SQL runs as, and who owns what it gives a superuser.
+        let load = s
+            .cancel
+            .run(load_role::prepare(
+                m.client(),
+                &s.config.load_role,
+                s.config.owner.as_deref(),
+                &roles,
+            ))
+            .await?;
+        let owner = load.owners.owner_for(&settings.owner);
+        if owner != settings.owner {
+            s.summary.owners_reassigned += 1;
+            settings.owner = owner;
+        }
+        s.summary.load_role = Some(load.name.clone());
+        s.summary.load_role_memberships.clone_from(&load.granted);
+        if load.created {
+            s.summary.warnings.push(format!(
+                "created the load role {} (LOGIN, nothing else)",
+                load.name
+            ));
+        }
+        let m = &incoming.m;
         let name = &incoming.name;
         if s.cancel.run(m.exists(name)).await? {
             s.cancel.run(m.drop_database(name)).await?;
@@ -177,6 +207,7 @@ impl Connected {
         }
         let create =
             sql::create_database(name, &settings, m.server_version_num).map_err(Error::usage)?;
+        incoming.load = Some(load);
         Ok(Prepared {
             incoming,
             create,

@@ -219,6 +219,9 @@ pub struct Connect {
     /// table (only where the operator allowed a foreign-data wrapper: otherwise a stream
     /// cannot make one).
     pub check_foreign: bool,
+    /// Foreign-data wrappers the operator allowed (`--allow-foreign-data-wrapper`): the
+    /// load role may use them once their extension exists.
+    pub wrappers: Vec<String>,
 }
 
 /// Runs the items of one stream on up to `jobs` connections.
@@ -254,6 +257,8 @@ pub struct Loader {
     pub peak_jobs: usize,
     /// See [`Connect::check_foreign`].
     check_foreign: bool,
+    /// See [`Connect::wrappers`].
+    wrappers: Vec<String>,
 }
 
 impl Loader {
@@ -267,6 +272,7 @@ impl Loader {
             privileged,
             owners,
             check_foreign,
+            wrappers,
         } = connect;
         let mut loader = Loader {
             conn: load,
@@ -288,6 +294,7 @@ impl Loader {
             tables: BTreeMap::new(),
             peak_jobs: 0,
             check_foreign,
+            wrappers,
         };
         while loader.opened < loader.jobs {
             let worker = loader.open().await?;
@@ -547,7 +554,35 @@ impl Loader {
             Class::Privileged | Class::Owner => {
                 self.barrier().await?;
                 self.privileged_statements += 1;
-                self.privileged().await?.run(&statement).await
+                let load_role = self.owners.load_role.clone();
+                let wrappers = self.wrappers.clone();
+                let w = self.privileged().await?;
+                w.run(&statement).await?;
+                if !wrappers.is_empty() && statement.class == Class::Privileged {
+                    // A wrapper the operator allowed, just made by its extension: the load
+                    // role may use it (its servers carry no options: crate::policy).
+                    let made = w
+                        .client
+                        .query(
+                            "SELECT fdwname::text FROM pg_catalog.pg_foreign_data_wrapper \
+                             WHERE fdwname = ANY ($1)",
+                            &[&wrappers],
+                        )
+                        .await
+                        .context("while looking up the allowed foreign-data wrappers")?;
+                    for row in made {
+                        let fdw: &str = row.get(0);
+                        w.client
+                            .batch_execute(&format!(
+                                "GRANT USAGE ON FOREIGN DATA WRAPPER {} TO {}",
+                                crate::sql::ident(fdw),
+                                crate::sql::ident(&load_role)
+                            ))
+                            .await
+                            .with_context(|| format!("while letting the load role use {fdw}"))?;
+                    }
+                }
+                Ok(())
             }
             Class::EventTrigger => Err(anyhow::anyhow!(
                 "internal error: an event-trigger statement reached the loader"

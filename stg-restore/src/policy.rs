@@ -427,6 +427,8 @@ impl Policy {
             "SERVER" => self.create_server(s, at),
             "USER" => self.create_user_mapping(s),
             "EXTENSION" => {
+                // Off the list is the first thing to say; then where it is.
+                self.create_extension(s, at)?;
                 if let Some((from, what)) = &self.objects_from {
                     return Err(refuse(
                         "CREATE EXTENSION",

@@ -431,6 +431,74 @@ fn cron_wrapper_is_silent_on_success_and_reports_failure() {
     assert!(stdout.contains("exit status 2"), "{stdout}");
 }
 
+/// The role on a staging database host: the load role stg-restore runs a stream's SQL as
+/// is made (LOGIN, nothing else) and pg_hba.conf gets the line that lets it in with a
+/// password, the server reloaded; check mode changes nothing, a second run nothing either.
+#[test]
+fn role_on_a_staging_database_host_makes_the_load_role_and_its_pg_hba_line() {
+    let root = tempfile::tempdir().expect("temp root");
+    let work = tempfile::tempdir().expect("temp dir");
+    let build = binaries_snapshot(work.path());
+    let etc = root.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("hosts"), HOSTS).unwrap();
+    let cluster = Cluster::start();
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let hba_before = std::fs::read_to_string(&hba).unwrap();
+    let psql: Vec<String> = std::iter::once(cluster.bindir().join("psql").display().to_string())
+        .chain(cluster.conn_args())
+        .chain(["-d".into(), "postgres".into()])
+        .collect();
+    let mut reload = psql.clone();
+    reload.extend(["-X".into(), "-c".into(), "SELECT pg_reload_conf()".into()]);
+    let line = "host all stg_load 127.0.0.1/32 scram-sha-256";
+    let mut vars = role_vars(root.path(), &build, Some("staging"));
+    vars["stg_restore_host"] = json!(true);
+    vars["stg_psql"] = json!(psql);
+    vars["stg_pg_hba_file"] = json!(hba);
+    vars["stg_load_role_hba_line"] = json!(line);
+    vars["stg_pg_reload"] = json!(reload);
+    let role_exists = || {
+        cluster
+            .sql(
+                "postgres",
+                "SELECT rolcanlogin::text || rolsuper::text FROM pg_roles WHERE rolname = 'stg_load'",
+            )
+            .trim()
+            .to_owned()
+    };
+
+    let run = run_playbook("playbooks/stg.yml", &vars, &["--check", "--diff"]);
+    assert!(run.ok, "check mode failed:\n{}", run.output);
+    assert_eq!(role_exists(), "", "check mode made the role");
+    assert_eq!(std::fs::read_to_string(&hba).unwrap(), hba_before);
+
+    let run = run_playbook("playbooks/stg.yml", &vars, &[]);
+    assert!(run.ok, "the role failed:\n{}", run.output);
+    assert_eq!(role_exists(), "truefalse");
+    let hba_now = std::fs::read_to_string(&hba).unwrap();
+    assert_eq!(hba_now.lines().next(), Some(line), "{hba_now}");
+    // The server reads the line (the file stayed readable to it).
+    assert_eq!(
+        cluster
+            .sql(
+                "postgres",
+                "SELECT auth_method FROM pg_hba_file_rules WHERE 'stg_load' = ANY (user_name)",
+            )
+            .trim(),
+        "scram-sha-256"
+    );
+
+    let run = run_playbook("playbooks/stg.yml", &vars, &[]);
+    assert!(run.ok, "the second run failed:\n{}", run.output);
+    assert_eq!(
+        run.changed(),
+        0,
+        "a second run changed things:\n{}",
+        run.output
+    );
+}
+
 /// Production data and a stale staging copy, in two throwaway clusters.
 fn clusters() -> (Cluster, Cluster) {
     let prod = Cluster::start();

@@ -188,6 +188,7 @@ impl Incoming {
             privileged: conn.clone(),
             owners: role.owners.clone(),
             check_foreign: !s.config.allowed.wrappers.is_empty(),
+            wrappers: s.config.allowed.wrappers.clone(),
         };
         let jobs = s.config.jobs;
         let opened = s

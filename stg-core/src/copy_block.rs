@@ -76,6 +76,14 @@ impl Classifier {
     pub fn at_top(&self) -> bool {
         !self.in_copy && self.lexer.at_top()
     }
+
+    /// True when the next line starts between two tokens of the SQL: at the top level and
+    /// not right after a literal that a next line starting with a quote would continue.
+    /// Where stg-dump puts a signature line, and the only place stg-restore takes one.
+    #[must_use]
+    pub fn between_tokens(&self) -> bool {
+        !self.in_copy && !self.lexer.pending()
+    }
 }
 
 #[cfg(test)]

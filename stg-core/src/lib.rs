@@ -24,6 +24,8 @@ pub mod inventory;
 pub mod jsonl;
 pub mod output;
 pub mod provenance;
+pub mod signed;
+pub mod size;
 pub mod sql_lexer;
 pub mod stream;
 pub mod terminal;

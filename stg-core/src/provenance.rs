@@ -52,6 +52,10 @@ pub struct Provenance {
     pub masking: MaskingSummary,
     /// The restoring tool and version, e.g. `stg-restore 0.1.0`.
     pub restored_by: String,
+    /// Who signed the stream, checked against the allowed signers (`principals
+    /// (SHA256:...)`); `None` for a stream restored without a trust file in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 impl Provenance {
@@ -796,6 +800,7 @@ mod tests {
             verified: true,
             masking: MaskingSummary::default(),
             restored_by: "stg-restore 0.1.0".into(),
+            signed_by: None,
         };
         assert_eq!(Provenance::from_comment(&p.to_comment()), Some(p));
         assert_eq!(Provenance::from_comment("FAS production database"), None);
@@ -814,6 +819,7 @@ mod tests {
             verified: false,
             masking: MaskingSummary::default(),
             restored_by: "stg-restore 0.1.0".into(),
+            signed_by: None,
         };
         let comment = p.to_comment();
         assert_eq!(retired_at(&comment), None);
@@ -864,6 +870,7 @@ mod tests {
             verified: false,
             masking: MaskingSummary::default(),
             restored_by: "stg-restore 0.1.0".into(),
+            signed_by: None,
         };
         let base =
             Baseline::from_activity(&activity(&[("public.people", [201, 0, 0, 16400])])).unwrap();

@@ -291,6 +291,13 @@ impl Tally {
         self.in_copy.is_none() && self.classifier.at_top()
     }
 
+    /// True when the next line starts between two tokens of the SQL (see
+    /// [`crate::copy_block::Classifier::between_tokens`]): where a signature line may be.
+    #[must_use]
+    pub fn between_tokens(&self) -> bool {
+        self.in_copy.is_none() && self.classifier.between_tokens()
+    }
+
     /// Bytes fed so far.
     #[must_use]
     pub fn bytes(&self) -> u64 {

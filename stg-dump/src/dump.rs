@@ -350,12 +350,18 @@ fn dump_stream(
         strip_connections: config.foreign_connections == connections::Mode::Strip,
         large_objects,
     };
+    let signer = config
+        .signing_key
+        .as_deref()
+        .map(|key| crate::signing::Signer::open(key, config.signature_part_size))
+        .transpose()?;
     let streamed = pipeline::stream(
         BufReader::with_capacity(1 << 20, stdout),
         &stream::manifest_line(manifest),
         &masking,
         &mut sink,
         &mut progress,
+        signer,
     );
     progress.done();
     let trailer = match streamed {

@@ -21,6 +21,7 @@ pub mod pg_dump;
 pub mod pipeline;
 pub mod rules;
 pub mod schema;
+pub mod signing;
 pub mod xz_sink;
 
 use std::io::IsTerminal;
@@ -117,6 +118,16 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = connections::Mode::Refuse)]
     pub foreign_connections: connections::Mode,
 
+    /// Sign the stream with this OpenSSH Ed25519 key: a private key file (readable by its
+    /// owner only, not encrypted), or a public key file whose private half ssh-agent holds
+    /// (SSH_AUTH_SOCK), as git's user.signingKey. stg-restore --allowed-signers checks it.
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+    /// How much of the stream one signature covers (64K to 32M; default 4M): stg-restore
+    /// holds one part in memory until its signature is checked.
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = part_size_parser)]
+    pub signature_part_size: u64,
+
     /// Output format of --check: text, a table for people, or json, JSON Lines for
     /// programs (default: text on a terminal, json otherwise).
     #[arg(long, value_parser = Format::text_or_json())]
@@ -151,6 +162,22 @@ pub struct Config {
     pub foreign_connections: connections::Mode,
     /// Output format of --check.
     pub format: Format,
+    /// `--signing-key`, checked to be a usable Ed25519 key.
+    pub signing_key: Option<PathBuf>,
+    /// `--signature-part-size`, in bytes.
+    pub signature_part_size: u64,
+}
+
+/// `--signature-part-size`: a size from 64 KiB to 32 MiB.
+fn part_size_parser(text: &str) -> Result<u64, String> {
+    let bytes = stg_core::size::parse(text)?;
+    if !(64 << 10..=32 << 20).contains(&bytes) {
+        return Err(format!(
+            "{text:?}: a part is from 64K to 32M (stg-restore holds one in memory until its \
+             signature is checked)"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Reads the masking key from the file or `STG_MASK_KEY`; refuses short keys, keys of one
@@ -245,6 +272,15 @@ impl Config {
             pg_dump: cli.pg_dump,
             foreign_connections: cli.foreign_connections,
             format,
+            signing_key: match cli.signing_key {
+                // Read and checked now, so a bad key fails before pg_dump starts.
+                Some(path) => {
+                    signing::Signer::open(&path, cli.signature_part_size)?;
+                    Some(path)
+                }
+                None => None,
+            },
+            signature_part_size: cli.signature_part_size,
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::large_objects::{self, Follower, Verdict};
 use crate::masking::{Pseudonymizer, Scratch, TablePlan};
 use crate::rules::{Rules, TableName};
 use crate::schema::{self, Schema};
+use crate::signing::Signer;
 
 /// Compressed bytes are handed to the encoder in batches of this size.
 const BATCH: usize = 1 << 20;
@@ -79,14 +80,19 @@ impl Progress {
     }
 }
 
-/// Counts one output piece of the class the classifier gave and queues it for the encoder.
+/// Counts one output piece of the class the classifier gave and queues it for the encoder;
+/// a signed stream's part takes it in too.
 fn emit<W: Write>(
     bytes: &[u8],
     class: &Line,
     tally: &mut Tally,
     batch: &mut Vec<u8>,
     sink: &mut Sink<W>,
+    signer: &mut Option<Signer>,
 ) -> std::io::Result<()> {
+    if let Some(signer) = signer {
+        signer.update(bytes);
+    }
     tally.counted(bytes, class);
     batch.extend_from_slice(bytes);
     if batch.len() >= BATCH {
@@ -117,12 +123,19 @@ enum HeldKind {
 ///
 /// Each line is classified once ([`Classifier`], the code stg-restore's tally uses too):
 /// rows of a masked table are rewritten, and the tally counts the class it was given.
+///
+/// With a [`Signer`], the stream is signed in parts ([`stg_core::signed`]): part 0 is the
+/// manifest line; a part ends where it has reached the signer's size at the next line
+/// boundary between two tokens of the SQL, or, inside a COPY block, after a row, by ending
+/// the block and starting another of the same table after the signature line; the last
+/// part ends before the trailer.
 pub fn stream<R: BufRead, W: Write>(
     mut input: R,
     manifest_line: &str,
     masking: &Masking<'_>,
     sink: &mut Sink<W>,
     progress: &mut Progress,
+    mut signer: Option<Signer>,
 ) -> anyhow::Result<Trailer> {
     let mut tally = Tally::new();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH + 64 * 1024);
@@ -144,7 +157,15 @@ pub fn stream<R: BufRead, W: Write>(
         &mut tally,
         &mut batch,
         sink,
+        &mut None,
     )?;
+    if let Some(signer) = &mut signer {
+        let line = signer.start(manifest_line.as_bytes())?;
+        tally.counted(line.as_bytes(), &Line::Sql);
+        batch.extend_from_slice(line.as_bytes());
+    }
+    // The current COPY block's header, to start it again after a signature line.
+    let mut header_line: Option<(Vec<u8>, Line)> = None;
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
@@ -167,9 +188,9 @@ pub fn stream<R: BufRead, W: Write>(
                         &mut row,
                     )
                     .map_err(|e| anyhow::anyhow!(e))?;
-                    emit(&row, &class, &mut tally, &mut batch, sink)?;
+                    emit(&row, &class, &mut tally, &mut batch, sink, &mut signer)?;
                 } else {
-                    emit(&line, &class, &mut tally, &mut batch, sink)?;
+                    emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
                 }
                 if rows % 4096 == 0 {
                     progress.tick(tally.bytes(), sink.bytes_out(), rows);
@@ -177,7 +198,8 @@ pub fn stream<R: BufRead, W: Write>(
             }
             Line::End => {
                 plan = None;
-                emit(&line, &class, &mut tally, &mut batch, sink)?;
+                header_line = None;
+                emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
             }
             Line::Header(header) => {
                 if let Some(objects) = &objects {
@@ -205,7 +227,8 @@ pub fn stream<R: BufRead, W: Write>(
                 );
                 block_row = 0;
                 plan = schema::plan_for(masking.schema, masking.rules, header);
-                emit(&line, &class, &mut tally, &mut batch, sink)?;
+                emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
+                header_line = Some((line.clone(), class.clone()));
             }
             Line::Sql => {
                 if let Some(objects) = &mut objects {
@@ -231,7 +254,7 @@ pub fn stream<R: BufRead, W: Write>(
                     }
                 }
                 let Some(kind) = held.kind else {
-                    emit(&line, &class, &mut tally, &mut batch, sink)?;
+                    emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
                     continue;
                 };
                 held.text.extend_from_slice(&line);
@@ -239,15 +262,49 @@ pub fn stream<R: BufRead, W: Write>(
                     match kind {
                         HeldKind::Statistics => {
                             if statistics_allowed(&held.text, masking.schema, masking.rules) {
-                                emit(&held.text, &class, &mut tally, &mut batch, sink)?;
+                                emit(
+                                    &held.text,
+                                    &class,
+                                    &mut tally,
+                                    &mut batch,
+                                    sink,
+                                    &mut signer,
+                                )?;
                             }
                         }
                         HeldKind::Connection => {
                             let stripped = connections::strip_options(&held.text);
-                            emit(&stripped, &class, &mut tally, &mut batch, sink)?;
+                            emit(&stripped, &class, &mut tally, &mut batch, sink, &mut signer)?;
                         }
                     }
                     held = Held::default();
+                }
+            }
+        }
+        if signer.as_ref().is_some_and(Signer::due) {
+            let at_boundary = classifier.between_tokens() && held.kind.is_none();
+            let between_rows = classifier.in_copy() && block_row > 0;
+            if at_boundary || between_rows {
+                let split = if between_rows {
+                    header_line.clone()
+                } else {
+                    None
+                };
+                if split.is_some() {
+                    emit(
+                        b"\\.\n",
+                        &Line::End,
+                        &mut tally,
+                        &mut batch,
+                        sink,
+                        &mut signer,
+                    )?;
+                }
+                let sig = signer.as_mut().expect("due").sign(false)?;
+                tally.counted(sig.as_bytes(), &Line::Sql);
+                batch.extend_from_slice(sig.as_bytes());
+                if let Some((header, class)) = split {
+                    emit(&header, &class, &mut tally, &mut batch, sink, &mut signer)?;
                 }
             }
         }
@@ -268,7 +325,13 @@ pub fn stream<R: BufRead, W: Write>(
     );
     if !line.is_empty() && !line.ends_with(b"\n") {
         // Keep the trailer on a line of its own.
-        emit(b"\n", &Line::Sql, &mut tally, &mut batch, sink)?;
+        emit(b"\n", &Line::Sql, &mut tally, &mut batch, sink, &mut signer)?;
+    }
+    if let Some(signer) = &mut signer {
+        // The last part ends before the trailer; its signature says it is the last.
+        let sig = signer.sign(true)?;
+        tally.counted(sig.as_bytes(), &Line::Sql);
+        batch.extend_from_slice(sig.as_bytes());
     }
     sink.write_all(&batch)?;
     progress.tick(tally.bytes(), sink.bytes_out(), rows);
@@ -449,6 +512,7 @@ mod tests {
             &masking,
             &mut sink,
             &mut Progress::new(false),
+            None,
         )?;
         let (out, _) = sink.finish().unwrap();
         let text = String::from_utf8(zstd::decode_all(&out[..]).unwrap()).unwrap();

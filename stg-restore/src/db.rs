@@ -833,6 +833,7 @@ mod tests {
             verified: true,
             masking: stg_core::stream::MaskingSummary::default(),
             restored_by: "stg-restore test".into(),
+            signed_by: None,
         };
         let text = p.to_comment();
         match retired {

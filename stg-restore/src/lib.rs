@@ -22,7 +22,7 @@ pub mod restore;
 pub mod rollback;
 pub mod script;
 pub mod signals;
-pub mod size;
+pub mod signers;
 pub mod sql;
 pub mod verify;
 
@@ -157,6 +157,16 @@ pub struct VerifyArgs {
     /// foreign table. The wrapper's extension needs --allow-extension too.
     #[arg(long, value_name = "NAME")]
     pub allow_foreign_data_wrapper: Vec<String>,
+    /// The keys a stream must be signed by: an ssh-keygen allowed-signers file (default
+    /// $STG_ALLOWED_SIGNERS or /etc/stg/allowed_signers, when it exists). Where one is in
+    /// effect, an unsigned stream, one signed by a key it does not list, or one with a byte
+    /// changed is refused (exit 1) before any statement of the changed part runs.
+    #[arg(long, value_name = "PATH")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Public keys refused even where allowed, one a line (default $STG_REVOKED_SIGNERS or
+    /// /etc/stg/revoked_signers, when it exists).
+    #[arg(long, value_name = "PATH")]
+    pub revoked_signers: Option<PathBuf>,
     /// Output format (default: text on a terminal, json otherwise).
     #[arg(long, value_parser = Format::text_or_json())]
     pub format: Option<Format>,
@@ -256,6 +266,21 @@ pub struct RestoreArgs {
     /// one), instead of it (default: the load role). Not a superuser either.
     #[arg(long, value_name = "ROLE")]
     pub owner: Option<String>,
+    /// The keys a stream must be signed by: an ssh-keygen allowed-signers file (default
+    /// $STG_ALLOWED_SIGNERS or /etc/stg/allowed_signers, when it exists). Where one is in
+    /// effect, an unsigned stream, one signed by a key it does not list, or one with a byte
+    /// changed is refused (exit 1) before any statement of the changed part runs.
+    #[arg(long, value_name = "PATH")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Public keys refused even where allowed, one a line (default $STG_REVOKED_SIGNERS or
+    /// /etc/stg/revoked_signers, when it exists).
+    #[arg(long, value_name = "PATH")]
+    pub revoked_signers: Option<PathBuf>,
+    /// Restore a signed stream older (its manifest's dumped_at) than the one the live
+    /// database was restored from; refused otherwise, so that an old signed stream cannot
+    /// be replayed over newer data.
+    #[arg(long)]
+    pub allow_older: bool,
     /// No longer used: stg-restore loads through its own connections, never psql. Accepted
     /// (and ignored, with a warning) so that existing scripts keep working.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -295,6 +320,9 @@ impl RestoreArgs {
             ),
             (self.load_role != load_role::DEFAULT_ROLE, "--load-role"),
             (self.owner.is_some(), "--owner"),
+            (self.allowed_signers.is_some(), "--allowed-signers"),
+            (self.revoked_signers.is_some(), "--revoked-signers"),
+            (self.allow_older, "--allow-older"),
             (self.psql.is_some(), "--psql"),
             (self.format.is_some(), "--format"),
         ]
@@ -336,6 +364,10 @@ pub struct RestoreConfig {
     pub load_role: String,
     /// `--owner`: who owns what the stream gives a superuser.
     pub owner: Option<String>,
+    /// The allowed signers in effect (`--allowed-signers` or the default file).
+    pub trust: Option<std::sync::Arc<signers::Trust>>,
+    /// `--allow-older`.
+    pub allow_older: bool,
     /// `--psql` was given (ignored; the report says so).
     pub psql_ignored: bool,
 }
@@ -347,6 +379,8 @@ pub struct VerifyConfig {
     pub max_line: usize,
     /// `--allow-extension`, `--allow-foreign-data-wrapper`.
     pub allowed: policy::Allowed,
+    /// The allowed signers in effect (`--allowed-signers` or the default file).
+    pub trust: Option<std::sync::Arc<signers::Trust>>,
 }
 
 /// A validated rollback.
@@ -446,6 +480,7 @@ impl Config {
                     Action::Verify(VerifyConfig {
                         max_line: a.max_line_size,
                         allowed: allowed(a.allow_extension, a.allow_foreign_data_wrapper)?,
+                        trust: trust(a.allowed_signers, a.revoked_signers)?,
                     }),
                 )
             }
@@ -509,6 +544,8 @@ impl Config {
                         allowed: allowed(a.allow_extension, a.allow_foreign_data_wrapper)?,
                         load_role: role_name("--load-role", a.load_role)?,
                         owner: a.owner.map(|o| role_name("--owner", o)).transpose()?,
+                        trust: trust(a.allowed_signers, a.revoked_signers)?,
+                        allow_older: a.allow_older,
                         psql_ignored: a.psql.is_some(),
                     }),
                 )
@@ -586,4 +623,34 @@ fn role_name(flag: &str, name: String) -> Result<String, Error> {
         );
     }
     Ok(name)
+}
+
+/// The allowed signers in effect: `--allowed-signers` (which must exist), else the default
+/// file when it exists; with the revoked keys of `--revoked-signers` or its default.
+fn trust(
+    allowed: Option<PathBuf>,
+    revoked: Option<PathBuf>,
+) -> Result<Option<std::sync::Arc<signers::Trust>>, Error> {
+    let from_env = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(default), PathBuf::from)
+    };
+    let (allowed, given) = match allowed {
+        Some(path) => (path, true),
+        None => (
+            from_env("STG_ALLOWED_SIGNERS", signers::DEFAULT_ALLOWED),
+            false,
+        ),
+    };
+    if !given && !allowed.exists() {
+        return Ok(None);
+    }
+    let revoked =
+        revoked.unwrap_or_else(|| from_env("STG_REVOKED_SIGNERS", signers::DEFAULT_REVOKED));
+    let trust = signers::Trust::load(&allowed, Some(&revoked)).map_err(Error::usage)?;
+    for warning in &trust.warnings {
+        stg_core::format::warn(warning);
+    }
+    Ok(Some(std::sync::Arc::new(trust)))
 }

@@ -55,11 +55,11 @@ pub const COPY_QUEUE: usize = 4;
 /// What the reader thread sends.
 pub enum Event {
     /// The first line was read: the manifest (or `None` for an accepted plain stream).
-    Opened(Result<Option<Manifest>, StreamError>),
+    Opened(Result<Option<Box<Manifest>>, StreamError>),
     /// Checked items, in stream order.
     Items(Vec<Item>),
     /// The stream ended (or failed, or a statement was refused).
-    End(Result<Outcome, StreamError>),
+    End(Result<Box<Outcome>, StreamError>),
 }
 
 /// Progress counters the reader thread updates.
@@ -78,7 +78,7 @@ pub fn spawn_reader(options: Options, progress: Arc<Progress>) -> mpsc::Receiver
     std::thread::spawn(move || {
         let mut reader = match Reader::open(std::io::stdin(), options) {
             Ok(reader) => {
-                let manifest = reader.manifest().cloned();
+                let manifest = reader.manifest().cloned().map(Box::new);
                 if tx.blocking_send(Event::Opened(Ok(manifest))).is_err() {
                     return;
                 }
@@ -102,7 +102,7 @@ pub fn spawn_reader(options: Options, progress: Arc<Progress>) -> mpsc::Receiver
             match filled {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = tx.blocking_send(Event::End(Ok(reader.finish())));
+                    let _ = tx.blocking_send(Event::End(Ok(Box::new(reader.finish()))));
                     return;
                 }
                 Err(err) => {

@@ -17,8 +17,11 @@ use std::io::{BufRead, BufReader, Read};
 
 use stg_core::stream::{self, Manifest, Tally, Trailer};
 
+use stg_core::signed::{self, Part, Signature};
+
 use crate::decode::Decoder;
 use crate::script::{Item, Splitter};
+use crate::signers::{Signer, Trust};
 
 /// Size of the decoded-side buffer and the target size of a chunk handed to psql.
 pub const CHUNK: usize = 256 * 1024;
@@ -26,10 +29,24 @@ pub const CHUNK: usize = 256 * 1024;
 /// Longest first line accepted: a manifest is a few KiB; anything longer is not one.
 const MAX_FIRST_LINE: usize = 16 * 1024 * 1024;
 
-/// What is wrong with a stream. Always an input problem: the stream, not the machine.
+/// What is wrong with a stream. Always an input problem: the stream, not the machine. The
+/// flag says the stream was refused for its signature (or for having none) where a trust
+/// file is in effect, which stg-restore reports as a refusal (exit 1), not a bad stream.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct StreamError(pub String);
+pub struct StreamError(pub String, pub bool);
+
+impl StreamError {
+    /// A damaged or refused stream.
+    pub fn new(message: impl Into<String>) -> Self {
+        StreamError(message.into(), false)
+    }
+
+    /// A stream refused for its signature.
+    pub fn signature(message: impl Into<String>) -> Self {
+        StreamError(message.into(), true)
+    }
+}
 
 /// The longest line accepted unless `--max-line-size` says otherwise (64 MiB).
 pub const DEFAULT_MAX_LINE: usize = 64 << 20;
@@ -37,10 +54,10 @@ pub const DEFAULT_MAX_LINE: usize = 64 << 20;
 /// The smallest `--max-line-size` accepted: a manifest line alone is several hundred bytes.
 pub const MIN_MAX_LINE: usize = 1 << 10;
 
-/// Clap value parser for `--max-line-size`: a size ([`crate::size::parse`]) of at least
+/// Clap value parser for `--max-line-size`: a size ([`stg_core::size::parse`]) of at least
 /// [`MIN_MAX_LINE`].
 pub fn max_line_parser(text: &str) -> Result<usize, String> {
-    let bytes = crate::size::parse(text)?;
+    let bytes = stg_core::size::parse(text)?;
     let bytes = usize::try_from(bytes).map_err(|_| format!("{text:?} is too large here"))?;
     if bytes < MIN_MAX_LINE {
         return Err(format!(
@@ -64,6 +81,9 @@ pub struct Options {
     /// What the operator allows a stream beyond pg_dump's ordinary statements
     /// (`--allow-extension`, `--allow-foreign-data-wrapper`).
     pub allowed: crate::policy::Allowed,
+    /// The keys a stream must be signed by (`--allowed-signers`); `None`: signatures are
+    /// not required, and not checked.
+    pub trust: Option<std::sync::Arc<Trust>>,
 }
 
 impl Default for Options {
@@ -73,6 +93,7 @@ impl Default for Options {
             rename_database_to: None,
             max_line: DEFAULT_MAX_LINE,
             allowed: crate::policy::Allowed::default(),
+            trust: None,
         }
     }
 }
@@ -96,6 +117,11 @@ pub struct Outcome {
     pub compressed_bytes: u64,
     /// Things worth telling (lines of a `-C` dump handled, ...).
     pub warnings: Vec<String>,
+    /// Who signed the stream: checked against the allowed signers when a trust file is in
+    /// effect (then every part was), else only read from its first signature.
+    pub signed_by: Option<String>,
+    /// True when every part's signature was checked.
+    pub signature_checked: bool,
 }
 
 impl Outcome {
@@ -131,6 +157,77 @@ pub struct Reader<R: Read> {
     /// Bytes of items handed out by the current [`Reader::fill`].
     filled: usize,
     ended: bool,
+    /// The check of a signed stream's parts, where a trust file is in effect.
+    signing: Option<Signing>,
+    /// The first signature's key where nothing is checked (for the report).
+    unchecked_signer: Option<String>,
+    /// The signature line of part 0, read by [`Reader::open`], fed after the manifest.
+    pending_second: Option<Vec<u8>>,
+}
+
+/// Where a signed stream's check has got to.
+struct Signing {
+    trust: std::sync::Arc<Trust>,
+    /// The stream's name in its signed messages.
+    stream: String,
+    /// The index the next signature must have.
+    next: u64,
+    /// The part being read.
+    part: Part,
+    /// Items of the part being read, held until its signature is checked.
+    held: Vec<Item>,
+    /// Bytes of the part being read.
+    held_bytes: usize,
+    /// The signer of the parts checked so far.
+    signer: Option<Signer>,
+    /// The final signature was read: only the trailer may follow.
+    last_seen: bool,
+}
+
+impl Signing {
+    /// Checks the signature line `sig` against the part read since the last one.
+    fn check(&mut self, sig: &Signature, line_no: u64) -> Result<(), StreamError> {
+        let at = |why: String| {
+            StreamError::signature(format!(
+                "line {line_no}: the stream's signature is refused: {why}"
+            ))
+        };
+        if self.last_seen {
+            return Err(at("a signature after the final one".into()));
+        }
+        if sig.part != self.next {
+            return Err(at(format!(
+                "it signs part {} where part {} comes (parts reordered, dropped or from \
+                 another stream)",
+                sig.part, self.next
+            )));
+        }
+        let (bytes, sha256) = self.part.finish();
+        if sig.bytes != bytes || sig.sha256 != sha256 {
+            return Err(at(format!(
+                "part {} is not what was signed ({bytes} bytes read, {} signed; a byte \
+                 changed?)",
+                sig.part, sig.bytes
+            )));
+        }
+        let message = signed::message(&self.stream, sig);
+        let signer = self
+            .trust
+            .check(&message, &sig.sshsig, stg_core::timestamp::now())
+            .map_err(at)?;
+        if let Some(first) = &self.signer {
+            if first.fingerprint != signer.fingerprint {
+                return Err(at(format!(
+                    "part {} is signed by {signer}, part 0 by {first}",
+                    sig.part
+                )));
+            }
+        }
+        self.signer = Some(signer);
+        self.next += 1;
+        self.last_seen = sig.last;
+        Ok(())
+    }
 }
 
 /// Reads the decoded input up to and including the next newline (or to the end) into
@@ -176,16 +273,16 @@ fn decode_error<R: Read>(source: &Decoder<R>, e: &std::io::Error) -> StreamError
     let format = source.codec().name();
     let message = e.to_string();
     if let Some(refused) = crate::decode::refusal(source.codec(), e) {
-        StreamError(refused)
+        StreamError::new(refused)
     } else if e.kind() == std::io::ErrorKind::UnexpectedEof
         || message.contains("incomplete frame")
         || message.contains("premature end")
     {
-        StreamError(format!(
+        StreamError::new(format!(
             "the stream is truncated: the {format} data ends early, after {decoded} decoded bytes"
         ))
     } else {
-        StreamError(format!(
+        StreamError::new(format!(
             "the {format} data is corrupt ({e}), after {decoded} decoded bytes"
         ))
     }
@@ -193,8 +290,8 @@ fn decode_error<R: Read>(source: &Decoder<R>, e: &std::io::Error) -> StreamError
 
 /// The error for line `no`, longer than `limit`.
 fn too_long(no: u64, limit: usize) -> StreamError {
-    let bound = crate::size::describe(limit as u64);
-    StreamError(format!(
+    let bound = stg_core::size::describe(limit as u64);
+    StreamError::new(format!(
         "line {no} of the stream is longer than {bound}, the bound on one line \
          (--max-line-size); stg-restore refuses it rather than hold it in memory. If the \
          stream is genuine (a row with very large values), restore it with a larger \
@@ -236,7 +333,7 @@ impl<R: Read> Reader<R> {
             options.allowed.clone(),
             options.max_line,
         );
-        let decoder = Decoder::new(input).map_err(StreamError)?;
+        let decoder = Decoder::new(input).map_err(StreamError::new)?;
         let mut reader = Reader {
             input: BufReader::with_capacity(CHUNK, decoder),
             tally: Tally::new(),
@@ -250,6 +347,9 @@ impl<R: Read> Reader<R> {
             splitter,
             filled: 0,
             ended: false,
+            signing: None,
+            unchecked_signer: None,
+            pending_second: None,
         };
         let mut first = Vec::new();
         let limit = reader.options.max_line.min(MAX_FIRST_LINE);
@@ -257,42 +357,90 @@ impl<R: Read> Reader<R> {
             if limit < MAX_FIRST_LINE {
                 return Err(too_long(1, limit));
             }
-            return Err(StreamError(format!(
+            return Err(StreamError::new(format!(
                 "the stream's first line is longer than {}: not a dump stream",
-                crate::size::describe(MAX_FIRST_LINE as u64)
+                stg_core::size::describe(MAX_FIRST_LINE as u64)
             )));
         };
         if n == 0 {
-            return Err(StreamError(format!(
+            return Err(StreamError::new(format!(
                 "the stream is empty (the {} data decodes to nothing)",
                 reader.input.get_ref().codec().name()
             )));
         }
         if !first.ends_with(b"\n") {
-            return Err(StreamError(
+            return Err(StreamError::new(
                 "the stream's first line is incomplete (the stream ends inside it): not a dump \
-                 stream"
-                    .into(),
+                 stream",
             ));
         }
         match stream::parse_manifest_line(&first) {
-            Err(message) => return Err(StreamError(message)),
+            Err(message) => return Err(StreamError::new(message)),
             Ok(Some(manifest)) => {
                 reader.manifest = Some(manifest);
                 reader.splitter.no_database_statements();
             }
             Ok(None) if reader.options.accept_unverified => {}
             Ok(None) => {
-                return Err(StreamError(
+                return Err(StreamError::new(
                     "the stream has no stg-dump manifest (its first line is not \
                      `-- stg-dump manifest: ...`); a plain `pg_dump | xz` stream is accepted \
-                     only with --accept-unverified, and then nothing is verified"
-                        .into(),
+                     only with --accept-unverified, and then nothing is verified",
                 ))
             }
         }
+        if let Some(trust) = reader.options.trust.clone() {
+            reader.start_signed(&first, trust)?;
+        }
         reader.pending_first = Some(first);
         Ok(reader)
+    }
+
+    /// A trust file is in effect: the line after the manifest must sign it (part 0), and is
+    /// checked before the manifest is used for anything.
+    fn start_signed(
+        &mut self,
+        first: &[u8],
+        trust: std::sync::Arc<Trust>,
+    ) -> Result<(), StreamError> {
+        let unsigned = |why: &str| {
+            StreamError::signature(format!(
+                "the stream is refused: {why}, and {} requires every stream to be signed by \
+                 one of its keys (stg-dump --signing-key)",
+                trust.path().display()
+            ))
+        };
+        if self.manifest.is_none() {
+            return Err(unsigned("a plain pg_dump stream has no signature"));
+        }
+        let mut second = Vec::new();
+        let Some(_) = read_line(&mut self.input, &mut second, self.options.max_line)? else {
+            return Err(too_long(2, self.options.max_line));
+        };
+        let sig = match signed::parse_line(&second) {
+            None => {
+                return Err(unsigned(
+                    "it is not signed (no signature after its manifest)",
+                ))
+            }
+            Some(Err(why)) => return Err(StreamError::signature(format!("line 2: {why}"))),
+            Some(Ok(sig)) => sig,
+        };
+        let mut signing = Signing {
+            stream: signed::stream_id(first),
+            trust,
+            next: 0,
+            part: Part::new(),
+            held: Vec::new(),
+            held_bytes: 0,
+            signer: None,
+            last_seen: false,
+        };
+        signing.part.update(first);
+        signing.check(&sig, 2)?;
+        self.signing = Some(signing);
+        self.pending_second = Some(second);
+        Ok(())
     }
 
     /// The manifest, when the stream has one.
@@ -319,6 +467,10 @@ impl<R: Read> Reader<R> {
         if let Some(first) = self.pending_first.take() {
             self.lines += 1;
             self.feed(first, out)?;
+            if let Some(second) = self.pending_second.take() {
+                self.lines += 1;
+                self.feed(second, out)?;
+            }
         }
         while self.filled < target {
             if self.ended {
@@ -337,25 +489,25 @@ impl<R: Read> Reader<R> {
                     ""
                 };
                 if self.manifest.is_some() && self.stated.is_none() {
-                    return Err(StreamError(format!(
+                    return Err(StreamError::new(format!(
                         "the stream is truncated: it ends after {} lines without the \
                          stg-dump trailer{inside}",
                         self.lines
                     )));
                 }
                 if self.tally.in_copy() {
-                    return Err(StreamError(format!(
+                    return Err(StreamError::new(format!(
                         "the stream ends after {} lines{inside}",
                         self.lines
                     )));
                 }
-                self.splitter.finish(out).map_err(StreamError)?;
+                self.splitter.finish(out).map_err(StreamError::new)?;
                 self.line = line;
                 return Ok(false);
             }
             self.lines += 1;
             if self.stated.is_some() {
-                return Err(StreamError(format!(
+                return Err(StreamError::new(format!(
                     "the stream has data after its trailer (line {})",
                     self.lines
                 )));
@@ -364,15 +516,84 @@ impl<R: Read> Reader<R> {
             // string that looks like the trailer is data.
             if self.manifest.is_some() && self.tally.at_top_level() {
                 if let Some(trailer) = stream::parse_trailer_line(&line) {
-                    self.stated = Some(trailer.map_err(StreamError)?);
-                    self.splitter.finish(out).map_err(StreamError)?;
+                    if let Some(signing) = &self.signing {
+                        if !signing.last_seen {
+                            return Err(StreamError::signature(format!(
+                                "line {}: the stream's signature is refused: its trailer \
+                                 comes before the final signature (the stream was cut short \
+                                 and given a new trailer?)",
+                                self.lines
+                            )));
+                        }
+                    }
+                    self.stated = Some(trailer.map_err(StreamError::new)?);
+                    self.splitter.finish(out).map_err(StreamError::new)?;
                     self.line = line;
                     continue;
                 }
             }
-            self.feed(line, out)?;
+            if self.tally.between_tokens() {
+                if let Some(sig) = signed::parse_line(&line) {
+                    self.signature_line(sig, &line, out)?;
+                    self.feed(line, out)?;
+                    continue;
+                }
+            }
+            let Some(signing) = &mut self.signing else {
+                self.feed(line, out)?;
+                continue;
+            };
+            if signing.last_seen {
+                return Err(StreamError::signature(format!(
+                    "line {}: the stream's signature is refused: data after its final \
+                     signature",
+                    self.lines
+                )));
+            }
+            signing.part.update(&line);
+            signing.held_bytes += line.len();
+            if signing.held_bytes > self.options.max_line {
+                return Err(StreamError::signature(format!(
+                    "line {}: the stream's signature is refused: a part of more than {} without \
+                     a signature (the bound on what is held before it is checked; \
+                     --max-line-size raises it)",
+                    self.lines,
+                    stg_core::size::describe(self.options.max_line as u64)
+                )));
+            }
+            let mut held = std::mem::take(&mut signing.held);
+            let fed = self.feed(line, &mut held);
+            if let Some(signing) = &mut self.signing {
+                signing.held = held;
+            }
+            fed?;
         }
         Ok(!self.ended)
+    }
+
+    /// A signature line at the top level: where a trust file is in effect, the part before
+    /// it is checked and its items handed on; else its key is noted for the report.
+    fn signature_line(
+        &mut self,
+        sig: Result<Signature, String>,
+        line: &[u8],
+        out: &mut Vec<Item>,
+    ) -> Result<(), StreamError> {
+        let no = self.lines;
+        let Some(signing) = &mut self.signing else {
+            if self.unchecked_signer.is_none() {
+                if let Ok(sig) = &sig {
+                    self.unchecked_signer = crate::signers::fingerprint_of(&sig.sshsig);
+                }
+            }
+            return Ok(());
+        };
+        let sig = sig.map_err(|why| StreamError::signature(format!("line {no}: {why}")))?;
+        signing.check(&sig, no)?;
+        out.append(&mut signing.held);
+        signing.held_bytes = 0;
+        let _ = line;
+        Ok(())
     }
 
     /// Counts one line and hands it to the splitter as the tally sees it: a COPY header,
@@ -397,14 +618,14 @@ impl<R: Read> Reader<R> {
                     if let Some(replacement) = self.dash_c_line(&line) {
                         let result = self.splitter.sql(no, &replacement, out);
                         self.line = line;
-                        return result.map_err(StreamError);
+                        return result.map_err(StreamError::new);
                     }
                 }
                 self.splitter.sql(no, &line, out)
             }
         };
         self.line = line;
-        result.map_err(StreamError)
+        result.map_err(StreamError::new)
     }
 
     /// For a plain stream: `Some(replacement)` when a `-C` line must not reach psql as is.
@@ -475,6 +696,14 @@ impl<R: Read> Reader<R> {
                 ));
             }
         }
+        let signature_checked = self.signing.is_some();
+        let signed_by = match &self.signing {
+            Some(s) => s.signer.as_ref().map(ToString::to_string),
+            None => self
+                .unchecked_signer
+                .as_ref()
+                .map(|f| format!("{f} (not checked: no allowed signers)")),
+        };
         Outcome {
             format,
             manifest: self.manifest,
@@ -484,6 +713,8 @@ impl<R: Read> Reader<R> {
             lines: self.lines,
             compressed_bytes,
             warnings,
+            signed_by,
+            signature_checked,
         }
     }
 }

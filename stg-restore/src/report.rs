@@ -79,6 +79,10 @@ pub struct RestoreSummary {
     pub jobs: usize,
     /// Connections the load opened to the incoming database.
     pub connections: usize,
+    /// Who signed the stream (`principals (SHA256:...)`), when it was signed.
+    pub signed_by: Option<String>,
+    /// True when every part's signature was checked against the allowed signers.
+    pub signature_checked: bool,
     /// The role the stream's SQL ran as (not a superuser: `--load-role`).
     pub load_role: Option<String>,
     /// Roles the load role was made a member of by this run (owners the stream names).
@@ -208,6 +212,27 @@ pub fn print_restore(summary: &RestoreSummary, format: Format) -> anyhow::Result
             out,
             "  source:       {} on {}, dumped {}",
             source.database, source.host, source.dumped_at
+        )?;
+    }
+    if let Some(signer) = &summary.signed_by {
+        writeln!(
+            out,
+            "  signed by:    {}",
+            stg_core::terminal::escape(signer)
+        )?;
+    }
+    if let Some(role) = &summary.load_role {
+        writeln!(
+            out,
+            "  load role:    {role}{}",
+            if summary.owners_reassigned > 0 {
+                format!(
+                    " ({} owner(s) that were superusers given to others)",
+                    summary.owners_reassigned
+                )
+            } else {
+                String::new()
+            }
         )?;
     }
     if let Some(changes) = &summary.local_changes {

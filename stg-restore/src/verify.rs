@@ -32,6 +32,11 @@ pub struct VerifySummary {
     /// What the stream's masking covered, from its manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub masking: Option<MaskingBrief>,
+    /// Who signed the stream, when it is signed (checked against the allowed signers when
+    /// a trust file is in effect).
+    pub signed_by: Option<String>,
+    /// True when every part's signature was checked.
+    pub signature_checked: bool,
     /// The result.
     pub verification: Verification,
 }
@@ -95,12 +100,15 @@ pub fn run(config: &VerifyConfig, format: Format) -> anyhow::Result<u8> {
         compressed_bytes: 0,
         rows: BTreeMap::new(),
         masking: None,
+        signed_by: None,
+        signature_checked: false,
         verification: Verification::default(),
     };
     let stdin = std::io::stdin();
     let options = Options {
         max_line: config.max_line,
         allowed: config.allowed.clone(),
+        trust: config.trust.clone(),
         ..Options::default()
     };
     match Reader::open(stdin.lock(), options) {
@@ -133,6 +141,8 @@ pub fn run(config: &VerifyConfig, format: Format) -> anyhow::Result<u8> {
                 summary.compressed_bytes = outcome.compressed_bytes;
                 summary.format = Some(outcome.format);
                 summary.rows.clone_from(&outcome.counted.tables);
+                summary.signed_by.clone_from(&outcome.signed_by);
+                summary.signature_checked = outcome.signature_checked;
                 summary.verification = Verification {
                     verified: outcome.verified(),
                     sha256: Some(outcome.counted.sha256.clone()),
@@ -170,6 +180,9 @@ pub fn run(config: &VerifyConfig, format: Format) -> anyhow::Result<u8> {
         )?;
         if let Some(masking) = &summary.masking {
             writeln!(out, "  masking: {}", masking.line())?;
+        }
+        if let Some(signer) = &summary.signed_by {
+            writeln!(out, "  signed:  {}", stg_core::terminal::escape(signer))?;
         }
         for problem in &v.problems {
             writeln!(out, "  problem: {problem}")?;

@@ -27,6 +27,23 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+impl Refused {
+    /// A refusal with this message (exit 1): `--if-unchanged`, or a stream's signature.
+    pub(super) fn new(message: String) -> Refused {
+        Refused(message)
+    }
+}
+
+/// The error for a stream that the reader refused: a refusal (exit 1) when it was for its
+/// signature, else a bad stream (exit 2).
+pub(super) fn stream_refused(err: crate::reader::StreamError) -> anyhow::Error {
+    if err.1 {
+        Refused(err.0).into()
+    } else {
+        stg_core::Error::usage(err.0).into()
+    }
+}
+
 /// What the check found: the live database's local changes and provenance (both `None`
 /// when there is no live database).
 pub(super) struct Checked {

@@ -93,11 +93,12 @@ impl Incoming {
                     }
                 }
                 Some(Event::End(Ok(outcome))) => {
-                    break cancel.run(loader.finish()).await.map(|()| outcome);
+                    break cancel.run(loader.finish()).await.map(|()| *outcome);
                 }
                 Some(Event::End(Err(err))) => {
-                    // The stream broke or a statement was refused: an input problem.
-                    return Err(Error::usage(err.0).into());
+                    // The stream broke or a statement was refused: an input problem; or its
+                    // signature was refused.
+                    return Err(changes::stream_refused(err));
                 }
                 Some(Event::Opened(_)) | None => {
                     anyhow::bail!("internal error: the stream reader stopped unexpectedly")
@@ -143,6 +144,8 @@ impl Incoming {
         summary.compressed_bytes = outcome.compressed_bytes;
         summary.rows.clone_from(&outcome.counted.tables);
         summary.warnings.extend(outcome.warnings.iter().cloned());
+        summary.signed_by.clone_from(&outcome.signed_by);
+        summary.signature_checked = outcome.signature_checked;
         summary.verification = Verification {
             verified: outcome.verified(),
             sha256: Some(outcome.counted.sha256.clone()),
@@ -247,6 +250,10 @@ impl Incoming {
             verified: outcome.verified(),
             masking: manifest.map(|m| m.masking.clone()).unwrap_or_default(),
             restored_by: format!("stg-restore {}", env!("CARGO_PKG_VERSION")),
+            signed_by: outcome
+                .signature_checked
+                .then(|| outcome.signed_by.clone())
+                .flatten(),
         };
         s.cancel
             .run(

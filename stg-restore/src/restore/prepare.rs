@@ -54,12 +54,13 @@ impl Opened {
             rename_database_to: s.config.db.as_deref().map(sql::incoming_name),
             max_line: s.config.max_line,
             allowed: s.config.allowed.clone(),
+            trust: s.config.trust.clone(),
         };
         let mut events = load::spawn_reader(options, Arc::clone(&s.progress));
         let opened = s.cancel.run(async { Ok(events.recv().await) }).await?;
         let manifest = match opened {
-            Some(Event::Opened(Ok(manifest))) => manifest,
-            Some(Event::Opened(Err(err))) => return Err(Error::usage(err.0).into()),
+            Some(Event::Opened(Ok(manifest))) => manifest.map(|m| *m),
+            Some(Event::Opened(Err(err))) => return Err(changes::stream_refused(err)),
             _ => anyhow::bail!("internal error: the stream reader stopped unexpectedly"),
         };
         let db = match (&s.config.db, &manifest) {
@@ -174,6 +175,11 @@ impl Connected {
         if !roles.contains(&settings.owner) {
             roles.push(settings.owner.clone());
         }
+        if let (Some(_), Some(manifest), false) =
+            (&s.config.trust, &opened.manifest, s.config.allow_older)
+        {
+            refuse_an_older_stream(m, db, manifest).await?;
+        }
         // The role the stream's SQL runs as, and who owns what it gives a superuser.
         let load = s
             .cancel
@@ -215,4 +221,39 @@ impl Connected {
             manifest: opened.manifest,
         })
     }
+}
+
+/// A signed stream older than the one the live database was restored from (their
+/// manifests' `dumped_at`) is refused unless `--allow-older`: an old signed stream, replayed,
+/// would turn back staging's data.
+async fn refuse_an_older_stream(
+    m: &Maintenance,
+    db: &str,
+    manifest: &Manifest,
+) -> anyhow::Result<()> {
+    let related = m.related(db).await?;
+    let live = related
+        .iter()
+        .find(|d| d.kind == crate::db::Kind::Current)
+        .and_then(|d| d.comment.as_deref())
+        .and_then(stg_core::provenance::Provenance::from_comment);
+    let Some(live_dumped) = live.and_then(|p| p.dumped_at) else {
+        return Ok(());
+    };
+    let (Ok(live_at), Ok(this_at)) = (
+        stg_core::timestamp::parse(&live_dumped),
+        stg_core::timestamp::parse(&manifest.dumped_at),
+    ) else {
+        return Ok(());
+    };
+    if this_at < live_at {
+        return Err(changes::Refused::new(format!(
+            "the stream was dumped at {}, before the one {db} was restored from ({live_dumped}): \
+             a signed stream older than the data in place is refused, so that an old one cannot \
+             be replayed over newer data (--allow-older restores it anyway)",
+            manifest.dumped_at
+        ))
+        .into());
+    }
+    Ok(())
 }

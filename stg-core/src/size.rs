@@ -2,8 +2,7 @@
 //! (`K` is 1024 bytes) and may be written `K` or `KiB`, upper or lower case; `MB`-style
 //! decimal units are refused rather than guessed at.
 //!
-//! Only stg-restore takes a size today (`--max-line-size`); move this to stg-core when a
-//! second tool needs one.
+//! Taken by stg-restore (`--max-line-size`) and stg-dump (`--signature-part-size`).
 
 /// Parses a size such as `64M`, `1G`, `1536K` or `1048576`.
 pub fn parse(text: &str) -> Result<u64, String> {

@@ -628,6 +628,7 @@ fn provenance(restored_at: &str, dumped_at: &str) -> Provenance {
         verified: true,
         masking: MaskingSummary::default(),
         restored_by: "stg-restore 0.1.0".into(),
+        signed_by: None,
     }
 }
 

@@ -31,15 +31,36 @@ rc=0
 STG_ENVIRONMENT_FILE="$work/prod.environment" run stg-restore -h 127.0.0.1 -p "$PROD_PORT" -U postgres --format text < "$work/fas2.stg.zst" || rc=$?
 say "exit status $rc: production's fas2 was not touched"
 
+step "Signed streams: production signs, staging trusts only its key"
+sign=() trust=()
+if command -v ssh-keygen >/dev/null; then
+  ssh-keygen -q -t ed25519 -N '' -C "stg-dump@db01" -f "$work/dump_ed25519"
+  echo "stg-dump@db01 namespaces=\"stg-stream\" $(cat "$work/dump_ed25519.pub")" > "$work/allowed_signers"
+  sign=(--signing-key "$work/dump_ed25519") trust=(--allowed-signers "$work/allowed_signers")
+  say "key: dump_ed25519 (stg-dump --signing-key); staging's /etc/stg/allowed_signers:"
+  cut -c1-110 "$work/allowed_signers" | sed 's/^/   | /'
+  say "\$ stg-dump --signing-key dump_ed25519 ... fas2 > fas2.signed.zst; stg-restore verify --allowed-signers allowed_signers"
+  stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" "${sign[@]}" fas2 > "$work/fas2.signed.zst"
+  stg-restore verify "${trust[@]}" --format text < "$work/fas2.signed.zst"
+  rc=0
+  say "\$ stg-restore verify --allowed-signers allowed_signers < fas2.stg.zst   (the unsigned stream)"
+  stg-restore verify "${trust[@]}" --format text < "$work/fas2.stg.zst" || rc=$?
+  say "exit status $rc: where a trust file is in effect, an unsigned stream is refused"
+else
+  say "(install openssh-client for ssh-keygen to see streams signed and checked; the sync below is unsigned)"
+fi
+
 step "stg-dump | stg-restore into staging (the hooks stand in for 'systemctl stop/start httpd')"
 export STG_ENVIRONMENT_FILE="$work/stg.environment"
 stg_psql -d postgres -c 'CREATE ROLE fas2 LOGIN'
 stg_psql -d postgres -c 'CREATE DATABASE fas2 OWNER fas2'
 stg_psql -d fas2 -c "CREATE TABLE staging_notes (note text); INSERT INTO staging_notes VALUES ('work done on staging before the sync')"
 say "staging already has a fas2 with someone's work in it; it will be kept, not dropped"
-say "\$ stg-dump ... --mask demo/masking.json fas2 | stg-restore -h 127.0.0.1 -p $STG_PORT -U postgres --pre-hook ... --post-hook ..."
-stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" fas2 \
-  | stg-restore -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text \
+say "the stream's SQL runs as stg_load, a role that is not a superuser (made on first use)"
+say "\$ stg-dump ... --signing-key dump_ed25519 fas2 | stg-restore ... --allowed-signers allowed_signers --pre-hook ... --post-hook ..."
+stg-dump -h 127.0.0.1 -p "$PROD_PORT" -U postgres --mask "$here/demo/masking.json" \
+    "${sign[@]}" fas2 \
+  | stg-restore -h 127.0.0.1 -p "$STG_PORT" -U postgres --format text "${trust[@]}" \
       --pre-hook "echo '   [pre-hook] stopping the app'" --post-hook "echo '   [post-hook] starting the app'"
 say "a staging row now: $(stg_psql -d fas2 -c "SELECT username, email, password FROM people WHERE id = 7")"
 say "memberships still join people through the pseudonyms: $(stg_psql -d fas2 -c 'SELECT count(*) FROM memberships m JOIN people p ON p.username = m.person_username') of $(prod_psql -d fas2 -c 'SELECT count(*) FROM memberships')"

@@ -458,6 +458,8 @@ fn role_on_a_staging_database_host_makes_the_load_role_and_its_pg_hba_line() {
     vars["stg_pg_hba_file"] = json!(hba);
     vars["stg_load_role_hba_line"] = json!(line);
     vars["stg_pg_reload"] = json!(reload);
+    let signer = "ops@example.org namespaces=\"stg-stream\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheRoleTestOnly00000000000000000";
+    vars["stg_allowed_signers"] = json!([signer]);
     let role_exists = || {
         cluster
             .sql(
@@ -476,6 +478,8 @@ fn role_on_a_staging_database_host_makes_the_load_role_and_its_pg_hba_line() {
     let run = run_playbook("playbooks/stg.yml", &vars, &[]);
     assert!(run.ok, "the role failed:\n{}", run.output);
     assert_eq!(role_exists(), "truefalse");
+    let allowed = std::fs::read_to_string(etc.join("stg/allowed_signers")).unwrap();
+    assert!(allowed.lines().any(|l| l == signer), "{allowed}");
     let hba_now = std::fs::read_to_string(&hba).unwrap();
     assert_eq!(hba_now.lines().next(), Some(line), "{hba_now}");
     // The server reads the line (the file stayed readable to it).

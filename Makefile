@@ -101,17 +101,22 @@ bench: ## Benchmarks against the SOP procedure and peers; writes docs/benchmarks
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := copy_text copy_rewrite stream hosts_block inventory jsonl conditions untrusted_text json_path \
-	restore_script
+	restore_script sql_parser
 
 fuzz: ## Every fuzz target for FUZZ_SECONDS (60) s each; not part of test (docs/security.md)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@# sql_parser builds PostgreSQL's parser (libpg_query) with bindgen, which needs libclang.
+	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || [ -n "$$LIBCLANG_PATH" ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y --no-install-recommends libclang-dev; } || \
+	  { echo "make fuzz: the sql_parser target needs libclang (apt-get install libclang-dev, dnf install clang-devel)"; exit 1; }
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none
 	failed=; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t; \
 	  seeds=; [ -d fuzz/seeds/$$t ] && seeds=fuzz/seeds/$$t; \
+	  dict=; [ -f fuzz/dicts/$$t.dict ] && dict=-dict=fuzz/dicts/$$t.dict; \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none $$t fuzz/corpus/$$t $$seeds -- \
-	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 $$dict \
 	    || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (inputs in fuzz/artifacts/)"; exit 1; fi

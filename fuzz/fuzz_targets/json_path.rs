@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
         let hits = hits.expect("a valid document is scanned");
         let mut end = 0;
         for h in &hits {
-            assert!(h.start >= end && h.end > h.start && h.end <= doc.len(), "{hits:?}");
+            assert!(
+                h.start >= end && h.end > h.start && h.end <= doc.len(),
+                "{hits:?}"
+            );
             end = h.end;
         }
         let paths = vec![(path, Transform::Constant(Some("MASKED".into())))];

@@ -69,7 +69,10 @@ fn check_statement(sql: &str, class: &Class) {
     match policy::classify(sql, None) {
         Ok(alone) => {
             let same = alone == *class || (alone == Class::Deferred && *class == Class::Serial);
-            assert!(same, "classified {class:?} in the stream, {alone:?} alone: {sql:?}");
+            assert!(
+                same,
+                "classified {class:?} in the stream, {alone:?} alone: {sql:?}"
+            );
         }
         Err(why) => panic!("accepted in the stream, refused alone ({why}): {sql:?}"),
     }

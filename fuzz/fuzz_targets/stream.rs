@@ -89,8 +89,10 @@ fn manifest(database: &str) -> Manifest {
 
 /// Builds a stream as stg-dump does; returns it and the rows written per table.
 fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
-    let mut lines: Vec<(Vec<u8>, Written)> =
-        vec![(manifest_line(&manifest(&input.database)).into_bytes(), Written::Sql)];
+    let mut lines: Vec<(Vec<u8>, Written)> = vec![(
+        manifest_line(&manifest(&input.database)).into_bytes(),
+        Written::Sql,
+    )];
     let mut rows_written = std::collections::BTreeMap::new();
     for piece in &input.pieces {
         match piece {
@@ -106,7 +108,10 @@ fn build(input: &Input) -> (Vec<u8>, std::collections::BTreeMap<String, u64>) {
                 lines.push((format!("{text}\n").into_bytes(), Written::Sql));
             }
             Piece::Body(body) => {
-                lines.push((b"CREATE FUNCTION f() RETURNS text AS $fz$\n".to_vec(), Written::Sql));
+                lines.push((
+                    b"CREATE FUNCTION f() RETURNS text AS $fz$\n".to_vec(),
+                    Written::Sql,
+                ));
                 for (looks_like_copy, text) in body {
                     let text = text.replace(['\n', '\r'], " ").replace('$', "S");
                     let text = if *looks_like_copy {

@@ -9,6 +9,8 @@
 //! does not write.
 //! See: <https://www.postgresql.org/docs/current/sql-copy.html> ("Text Format").
 
+use crate::sql_lexer;
+
 /// A parsed `COPY ... FROM stdin;` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyHeader {
@@ -24,29 +26,38 @@ pub struct CopyHeader {
 }
 
 /// Reads one identifier (quoted with `""` escapes, or bare) from the start of `s`; returns
-/// it unquoted and the rest of `s`.
+/// its name as the server reads it and the rest of `s`: a bare one folded to lower case,
+/// either cut to 63 bytes (the lexer's rules, [`crate::sql_lexer`]).
 fn take_identifier(s: &str) -> Option<(String, &str)> {
+    let bytes = s.as_bytes();
     if let Some(rest) = s.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = rest.char_indices();
-        while let Some((i, c)) = chars.next() {
-            if c == '"' {
-                if rest[i + 1..].starts_with('"') {
-                    out.push('"');
-                    chars.next();
-                } else {
-                    return Some((out, &rest[i + 1..]));
+        let mut out = Vec::new();
+        let rest_bytes = rest.as_bytes();
+        let mut i = 0;
+        while i < rest_bytes.len() {
+            if rest_bytes[i] == b'"' {
+                if rest_bytes.get(i + 1) == Some(&b'"') {
+                    out.push(b'"');
+                    i += 2;
+                    continue;
                 }
-            } else {
-                out.push(c);
+                let name = String::from_utf8(sql_lexer::truncate_name(out)).ok()?;
+                return (!name.is_empty()).then(|| (name, &rest[i + 1..]));
             }
+            out.push(rest_bytes[i]);
+            i += 1;
         }
         None
     } else {
-        let end = s
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-            .unwrap_or(s.len());
-        (end > 0).then(|| (s[..end].to_owned(), &s[end..]))
+        if !bytes.first().is_some_and(|b| sql_lexer::is_ident_start(*b)) {
+            return None;
+        }
+        let end = bytes
+            .iter()
+            .position(|b| !sql_lexer::is_ident_cont(*b))
+            .unwrap_or(bytes.len());
+        let name = sql_lexer::truncate_name(bytes[..end].to_ascii_lowercase());
+        Some((String::from_utf8(name).ok()?, &s[end..]))
     }
 }
 
@@ -216,6 +227,29 @@ mod tests {
         let h = parse_copy_header(b"COPY public.empty  FROM stdin;\n").unwrap();
         assert!(h.columns.is_empty());
         assert_eq!(h.qualified, "public.empty");
+    }
+
+    #[test]
+    fn names_are_read_as_the_server_reads_them() {
+        // Found by the sql_parser fuzz target: a bare name was kept as written, so the
+        // header named `SERVERstaff` where the server copies into `serverstaff`.
+        let h = parse_copy_header(b"COPY Public.SERVERstaff (Id, \"Name\") FROM stdin;\n").unwrap();
+        assert_eq!(
+            (h.schema.as_str(), h.table.as_str()),
+            ("public", "serverstaff")
+        );
+        assert_eq!(h.columns, ["id", "Name"]);
+        assert_eq!(h.qualified, "Public.SERVERstaff");
+        // Names longer than 63 bytes are cut, at a character boundary.
+        let long = format!("COPY public.\"{}\u{e9}x\" FROM stdin;\n", "a".repeat(62));
+        let h = parse_copy_header(long.as_bytes()).unwrap();
+        assert_eq!(h.table, "a".repeat(62));
+        // A bare name starts with a letter, `_` or a non-ASCII byte; `""` is no name.
+        assert!(parse_copy_header(b"COPY public.1t FROM stdin;\n").is_none());
+        assert!(parse_copy_header(b"COPY public.$t FROM stdin;\n").is_none());
+        assert!(parse_copy_header(b"COPY public.\"\" FROM stdin;\n").is_none());
+        let h = parse_copy_header("COPY public.\u{20ac}uro FROM stdin;\n".as_bytes()).unwrap();
+        assert_eq!(h.table, "\u{20ac}uro");
     }
 
     #[test]

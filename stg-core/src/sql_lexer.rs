@@ -22,17 +22,20 @@
 //! - `"..."` with `""`, `U&"..."`; `$tag$...$tag$` (a tag is an identifier without `$`),
 //!   ending at the first identical tag; `$1` is a parameter, a lone `$` a character.
 //! - Identifiers start with a letter, `_` or a byte >= 0x80 and go on with those, digits
-//!   and `$`; unquoted ones are folded to lower case (ASCII only). A prefix (`E`, `B`, `X`,
-//!   `N`, `U&`) counts only at the start of a token: `abce'x'` is the identifier `abce`
-//!   and a plain literal.
+//!   and `$`; unquoted ones are folded to lower case (ASCII only). Names, quoted or not,
+//!   are cut to 63 bytes at a character boundary, as the server keeps them. A prefix
+//!   (`E`, `B`, `X`, `N`, `U&`) counts only at the start of a token: `abce'x'` is the
+//!   identifier `abce` and a plain literal.
 //! - An operator is a run of `~!@#^&|`?+-*/%<>=` cut before an embedded `--` or `/*`,
 //!   and a trailing `+`/`-` is split off unless the run holds one of `~!@#^&|`?%`.
 //!
 //! Where PostgreSQL versions differ, the newer rule is followed when the older server
 //! rejects the text anyway (vertical tab became whitespace in 16; before, it is a
 //! character no statement accepts), so no version runs text this lexer reads otherwise.
-//! Newer number forms (`0x1F`, `1_000`) are read as separate tokens, as 15 reads them;
-//! 16 and later reject the ones that would lex differently.
+//! Numbers are cut where 16 and later cut them (`0x1F`, `1_000`, `1.5e-3`), and a number
+//! that older versions read otherwise (those forms, a number run into a word: `123abc`)
+//! is [`Kind::Junk`], which the allow-list refuses: `SELECT 0x1F` is one number to 16,
+//! an error to 15, and `0 AS x1F` to 14.
 //!
 //! Not a parser: it says what the tokens are, not what they mean.
 //! See: <https://www.postgresql.org/docs/current/sql-syntax-lexical.html> and
@@ -68,8 +71,15 @@ pub enum Kind {
     },
     /// A string literal.
     Str(StrKind),
-    /// A number (integer, decimal or with an exponent).
+    /// A number (integer, decimal or with an exponent), in the form every PostgreSQL
+    /// version reads alike: decimal digits without `_`.
     Number,
+    /// A number that PostgreSQL versions read differently, or that they refuse: `0x1F`,
+    /// `0o17`, `0b1`, `1_000` (one number from 16; on 15 an error, before it a number and
+    /// a word), and a number run into a word (`123abc`, `1e`: an error from 15; before
+    /// it a number and a word). pg_dump writes none of them; the
+    /// allow-list refuses a statement that holds one.
+    Junk,
     /// `$1`.
     Param,
     /// `::`.
@@ -416,7 +426,8 @@ impl SqlLexer {
                             kind: Kind::Quoted { unicode },
                             start: p.start,
                             end: at(i + 1),
-                            value: (values && !unicode && !p.too_long).then_some(p.value),
+                            value: (values && !unicode && !p.too_long)
+                                .then(|| truncate_name(p.value)),
                         });
                         self.state = State::Top;
                         i += 1;
@@ -569,6 +580,7 @@ impl SqlLexer {
                 .take_while(|c| c.is_ascii_digit())
                 .count();
             if digits > 0 {
+                // `$1a` is `$1` and `a` to 18 as to 14 (15 to 17 refuse it).
                 return emit(Kind::Param, i + 1 + digits);
             }
             let tag_len = match next {
@@ -586,11 +598,13 @@ impl SqlLexer {
             return emit(Kind::Char(b'$'), i + 1);
         }
         if b.is_ascii_digit() || (b == b'.' && next.is_some_and(|c| c.is_ascii_digit())) {
-            return emit(Kind::Number, number_end(text, i));
+            let (end, junk) = number_end(text, i);
+            return emit(if junk { Kind::Junk } else { Kind::Number }, end);
         }
         if is_ident_start(b) {
             let len = text[i..].iter().take_while(|c| is_ident_cont(**c)).count();
-            let word = String::from_utf8_lossy(&text[i..i + len]).to_ascii_lowercase();
+            let word = truncate_name(text[i..i + len].to_ascii_lowercase());
+            let word = String::from_utf8_lossy(&word).into_owned();
             return emit(Kind::Word(word), i + len);
         }
         if b == b':' && next == Some(b':') {
@@ -598,6 +612,9 @@ impl SqlLexer {
         }
         if b == b'.' && next == Some(b'.') {
             return emit(Kind::Op("..".into()), i + 2);
+        }
+        if b == b':' && next == Some(b'=') {
+            return emit(Kind::Op(":=".into()), i + 2);
         }
         if is_op_char(b) {
             let n = operator_len(text, i);
@@ -612,27 +629,93 @@ impl SqlLexer {
     }
 }
 
-/// End of the number starting at `text[i]`: digits, a fraction (not `..`), an exponent
-/// with digits.
-fn number_end(text: &[u8], i: usize) -> usize {
-    let digits = |from: usize| {
-        text[from..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count()
+/// Longest name the server keeps, in bytes (`NAMEDATALEN - 1`).
+pub const MAX_NAME: usize = 63;
+
+/// A name as the server keeps it: cut to [`MAX_NAME`] bytes at a character boundary
+/// (it does so, with a notice, for every identifier, quoted or not; keywords are looked up
+/// before, and none is that long).
+#[must_use]
+pub fn truncate_name(mut name: Vec<u8>) -> Vec<u8> {
+    if name.len() > MAX_NAME {
+        let mut cut = MAX_NAME;
+        while cut > 0 && name[cut] & 0xc0 == 0x80 {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    name
+}
+
+/// The decimal integer at `text[i..]` as PostgreSQL 16 reads one (digits, each `_`
+/// between two digits): its end, and whether it holds a `_`.
+fn decimal_run(text: &[u8], i: usize) -> (usize, bool) {
+    let digit = |k: usize| text.get(k).is_some_and(u8::is_ascii_digit);
+    let mut j = i;
+    let mut underscore = false;
+    while digit(j) {
+        j += 1;
+        if text.get(j) == Some(&b'_') && digit(j + 1) {
+            underscore = true;
+            j += 1;
+        }
+    }
+    (j, underscore)
+}
+
+/// After a number ending at `j`: the end of a word run into it (`123abc`), else `j`.
+fn junk_end(text: &[u8], j: usize) -> usize {
+    match text.get(j) {
+        Some(&b) if is_ident_start(b) => {
+            j + text[j..].iter().take_while(|c| is_ident_cont(**c)).count()
+        }
+        _ => j,
+    }
+}
+
+/// The number starting at `text[i]` (a digit, or `.` before one), by PostgreSQL 16's
+/// rules (its `scan.l`: `decinteger`, `hexinteger`..., `numeric`, `real`, their `fail`
+/// and `junk` forms, longest match first): its end, and whether it is [`Kind::Junk`].
+fn number_end(text: &[u8], i: usize) -> (usize, bool) {
+    let radix = match (text[i], text.get(i + 1).map(u8::to_ascii_lowercase)) {
+        (b'0', Some(b'x')) => Some(16),
+        (b'0', Some(b'o')) => Some(8),
+        (b'0', Some(b'b')) => Some(2),
+        _ => None,
     };
-    let mut j = i + digits(i);
+    if let Some(radix) = radix {
+        // `0x1F`, `0x_1F`, `0x1_F`; `0x`, `0x_` alone fail. All junk to older servers.
+        let digit = |k: usize| text.get(k).is_some_and(|c| char::from(*c).is_digit(radix));
+        let mut j = i + 2;
+        while text.get(j) == Some(&b'_') && digit(j + 1) || digit(j) {
+            j += if digit(j) { 1 } else { 2 };
+        }
+        if j == i + 2 && text.get(j) == Some(&b'_') {
+            j += 1;
+        }
+        // Longest match: `0xg` is `0` run into the word `xg`.
+        return (junk_end(text, j).max(junk_end(text, i + 1)), true);
+    }
+    let (mut j, mut junk) = decimal_run(text, i);
     if text.get(j) == Some(&b'.') && text.get(j + 1) != Some(&b'.') {
-        j += 1 + digits(j + 1);
+        let (end, underscore) = decimal_run(text, j + 1);
+        j = end;
+        junk |= underscore;
     }
     if matches!(text.get(j), Some(b'e' | b'E')) {
         let sign = usize::from(matches!(text.get(j + 1), Some(b'+' | b'-')));
-        let exp = digits(j + 1 + sign);
-        if exp > 0 {
-            j += 1 + sign + exp;
+        let (end, underscore) = decimal_run(text, j + 1 + sign);
+        if end > j + 1 + sign {
+            j = end;
+            junk |= underscore;
+        } else if sign == 1 {
+            // `1e+`: fails on 16, a number and more on older servers.
+            j += 2;
+            junk = true;
         }
     }
-    j
+    let end = junk_end(text, j);
+    (end, junk || end > j)
 }
 
 /// All tokens of a whole text, values collected: for tests, fuzzing and short texts.
@@ -680,6 +763,7 @@ mod tests {
                     Kind::Str(_) => format!("'{value}'"),
                     Kind::Quoted { .. } => format!("\"{value}\""),
                     Kind::Number => "#".into(),
+                    Kind::Junk => "junk".into(),
                     Kind::Param => "$n".into(),
                     Kind::Typecast => "::".into(),
                     Kind::Op(o) => o,
@@ -824,8 +908,42 @@ mod tests {
             show("SELECT 1..2, 1.e5, .5, 1e-3, x::int;"),
             ["select", "#", "..", "#", ",", "#", ",", "#", ",", "#", ",", "x", "::", "int", ";"]
         );
-        // `1e'x'`: the number, then an E'' literal (as PostgreSQL 15 reads it; 16 refuses).
-        assert_eq!(show("SELECT 1e'\\'';"), ["select", "#", "'''", ";"]);
+        // `1e'x'`: a number run into a word, then a plain literal (16 refuses it, 14
+        // reads `1 e'x'`), so junk to the allow-list.
+        assert_eq!(show("SELECT 1e'x';"), ["select", "junk", "'x'", ";"]);
+    }
+
+    #[test]
+    fn what_postgresql_s_parser_reads_otherwise() {
+        // Each found by the sql_parser fuzz target (stg's lexer against libpg_query's).
+        // `:=` is one token.
+        assert_eq!(
+            show("SELECT f(a := 1);"),
+            ["select", "f", "(", "a", ":=", "#", ")", ";"]
+        );
+        // Numbers 16 and later read as one, and numbers run into words: junk, whatever
+        // an older server makes of them.
+        for junk in [
+            "0x1F", "0X1f", "0o17", "0b101", "0x_1F", "1_000", "1.5_5", "123abc", "1e", "1e+",
+            "0x", "1.5e3x",
+        ] {
+            let t = tokens(format!("SELECT {junk};").as_bytes()).unwrap();
+            assert_eq!(t[1].kind, Kind::Junk, "{junk}");
+            assert_eq!(t[1].end - t[1].start, junk.len() as u64, "{junk}");
+            assert_eq!(t[2].kind, Kind::Char(b';'), "{junk}");
+        }
+        for number in ["0", "10", "1.5", ".5", "1.", "1e5", "1.5E-3", "00017"] {
+            let t = tokens(format!("SELECT {number};").as_bytes()).unwrap();
+            assert_eq!((t[1].kind.clone(), t.len()), (Kind::Number, 3), "{number}");
+        }
+        assert_eq!(show("SELECT 1..2;"), ["select", "#", "..", "#", ";"]);
+        // `$1a` is `$1` then `a` to 18, as to 14 (15 to 17 refuse it).
+        assert_eq!(show("SELECT $1a;"), ["select", "$n", "a", ";"]);
+        // Names are cut to 63 bytes, at a character boundary, as the server keeps them.
+        let long = "n".repeat(70);
+        assert_eq!(show(&format!("SELECT {long};"))[1], "n".repeat(63));
+        let quoted = format!("SELECT \"{}\u{e9}\";", "q".repeat(62));
+        assert_eq!(show(&quoted)[1], format!("\"{}\"", "q".repeat(62)));
     }
 
     #[test]

@@ -414,16 +414,7 @@ impl Loader {
                 let table = header.qualified.clone();
                 self.wait_for_tables(std::slice::from_ref(&table)).await?;
                 let worker = self.worker().await?;
-                let columns: Vec<String> = header
-                    .columns
-                    .iter()
-                    .map(|c| crate::sql::ident(c))
-                    .collect();
-                let sql = if columns.is_empty() {
-                    format!("COPY {table} FROM STDIN")
-                } else {
-                    format!("COPY {table} ({}) FROM STDIN", columns.join(", "))
-                };
+                let sql = crate::script::copy_statement(&header);
                 let (tx, rx) = mpsc::channel(COPY_QUEUE);
                 self.copy = Some(tx);
                 let version = self.settings.version;

@@ -117,7 +117,7 @@ pub const DEFAULT_EXTENSIONS: &[&str] = &[
 
 /// Option names a foreign table may never carry, whatever the wrapper: they name server
 /// files, programs, or a connection (libpq's keywords).
-const FOREIGN_TABLE_OPTIONS_REFUSED: &[&str] = &[
+pub const FOREIGN_TABLE_OPTIONS_REFUSED: &[&str] = &[
     "program",
     "filename",
     "host",
@@ -217,7 +217,7 @@ impl Tok {
                 Tok::Str(text(&t.value))
             }
             Kind::Str(_) => Tok::Str(None),
-            Kind::Number => Tok::Num,
+            Kind::Number | Kind::Junk => Tok::Num,
             Kind::Param => Tok::Param,
             Kind::Typecast => Tok::Cast,
             Kind::Op(o) => Tok::Op(o.clone()),
@@ -295,6 +295,27 @@ pub fn classify(sql: &str, incoming: Option<&str>) -> Result<Class, String> {
     policy.classify(0, &tokens)
 }
 
+/// What the checks read a statement as: its command (`CREATE`, `ALTER`, `SET`...) and, for
+/// `CREATE` and `ALTER`, the object kind after the modifiers (`TABLE` for `CREATE UNLOGGED
+/// TABLE`, `MATERIALIZED` for a materialized view); both uppercase, the kind `""` for other
+/// commands. For comparing with another parser (the `sql_parser` fuzz target).
+pub fn statement_kind(tokens: &[Token]) -> (String, String) {
+    let words: Vec<String> = tokens
+        .iter()
+        .map(|t| match &t.kind {
+            Kind::Word(w) => w.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let head = words.first().copied().unwrap_or("");
+    let kind = match head {
+        "CREATE" | "ALTER" => object_kind(&words, 1).0,
+        _ => "",
+    };
+    (head.to_owned(), kind.to_owned())
+}
+
 impl Policy {
     /// The checks for one stream. `incoming` names the incoming database where a plain
     /// `pg_dump -C` stream's database-level statements may name it.
@@ -328,6 +349,15 @@ impl Policy {
     /// Checks one statement (its tokens, the last one its `;` or not), which starts at
     /// `line`, and says how to run it.
     pub fn classify(&mut self, line: u64, tokens: &[Token]) -> Result<Class, String> {
+        if tokens.iter().any(|t| t.kind == Kind::Junk) {
+            return Err(
+                "a number written as 0x1F, 0o17, 0b1 or 1_000, or run into a word \
+                        (123abc, 1e), is refused: PostgreSQL versions read it \
+                        differently (one number from 16, an error on 15, a number and a \
+                        word before), and pg_dump never writes one"
+                    .into(),
+            );
+        }
         let mut toks: Vec<Tok> = tokens.iter().map(Tok::from_token).collect();
         if toks.last() == Some(&Tok::Punct(';')) {
             toks.pop();
@@ -1201,19 +1231,30 @@ fn select(s: &Stmt) -> Result<Class, String> {
     if !SELECT_CALLS.contains(&function) || toks.get(i + 3) != Some(&Tok::Punct('(')) {
         return Err(refused());
     }
-    // Arguments: literals, numbers (signed), true/false/null, casts to a type name.
+    // Arguments: each a constant alone (a literal, a number with or without a `-`, true,
+    // false, null), cast or not to a type name; nothing between two constants, where an
+    // operator would run (`'' - false` calls whatever operator the search path finds).
     let mut args: Vec<Option<String>> = vec![None];
     let mut j = i + 4;
+    let mut value = false;
     loop {
         match toks.get(j) {
-            Some(Tok::Punct(')')) if j + 1 == toks.len() => break,
-            Some(Tok::Str(v)) => {
+            Some(Tok::Punct(')')) if j + 1 == toks.len() && value => break,
+            Some(Tok::Punct(')')) if j + 1 == toks.len() && args.len() == 1 => break,
+            Some(Tok::Str(v)) if !value => {
                 args.last_mut().expect("one").clone_from(v);
+                value = true;
             }
-            Some(Tok::Num | Tok::Punct('-' | '+')) => {}
-            Some(Tok::Word(w)) if matches!(w.as_str(), "TRUE" | "FALSE" | "NULL") => {}
-            Some(Tok::Punct(',')) => args.push(None),
-            Some(Tok::Cast) => {
+            Some(Tok::Num) if !value => value = true,
+            Some(Tok::Punct('-')) if !value && toks.get(j + 1) == Some(&Tok::Num) => {}
+            Some(Tok::Word(w)) if !value && matches!(w.as_str(), "TRUE" | "FALSE" | "NULL") => {
+                value = true;
+            }
+            Some(Tok::Punct(',')) if value => {
+                args.push(None);
+                value = false;
+            }
+            Some(Tok::Cast) if value => {
                 j += 1;
                 // A type name: words, dots, `[]`, a quoted `"char"`.
                 while matches!(
@@ -1701,6 +1742,42 @@ mod tests {
         assert_eq!(refs("CREATE SCHEMA s AUTHORIZATION postgres;").len(), 1);
         assert!(refs("ALTER TABLE t OWNER TO CURRENT_USER;").is_empty());
         assert!(refs("COMMENT ON TABLE t IS 'OWNER TO postgres';").is_empty());
+    }
+
+    #[test]
+    fn what_postgresql_s_parser_reads_otherwise_is_refused() {
+        // Found by the sql_parser fuzz target: an operator between two constants ran
+        // whatever operator the search path finds (one the stream made), inside a call
+        // the checks took for pg_dump's own.
+        for sql in [
+            "SELECT pg_catalog.set_config('search_path', ''- false);",
+            "SELECT pg_catalog.setval('public.s', 1 + 1, true);",
+            "SELECT pg_catalog.setval('public.s' 'x', 1, true);",
+            "SELECT pg_catalog.setval(-'1', 1, true);",
+            "SELECT pg_catalog.setval(+1, 1, true);",
+            "SELECT pg_catalog.setval('public.s', 1,);",
+            "SELECT pg_catalog.setval(, 1);",
+        ] {
+            assert!(no(sql).contains("SELECT is refused"), "{sql}");
+        }
+        assert_eq!(
+            ok("SELECT pg_catalog.setval('public.s', -5, true);"),
+            Class::Serial
+        );
+        assert_eq!(ok("SELECT pg_catalog.lo_close(0);"), Class::Serial);
+        assert_eq!(
+            ok("SELECT pg_catalog.pg_restore_relation_stats('version', '180000'::integer, 'relpages', '1'::integer);"),
+            Class::Serial
+        );
+        // Numbers that PostgreSQL versions read differently.
+        for sql in [
+            "CREATE TABLE t (a integer DEFAULT 0x1F);",
+            "CREATE TABLE t (a integer DEFAULT 1_000);",
+            "ALTER TABLE t ALTER a SET DEFAULT 0xADD;",
+            "SELECT pg_catalog.setval('public.s', 1abc, true);",
+        ] {
+            assert!(no(sql).contains("read it differently"), "{sql}");
+        }
     }
 
     #[test]

@@ -117,6 +117,24 @@ impl Boundary {
     }
 }
 
+/// The statement the loader sends for a COPY block: `COPY <table as the stream wrote it>
+/// (<columns, quoted>) FROM STDIN`, nothing of the header's text but its names.
+pub fn copy_statement(header: &CopyHeader) -> String {
+    if header.columns.is_empty() {
+        return format!("COPY {} FROM STDIN", header.qualified);
+    }
+    let columns: Vec<String> = header
+        .columns
+        .iter()
+        .map(|c| crate::sql::ident(c))
+        .collect();
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        header.qualified,
+        columns.join(", ")
+    )
+}
+
 /// True when `tokens` are at most one statement: no token but the last ends one.
 pub fn one_statement(tokens: &[Token]) -> bool {
     let mut boundary = Boundary::default();

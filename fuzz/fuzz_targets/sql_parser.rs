@@ -810,6 +810,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(whole) = parse(sql) else {
         return;
     };
+    // Event triggers are left out of the restore by the reader: not among ours.
     let theirs: Vec<&str> = whole
         .protobuf
         .stmts
@@ -823,6 +824,7 @@ fuzz_target!(|data: &[u8]| {
             };
             &sql[start..end]
         })
+        .filter(|s| policy::classify(&format!("{s};"), None) != Ok(Class::EventTrigger))
         .collect();
     assert_eq!(
         statements.len(),

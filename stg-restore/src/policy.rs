@@ -649,6 +649,12 @@ impl Policy {
         if let Some(why) = shared_object(kind, words.get(at + 1)) {
             return Err(refuse(&format!("ALTER {kind}"), why));
         }
+        if words.windows(3).any(|w| w == ["ALL", "IN", "TABLESPACE"]) {
+            return Err(refuse(
+                &format!("ALTER {kind} ALL IN TABLESPACE"),
+                "moves every object of a tablespace, which pg_dump never writes",
+            ));
+        }
         let plain_kind = !matches!(
             kind,
             "SUBSCRIPTION" | "EXTENSION" | "LANGUAGE" | "EVENT" | "FOREIGN" | "SERVER" | "USER"
@@ -1195,7 +1201,14 @@ fn setting(s: &Stmt) -> Result<Class, String> {
         Some(Tok::Word(w)) if w == "TO" => next + 1,
         _ => next,
     };
-    check_setting(&name, literal_text(toks.get(value_at)))
+    // One value, or none the check can read (`on, off` is two: the server refuses it, and
+    // the value checks below read one).
+    let value = if value_at + 1 == toks.len() {
+        literal_text(toks.get(value_at))
+    } else {
+        None
+    };
+    check_setting(&name, value)
 }
 
 /// Functions pg_dump calls with `SELECT`, with literal arguments only.
@@ -1768,6 +1781,21 @@ mod tests {
         assert_eq!(
             ok("SELECT pg_catalog.pg_restore_relation_stats('version', '180000'::integer, 'relpages', '1'::integer);"),
             Class::Serial
+        );
+        // Found by the fuzz target too: a statement PostgreSQL parses as another
+        // command, and a value the check read one of two.
+        assert!(
+            no("ALTER TABLE ALL IN TABLESPACE pg_default SET TABLESPACE t;")
+                .contains("ALL IN TABLESPACE")
+        );
+        assert!(no("ALTER INDEX ALL IN TABLESPACE a SET TABLESPACE b;").contains("ALL IN"));
+        assert!(no("SET standard_conforming_strings = on, off;").contains("standard_conforming"));
+        assert!(no("SET client_encoding = 'UTF8', 'LATIN1';").contains("client_encoding"));
+        assert_eq!(
+            ok("SET search_path = public, pg_catalog;"),
+            Class::Setting {
+                key: "search_path".into()
+            }
         );
         // Numbers that PostgreSQL versions read differently.
         for sql in [

@@ -23,7 +23,7 @@ export PATH="$bins:$PATH"
 out_md="$here/docs/benchmarks.md"
 bench_t0=$(date +%s)
 
-for tool in xz zstd python3; do
+for tool in xz zstd python3 ssh-keygen; do
   command -v "$tool" >/dev/null || { echo "bench: $tool not found; install the $tool package" >&2; exit 2; }
 done
 
@@ -130,6 +130,9 @@ STG=$(start_cluster stg "$settings")
 echo staging > "$work/stg.environment"
 export STG_ENVIRONMENT_FILE="$work/stg.environment"
 (umask 077; head -c 32 /dev/urandom | base64 > "$work/mask.key")  # stg-dump refuses a key others can read
+# A signing key and the staging side's trust file, for the signed syncs.
+ssh-keygen -q -t ed25519 -N '' -C bench -f "$work/sign" >/dev/null
+printf 'bench namespaces="stg-stream" %s\n' "$(cut -d' ' -f1,2 "$work/sign.pub")" > "$work/allowed_signers"
 prod() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PROD" -U postgres "$@"; }
 stg()  { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$STG" -U postgres "$@"; }
 stg -d postgres -c 'CREATE ROLE fas2 LOGIN'
@@ -201,13 +204,17 @@ fi  # not BENCH_ONLY=sync
 
 # 3. stg-dump | stg-restore at the default level and with --compress xz, unmasked, masked and
 #    on the small database (each replaces the previous copy). Every run's people are counted.
+# Every stg-restore here loads as its load role (a role that is not a superuser); the signed
+# runs also sign in stg-dump and check each part against the trust file in stg-restore.
 sync_run() { # LABEL DB [stg-dump args...]
   local label=$1 db=$2; shift 2
+  local restore_args=()
+  case $label in signed*) set -- --signing-key "$work/sign" "$@"; restore_args=(--allowed-signers "$work/allowed_signers") ;; esac
   log "stg: $label"
   rss_start "$label"
   local t0; t0=$(now)
   stg-dump -h 127.0.0.1 -p "$PROD" -U postgres "$@" "$db" \
-    | stg-restore -h 127.0.0.1 -p "$STG" -U postgres --no-keep > "$work/report.$label.json"
+    | stg-restore -h 127.0.0.1 -p "$STG" -U postgres --no-keep "${restore_args[@]}" > "$work/report.$label.json"
   elapsed "$t0" "$(now)" > "$work/time.$label"
   rss_stop
   stg -d "$db" -c 'SELECT count(*) FROM people' > "$work/people.$label"
@@ -218,23 +225,29 @@ if [ "${BENCH_ONLY:-}" = sync ]; then
   # Alternating runs, so a load that comes and goes weighs on both sides alike.
   for i in $(seq "${BENCH_RUNS:-3}"); do
     sync_run "unmasked$i" fas2
+    sync_run "signed$i" fas2
     sync_run "masked$i" fas2 "${masking[@]}"
   done
   t_u=$(cat "$work"/time.unmasked* | median)
+  t_s=$(cat "$work"/time.signed* | median)
   t_m=$(cat "$work"/time.masked* | median)
   echo "floor (pg_dump | psql): ${t_floor} s"
   echo "unmasked sync, median of ${BENCH_RUNS:-3}: ${t_u} s ($(ratio "$t_u" "$t_floor")x the floor); people: $(cat "$work/people.unmasked1")"
   echo "masked sync, median of ${BENCH_RUNS:-3}: ${t_m} s ($(ratio "$t_m" "$t_floor")x the floor); people: $(cat "$work/people.masked1")"
   echo "masked vs unmasked: $(ratio "$t_m" "$t_u") (target: at most 1.15)"
+  echo "signed sync, median of ${BENCH_RUNS:-3}: ${t_s} s ($(ratio "$t_s" "$t_floor")x the floor); signed by: $(report_field "$work/report.signed1.json" signed_by); load role: $(report_field "$work/report.signed1.json" load_role)"
+  echo "signed vs unsigned: $(ratio "$t_s" "$t_u") (target: at most 1.03)"
   echo "stg-restore steps of the last unmasked run (ms): $(report_field "$work/report.unmasked${BENCH_RUNS:-3}.json" timings_ms)"
   exit 0
 fi
 # Unmasked and masked alternate, three pairs, and the medians are compared: one pair varies
 # by 20% on a shared machine, more than the masking costs.
 sync_run unmasked fas2
+sync_run signed fas2
 sync_run masked fas2 "${masking[@]}"
 for i in 2 3; do
   sync_run "unmasked_$i" fas2
+  sync_run "signed_$i" fas2
   sync_run "masked_$i" fas2 "${masking[@]}"
 done
 sync_run small fas2_small
@@ -243,6 +256,7 @@ sync_run xz_masked fas2 --compress xz "${masking[@]}"
 sync_run xz_small fas2_small --compress xz
 t_unmasked=$(cat "$work"/time.unmasked "$work"/time.unmasked_? | median)
 t_masked=$(cat "$work"/time.masked "$work"/time.masked_? | median)
+t_signed=$(cat "$work"/time.signed "$work"/time.signed_? | median)
 t_xz=$(cat "$work/time.xz")
 t_xz_masked=$(cat "$work/time.xz_masked")
 sync_loaded() { # LABEL EXPECTED -> "N people, zstd stream" (flagged when N or the format is wrong)
@@ -538,6 +552,17 @@ choice_part=$(python3 "$here/bench/tables.py" choice "$work/levels.tsv" default_
   sop_bytes="$sop_bytes" t_pgdump="$t_pgdump")
 bench_minutes=$(python3 -c "print(f'{($(date +%s) - $bench_t0) / 60:.1f}')")
 
+# The unsigned sync's ratio to the floor in the page this run replaces, for comparison.
+prev_unmasked_ratio=$(python3 - "$out_md" <<'PY' 2>/dev/null || true
+import re, sys
+for line in open(sys.argv[1]):
+    if line.startswith("| `stg-dump \\| stg-restore` (default"):
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)]
+        print(f"{cells[3]}x the floor in the previous run of this page")
+        break
+PY
+)
+[ -n "$prev_unmasked_ratio" ] || prev_unmasked_ratio="no earlier run on this page"
 cat > "$out_md" <<MD
 # Benchmarks
 
@@ -558,12 +583,14 @@ stg-dump's default is \`$default_c\` $levels_note; \`--compress xz\` is \`$xz_c\
 | floor: \`pg_dump db \| psql\` into a fresh database | ${t_floor} s | 1.00 | | $floor_people people |
 | the SOP: \`pg_dump -C \| xz -c > file\`, drop, \`xzcat \| psql\` | ${t_sop} s | $(ratio "$t_sop" "$t_floor") | | |
 | \`stg-dump \| stg-restore\` (default, \`$default_c\`), unmasked, median of 3 (alternating with the masked runs) | ${t_unmasked} s | $(ratio "$t_unmasked" "$t_floor") | <= 1.25: $(verdict "$(ratio "$t_unmasked" "$t_floor")" '<=' 1.25) | $(sync_loaded unmasked "$floor_people") |
+| \`stg-dump --signing-key \| stg-restore --allowed-signers\` (default), unmasked, median of 3 (alternating): signed in parts, each checked before it runs | ${t_signed} s | $(ratio "$t_signed" "$t_floor") | at most 1.03x the unsigned: $(ratio "$t_signed" "$t_unmasked"), $(verdict "$(ratio "$t_signed" "$t_unmasked")" '<=' 1.03) | $(sync_loaded signed "$floor_people"); signed by $(report_field "$work/report.signed.json" signed_by) |
 | \`stg-dump --mask \| stg-restore\` (median of 3; default, 13 rules incl. a JSON path rule on audit_log.details, every column decided, sessions excluded) | ${t_masked} s | $(ratio "$t_masked" "$t_floor") | | $(sync_loaded masked "$floor_people") |
 | \`stg-dump --compress xz \| stg-restore\` (\`$xz_c\`), unmasked | ${t_xz} s | $(ratio "$t_xz" "$t_floor") | xz-era target <= 1.5: $(verdict "$(ratio "$t_xz" "$t_floor")" '<=' 1.5) | $(sync_loaded xz "$floor_people") |
 | \`stg-dump --compress xz --mask \| stg-restore\` | ${t_xz_masked} s | $(ratio "$t_xz_masked" "$t_floor") | | $(sync_loaded xz_masked "$floor_people") |
 
 - against the SOP: the default is $(ratio "$t_sop" "$t_unmasked")x faster (target: at least 20x, $(verdict "$(ratio "$t_sop" "$t_unmasked")" '>=' 20)); \`--compress xz\` is $(ratio "$t_sop" "$t_xz")x faster (the xz-era target: at least 10x, $(verdict "$(ratio "$t_sop" "$t_xz")" '>=' 10)).
 - masked vs unmasked: default $(ratio "$t_masked" "$t_unmasked"), \`--compress xz\` $(ratio "$t_xz_masked" "$t_xz") (target: at most 1.15).
+- signed vs unsigned: $(ratio "$t_signed" "$t_unmasked") (target: at most 1.03, $(verdict "$(ratio "$t_signed" "$t_unmasked")" '<=' 1.03)). Every stg-restore run here, signed or not, loads the stream as its load role \`$(report_field "$work/report.unmasked.json" load_role)\`, a role that is not a superuser (docs/security.md); before the load role, the unsigned sync ran as the superuser: $prev_unmasked_ratio.
 - bytes on the wire: the default $stg_bytes bytes, $(ratio "$stg_bytes" "$sop_bytes")x the SOP's \`xz -6\` file ($sop_bytes bytes; target at most 1.35x, $(verdict "$(ratio "$stg_bytes" "$sop_bytes")" '<=' 1.35)); \`--compress xz\` $xz_bytes bytes, $(ratio "$xz_bytes" "$sop_bytes")x. Other levels: the level table below.
 - peak RSS (target under 64 MiB each): the default, stg-dump $(rss_cell unmasked stg-dump) and stg-restore $(rss_cell unmasked stg-restore); \`--compress xz\`, stg-dump $(rss_cell xz stg-dump) and stg-restore $(rss_cell xz stg-restore). All runs: the memory table below.
 

@@ -27,31 +27,14 @@
 
 #![no_main]
 
-use std::io::Write;
+#[path = "common/mod.rs"]
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use stg_core::sql_lexer::{self, Kind};
-use stg_core::stream::{manifest_line, trailer_line, Manifest, Tally};
 use stg_restore::policy::{self, Class};
 use stg_restore::reader::{Options, Reader};
 use stg_restore::script::{one_statement, Item};
-
-/// The stream stg-dump would write around `sql`, zstd-compressed.
-fn wrap(sql: &[u8]) -> Vec<u8> {
-    let mut body = manifest_line(&Manifest::example()).into_bytes();
-    body.extend_from_slice(sql);
-    if !body.ends_with(b"\n") {
-        body.push(b'\n');
-    }
-    let mut tally = Tally::new();
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        tally.line(line);
-    }
-    body.extend_from_slice(trailer_line(&tally.finish()).as_bytes());
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
-    enc.write_all(&body).expect("compress");
-    enc.finish().expect("finish")
-}
 
 fn check_statement(sql: &str, class: &Class) {
     let tokens = sql_lexer::tokens(sql.as_bytes())
@@ -83,14 +66,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let input = match (mode, rest) {
-        (0, sql) => wrap(sql),
+        (0, sql) => common::wrap(sql),
         (1, [fill, hi, lo, at, sql @ ..]) => {
             let kib = (usize::from(*hi) << 8 | usize::from(*lo)).min(4096);
             let at = usize::from(*at).min(sql.len());
             let mut body = sql[..at].to_vec();
             body.resize(at + (kib << 10), *fill);
             body.extend_from_slice(&sql[at..]);
-            wrap(&body)
+            common::wrap(&body)
         }
         (1, _) => return,
         _ => rest.to_vec(),

@@ -33,34 +33,17 @@
 
 #![no_main]
 
-use std::io::Write;
+#[path = "common/mod.rs"]
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use pg_query::protobuf::{self, a_const, KeywordKind, ObjectType, ScanToken, Token as Pg};
 use pg_query::NodeEnum;
 use stg_core::copy_text::CopyHeader;
 use stg_core::sql_lexer::{self, Kind, StrKind, Token};
-use stg_core::stream::{manifest_line, trailer_line, Manifest, Tally};
 use stg_restore::policy::{self, Class, DEFAULT_EXTENSIONS, FOREIGN_TABLE_OPTIONS_REFUSED};
 use stg_restore::reader::{Options, Reader};
 use stg_restore::script::{copy_statement, Item, Statement};
-
-/// The stream stg-dump would write around `sql`, zstd-compressed.
-fn wrap(sql: &[u8]) -> Vec<u8> {
-    let mut body = manifest_line(&Manifest::example()).into_bytes();
-    body.extend_from_slice(sql);
-    if !body.ends_with(b"\n") {
-        body.push(b'\n');
-    }
-    let mut tally = Tally::new();
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        tally.line(line);
-    }
-    body.extend_from_slice(trailer_line(&tally.finish()).as_bytes());
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
-    enc.write_all(&body).expect("compress");
-    enc.finish().expect("finish")
-}
 
 /// PostgreSQL's parser with the server's defaults (standard-conforming strings on, as
 /// stg-restore pins them).
@@ -770,7 +753,7 @@ fuzz_target!(|data: &[u8]| {
         max_line: 1 << 20,
         ..Options::default()
     };
-    let input = wrap(data);
+    let input = common::wrap(data);
     let Ok(mut reader) = Reader::open(&input[..], options) else {
         return;
     };

@@ -101,7 +101,7 @@ bench: ## Benchmarks against the SOP procedure and peers; writes docs/benchmarks
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := copy_text copy_rewrite stream hosts_block inventory jsonl conditions untrusted_text json_path \
-	restore_script sql_parser
+	restore_script sql_parser signed_stream age_git_output
 
 fuzz: ## Every fuzz target for FUZZ_SECONDS (60) s each; not part of test (docs/security.md)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -384,9 +384,36 @@ fn run_with_input(dir: &Path, args: &[OsString], input: &[u8]) -> anyhow::Result
     Ok(out.stdout)
 }
 
+/// Seconds since 1970 as git prints a commit's date (`author-time`, `%at`, `%ct`), read as
+/// `git blame` reads it: the digits the commit holds, saturating (here at `i64::MAX`), and
+/// none (what `%at` prints for a date git cannot read) as 0, the `author-time` blame gives
+/// then. `None` for text that is not digits. A commit can hold any date: git accepts
+/// `--date=@999999999999` (the year 33658), and a crafted one holds any digits.
+#[must_use]
+pub fn seconds(text: &[u8]) -> Option<i64> {
+    let digits = text.trim_ascii();
+    digits.iter().all(u8::is_ascii_digit).then(|| {
+        digits.iter().fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        })
+    })
+}
+
+/// The moment `secs` (Unix seconds) names, clamped to what an [`OffsetDateTime`] holds (the
+/// years -9999 to 9999): a commit dated after the year 9999 is dated at its last second, in
+/// the future of any `--now` and reported so, instead of failing the whole scan.
+#[must_use]
+pub fn moment(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(if secs < 0 {
+        time::macros::datetime!(-9999-01-01 0:00 UTC)
+    } else {
+        time::macros::datetime!(9999-12-31 23:59:59 UTC)
+    })
+}
+
 fn epoch(text: &str) -> anyhow::Result<OffsetDateTime> {
-    let secs: i64 = text.trim().parse().context("bad timestamp")?;
-    Ok(OffsetDateTime::from_unix_timestamp(secs)?)
+    let secs = seconds(text.as_bytes()).with_context(|| format!("bad timestamp {text:?}"))?;
+    Ok(moment(secs))
 }
 
 /// Parses `git blame --porcelain` output: a header per line (`<id> <orig> <final> [n]`),
@@ -709,6 +736,26 @@ mod tests {
 
     /// The commit id git gives lines not committed yet (all zeros, at either id length).
     const NULL_ID: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn dates_git_prints_are_read_as_blame_reads_them() {
+        assert_eq!(seconds(b"1577836800"), Some(1_577_836_800));
+        // A date git could not read: `%at` is empty, blame says 0.
+        assert_eq!(seconds(b""), Some(0));
+        assert_eq!(seconds(b"18446744073709551615"), Some(i64::MAX));
+        assert_eq!(seconds(b"99999999999999999999999"), Some(i64::MAX));
+        assert_eq!(seconds(b"-5"), None);
+        assert_eq!(moment(0), OffsetDateTime::UNIX_EPOCH);
+        // `--date=@999999999999` (the year 33658): the last second a date holds.
+        let last = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+        assert_eq!(moment(999_999_999_999), last);
+        assert_eq!(moment(i64::MAX), last);
+        assert_eq!(moment(last.unix_timestamp()), last);
+        let id = "717cb150b2274adf6c21aa67108fd30ef2235f65";
+        let out = format!("{id} 1 1 1\nauthor A\nauthor-time 18446744073709551615\n\tx\n");
+        let parsed = parse_porcelain(out.as_bytes()).unwrap();
+        assert!(matches!(&parsed[0].1, Origin::Commit { at, .. } if *at == last));
+    }
 
     #[test]
     fn porcelain_repeated_commits_and_uncommitted_lines() {

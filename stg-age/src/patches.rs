@@ -48,7 +48,7 @@ pub struct FileChange {
 pub struct Author {
     /// Name.
     pub name: String,
-    /// Author time (Unix seconds).
+    /// Author time (Unix seconds, as [`crate::git::seconds`] reads it).
     pub at: i64,
     /// Committer time (Unix seconds): the order blame visits commits in.
     pub committed: i64,
@@ -234,13 +234,11 @@ pub fn added(history: &History, patches: &Patches, paths: &[Vec<u8>]) -> Vec<Ori
                 }
                 None => {
                     if let (Some(&i), Some(author)) = (wanted.get(&p), patches.authors.get(&c)) {
-                        if let Ok(at) = time::OffsetDateTime::from_unix_timestamp(author.at) {
-                            origins[i] = Origin::Commit {
-                                id: history.ids[c as usize].clone(),
-                                author: author.name.clone(),
-                                at,
-                            };
-                        }
+                        origins[i] = Origin::Commit {
+                            id: history.ids[c as usize].clone(),
+                            author: author.name.clone(),
+                            at: crate::git::moment(author.at),
+                        };
                     }
                 }
             }
@@ -369,7 +367,7 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             let mut time = || -> anyhow::Result<i64> {
                 fields
                     .next()
-                    .and_then(|t| t.parse().ok())
+                    .and_then(|t| crate::git::seconds(t.as_bytes()))
                     .with_context(|| format!("no time in {text:?}"))
             };
             let at = time()?;

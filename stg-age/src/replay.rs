@@ -23,7 +23,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::Context;
-use time::OffsetDateTime;
 
 use crate::git::{CatFile, Origin};
 use crate::history::History;
@@ -256,7 +255,7 @@ impl Replay {
                 Origin::Commit {
                     id: history.ids[c as usize].clone(),
                     author: author.name.clone(),
-                    at: OffsetDateTime::from_unix_timestamp(author.at)?,
+                    at: crate::git::moment(author.at),
                 },
             ));
         }

@@ -29,8 +29,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
-use time::OffsetDateTime;
-
 use crate::git::{CatFile, Origin};
 use crate::history::{History, UNKNOWN};
 use crate::patches::{Hunk, Patches};
@@ -327,7 +325,7 @@ impl<'a> Engine<'a> {
         Some(Origin::Commit {
             id: self.history.ids[c as usize].clone(),
             author: author.name.clone(),
-            at: OffsetDateTime::from_unix_timestamp(author.at).ok()?,
+            at: crate::git::moment(author.at),
         })
     }
 

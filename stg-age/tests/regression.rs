@@ -212,3 +212,85 @@ fn a_future_author_date_is_said_not_passed_off_as_age_zero() {
         "{text}"
     );
 }
+
+// See: fuzz target `age_git_output`. git accepts any author date (`--date=@999999999999`
+// is the year 33658) and prints what a crafted commit holds (`%at` the digits as they are,
+// however many; nothing for a date it cannot read, where blame says 0): stg-age failed the
+// whole scan (exit 3, "timestamp was not in range", "no time in ...") for one such commit,
+// or, reading the diffs, dated a variant file it added as never committed.
+#[test]
+fn a_commit_date_past_the_year_9999_or_unreadable_does_not_fail_the_scan() {
+    let repo = Repo::new();
+    repo.write("tasks/old.yml", TASK);
+    repo.commit("old", "2025-01-01T00:00:00Z");
+    repo.write("tasks/far.yml", TASK);
+    repo.write("inventory/group_vars/staging", "far: 1\n");
+    repo.commit("the year 33658", "@999999999999 +0000");
+    // Commits git would not make, made by hand as a pushed one could be.
+    let craft = |file: &str, author: &str| {
+        repo.write(file, TASK);
+        repo.git(&["add", "-A"]);
+        let tree = repo.git(&["write-tree"]);
+        let parent = repo.git(&["rev-parse", "HEAD"]);
+        let text = format!(
+            "tree {}\nparent {}\nauthor {author}\ncommitter C <c@example.org> 1700000000 +0000\n\ncrafted\n",
+            tree.trim(),
+            parent.trim()
+        );
+        repo.write(".git/crafted", text);
+        let id = repo.git(&[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            "--literally",
+            ".git/crafted",
+        ]);
+        repo.git(&["update-ref", "HEAD", id.trim()]);
+    };
+    craft(
+        "tasks/overflow.yml",
+        "O <o@example.org> 99999999999999999999 +0000",
+    );
+    craft("tasks/unreadable.yml", "U <u@example.org> -5 +0000");
+    for trace in ["1", "0"] {
+        let out = stg("stg-age")
+            .arg("--repo")
+            .arg(repo.path())
+            .args(["--format", "json", "--now", NOW, "--no-cache"])
+            .env("STG_AGE_TRACE", trace)
+            .run()
+            .code_is(0);
+        let records = out.records();
+        let at = |path: &str| {
+            let r = records
+                .iter()
+                .find(|r| r["path"] == path)
+                .unwrap_or_else(|| panic!("trace {trace}: no finding in {path}: {records:#?}"));
+            (r["introduced_at"].clone(), r["future"].clone())
+        };
+        let last = serde_json::json!("9999-12-31T23:59:59Z");
+        let future = serde_json::json!(true);
+        assert_eq!(
+            at("tasks/far.yml"),
+            (last.clone(), future.clone()),
+            "trace {trace}"
+        );
+        assert_eq!(
+            at("inventory/group_vars/staging"),
+            (last.clone(), future.clone()),
+            "trace {trace}"
+        );
+        assert_eq!(at("tasks/overflow.yml"), (last, future), "trace {trace}");
+        // As `git blame` reads it: 0.
+        assert_eq!(
+            at("tasks/unreadable.yml"),
+            (
+                serde_json::json!("1970-01-01T00:00:00Z"),
+                serde_json::json!(false)
+            ),
+            "trace {trace}"
+        );
+        assert_eq!(out.summary()["future"], 3, "trace {trace}");
+    }
+}

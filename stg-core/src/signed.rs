@@ -87,6 +87,10 @@ pub fn line(sig: &Signature) -> String {
 
 /// `Some(Ok(..))` for a well-formed signature line, `Some(Err(..))` for a line that starts
 /// like one but is not, `None` for any other line.
+///
+/// Well-formed is exactly the bytes [`line`] writes for the signature it holds: no other
+/// JSON layout (a CR is JSON whitespace, and ends a `--` comment for the SQL lexer, so the
+/// rest of such a line, signed by no one, would be SQL), no CRLF, nothing after it.
 pub fn parse_line(line: &[u8]) -> Option<Result<Signature, String>> {
     let rest = line.strip_prefix(SIGNATURE_PREFIX.as_bytes())?;
     if line.len() > MAX_LINE {
@@ -108,10 +112,16 @@ pub fn parse_line(line: &[u8]) -> Option<Result<Signature, String>> {
                         .sha256
                         .bytes()
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-                if hex_ok {
-                    Ok(sig)
-                } else {
+                if !hex_ok {
                     Err("a signature line whose sha256 is not 64 lower-case hex digits".into())
+                } else if self::line(&sig).as_bytes() != line {
+                    Err(
+                        "a signature line not written as stg-dump writes one (its JSON \
+                         laid out otherwise, a CR, or no newline)"
+                            .into(),
+                    )
+                } else {
+                    Ok(sig)
                 }
             }),
     )
@@ -208,6 +218,26 @@ mod tests {
             "-- stg-dump signature: {\"part\":1,\"final\":false,\"bytes\":1,\"sha256\":\"x\",\"sshsig\":\"\",\"more\":1}\n",
         ] {
             assert!(matches!(parse_line(bad.as_bytes()), Some(Err(_))), "{bad}");
+        }
+        // Only the bytes stg-dump writes: a CR is JSON whitespace but ends the comment for
+        // the SQL lexer, so what follows it would be unsigned SQL (found by the
+        // signed_stream fuzz target); other layouts and line ends are refused alike.
+        let json = text.strip_prefix(SIGNATURE_PREFIX).unwrap().trim_end();
+        for bad in [
+            format!("{SIGNATURE_PREFIX}{{\r{}\n", &json[1..]),
+            format!("{SIGNATURE_PREFIX}{{ {}\n", &json[1..]),
+            format!("{SIGNATURE_PREFIX}{json}\r\n"),
+            format!("{SIGNATURE_PREFIX}{json} \n"),
+            format!("{SIGNATURE_PREFIX}{json}"),
+            format!(
+                "{SIGNATURE_PREFIX}{}\n",
+                json.replace("\"part\":3", "\"part\": 3")
+            ),
+        ] {
+            assert!(
+                matches!(parse_line(bad.as_bytes()), Some(Err(_))),
+                "{bad:?}"
+            );
         }
         let long = "x".repeat(200);
         assert_eq!(unarmored(&armored(&long)), long);

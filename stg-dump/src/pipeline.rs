@@ -253,31 +253,33 @@ pub fn stream<R: BufRead, W: Write>(
                         held.kind = Some(HeldKind::Connection);
                     }
                 }
-                let Some(kind) = held.kind else {
-                    emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
-                    continue;
-                };
-                held.text.extend_from_slice(&line);
-                if classifier.at_top() && line.trim_ascii_end().ends_with(b";") {
-                    match kind {
-                        HeldKind::Statistics => {
-                            if statistics_allowed(&held.text, masking.schema, masking.rules) {
-                                emit(
-                                    &held.text,
-                                    &class,
-                                    &mut tally,
-                                    &mut batch,
-                                    sink,
-                                    &mut signer,
-                                )?;
+                // A line not held is written at once; either way a part may end after
+                // it (below).
+                if let Some(kind) = held.kind {
+                    held.text.extend_from_slice(&line);
+                    if classifier.at_top() && line.trim_ascii_end().ends_with(b";") {
+                        match kind {
+                            HeldKind::Statistics => {
+                                if statistics_allowed(&held.text, masking.schema, masking.rules) {
+                                    emit(
+                                        &held.text,
+                                        &class,
+                                        &mut tally,
+                                        &mut batch,
+                                        sink,
+                                        &mut signer,
+                                    )?;
+                                }
+                            }
+                            HeldKind::Connection => {
+                                let stripped = connections::strip_options(&held.text);
+                                emit(&stripped, &class, &mut tally, &mut batch, sink, &mut signer)?;
                             }
                         }
-                        HeldKind::Connection => {
-                            let stripped = connections::strip_options(&held.text);
-                            emit(&stripped, &class, &mut tally, &mut batch, sink, &mut signer)?;
-                        }
+                        held = Held::default();
                     }
-                    held = Held::default();
+                } else {
+                    emit(&line, &class, &mut tally, &mut batch, sink, &mut signer)?;
                 }
             }
         }
@@ -485,6 +487,72 @@ mod tests {
             literals(b"f('a''b', 'c')"),
             vec!["a'b".to_owned(), "c".to_owned()]
         );
+    }
+
+    /// A signed run of `input` in parts of `part_size`: the stream as text.
+    fn signed(input: &str, part_size: u64) -> String {
+        use ssh_key::private::{Ed25519Keypair, KeypairData};
+        let dir = tempfile::tempdir().unwrap();
+        let key = ssh_key::PrivateKey::new(
+            KeypairData::from(Ed25519Keypair::from_seed(&[9; 32])),
+            "test",
+        )
+        .unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let (schema, rules) = fixture();
+        let masking = Masking {
+            schema: &schema,
+            rules: &rules,
+            keyed: None,
+            strip_connections: false,
+            large_objects: None,
+        };
+        let mut sink = Sink::new(Vec::new(), Compression::default(), 1).unwrap();
+        let signer = Signer::open(&path, part_size).unwrap();
+        stream(
+            input.as_bytes(),
+            "-- manifest\n",
+            &masking,
+            &mut sink,
+            &mut Progress::new(false),
+            Some(signer),
+        )
+        .unwrap();
+        let (out, _) = sink.finish().unwrap();
+        String::from_utf8(zstd::decode_all(&out[..]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn parts_end_after_plain_sql_too() {
+        // Found by the signed_stream fuzz target's author: a part ended only after a COPY
+        // row or a held statement, so a schema of more than --max-line-size before the
+        // first row was one part, refused by stg-restore (and held whole until checked).
+        let schema: String = (0..200)
+            .map(|i| format!("CREATE TABLE public.t{i} (\n    a integer\n);\n"))
+            .collect();
+        let text = signed(&schema, 1024);
+        let signatures: Vec<usize> = text
+            .match_indices(stg_core::signed::SIGNATURE_PREFIX)
+            .map(|(at, _)| at)
+            .collect();
+        // Part 0 (the manifest), parts of about 1 KiB, the final signature.
+        assert!(
+            signatures.len() > schema.len() / 1024,
+            "{}",
+            signatures.len()
+        );
+        for pair in signatures.windows(2) {
+            // The part: after one signature line, up to the next.
+            let from = pair[0] + text[pair[0]..].find('\n').unwrap() + 1;
+            let part = &text[from..pair[1]];
+            assert!(part.len() < 1024 + 64, "a part of {} bytes", part.len());
+            // Whole lines, between tokens (inside a statement is allowed: the reader
+            // holds a part's statements until its signature is checked).
+            assert!(part.ends_with('\n'), "{part:?}");
+        }
     }
 
     /// Runs the pipeline over `input` with the fixture's rules.

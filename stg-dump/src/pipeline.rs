@@ -530,9 +530,10 @@ mod tests {
         // Found by the signed_stream fuzz target's author: a part ended only after a COPY
         // row or a held statement, so a schema of more than --max-line-size before the
         // first row was one part, refused by stg-restore (and held whole until checked).
-        let schema: String = (0..200)
+        let schema = (0..200)
             .map(|i| format!("CREATE TABLE public.t{i} (\n    a integer\n);\n"))
-            .collect();
+            .collect::<Vec<_>>()
+            .concat();
         let text = signed(&schema, 1024);
         let signatures: Vec<usize> = text
             .match_indices(stg_core::signed::SIGNATURE_PREFIX)

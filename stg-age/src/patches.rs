@@ -419,7 +419,8 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             if old_path.is_none() && new_path.is_none() {
                 anyhow::bail!("a hunk without the file's name");
             }
-            remaining = h.old_len + h.new_len;
+            // Saturating: counts that no git output has must not panic (overflow checks).
+            remaining = h.old_len.saturating_add(h.new_len);
             f.hunks.push(h);
         } else if line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch") {
             if let Some(c) = commit {
@@ -456,6 +457,23 @@ mod tests {
             })
         );
         assert_eq!(hunk(b"-x +1 @@"), None);
+    }
+
+    #[test]
+    fn hunk_counts_past_u32_do_not_panic() {
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        let mut history = History::default();
+        history.absorb(
+            vec![(id.to_owned(), Vec::new(), vec![(b'M', b"x".to_vec())])],
+            id,
+        );
+        let out = format!(
+            "\x01{id}\x001\x001\x00\x00A\n\ndiff --git a/x b/x\n--- a/x\n+++ b/x\n\
+             @@ -1,4294967295 +1,1 @@\n-a\n"
+        );
+        let mut patches = Patches::default();
+        parse(out.as_bytes(), &history, &mut patches).unwrap();
+        assert_eq!(patches.hunks(0, 0).len(), 1);
     }
 
     #[test]

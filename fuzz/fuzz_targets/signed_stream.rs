@@ -232,7 +232,14 @@ fn hand(key: &Path, manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
     for (i, part) in HAND.iter().enumerate() {
         signer.update(part.as_bytes());
         body.extend_from_slice(part.as_bytes());
-        let sig = signer.sign(i + 1 == HAND.len()).expect("sign");
+        // What the signature signs: the stream so far, as the pipeline's tally hashes it.
+        let mut tally = Tally::new();
+        for line in body.split_inclusive(|b| *b == b'\n') {
+            tally.line(line);
+        }
+        let sig = signer
+            .sign(i + 1 == HAND.len(), tally.sha256_so_far())
+            .expect("sign");
         body.extend_from_slice(sig.as_bytes());
     }
     let trailer = trailer_for(&body);

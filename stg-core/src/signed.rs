@@ -21,7 +21,9 @@
 //! the same table (each a whole `COPY ... FROM stdin;` ... `\.`), so a signature line can
 //! sit between them. Each signature is an OpenSSH `SSHSIG` (namespace [`NAMESPACE`]) over
 //! the [`message`] of its part: a few lines of text naming the stream (the SHA-256 of its
-//! manifest line), the part's index, whether it is the last, its length and SHA-256.
+//! manifest line), the part's index, whether it is the last, its length, and the SHA-256 of
+//! the stream from its first byte up to the signature line (so each side hashes the stream
+//! once, the trailer's own running hash serving the signatures too).
 //! Parts cannot be reordered, dropped, replayed from another stream or cut off at the end
 //! without the signatures saying so, and each part is checked before any statement of it
 //! runs. The trailer still covers every byte before it, signature lines included.
@@ -50,7 +52,8 @@ pub struct Signature {
     pub last: bool,
     /// The part's length in bytes.
     pub bytes: u64,
-    /// The SHA-256 of the part, hex.
+    /// The SHA-256 of every byte of the stream before this signature line (this part, and
+    /// every part and signature line before it), hex.
     pub sha256: String,
     /// The `SSHSIG` of the part's [`message`]: the base64 between the armour lines of
     /// `ssh-keygen -Y sign`'s output, without line breaks.
@@ -149,10 +152,10 @@ pub fn unarmored(pem: &str) -> String {
         .collect()
 }
 
-/// The running SHA-256 and length of the part being written or read.
+/// The length of the part being written or read (its bytes are hashed once, by the
+/// stream's [`crate::stream::Tally`], which gives each signature its digest).
 #[derive(Clone, Debug, Default)]
 pub struct Part {
-    hasher: Sha256,
     bytes: u64,
 }
 
@@ -165,7 +168,6 @@ impl Part {
 
     /// Adds bytes to the part.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
         self.bytes += bytes.len() as u64;
     }
 
@@ -181,10 +183,9 @@ impl Part {
         self.bytes == 0
     }
 
-    /// Ends the part: its length and SHA-256 (hex); the next part starts empty.
-    pub fn finish(&mut self) -> (u64, String) {
-        let done = std::mem::take(self);
-        (done.bytes, hex::encode(done.hasher.finalize()))
+    /// Ends the part: its length; the next part starts empty.
+    pub fn finish(&mut self) -> u64 {
+        std::mem::take(self).bytes
     }
 }
 
@@ -247,13 +248,20 @@ mod tests {
     }
 
     #[test]
-    fn a_part_hashes_what_it_was_given() {
+    fn a_part_counts_what_it_was_given() {
         let mut part = Part::new();
         part.update(b"ab");
         part.update(b"c");
-        let (bytes, sha) = part.finish();
-        assert_eq!(bytes, 3);
-        assert_eq!(sha, hex::encode(Sha256::digest(b"abc")));
+        assert_eq!(part.finish(), 3);
         assert!(part.is_empty());
+        // What a signature signs is the stream so far, as the trailer's tally hashes it.
+        let mut tally = crate::stream::Tally::new();
+        tally.line(b"-- manifest\n");
+        tally.line(b"SELECT 1;\n");
+        assert_eq!(
+            tally.sha256_so_far(),
+            hex::encode(Sha256::digest(b"-- manifest\nSELECT 1;\n"))
+        );
+        assert_eq!(tally.sha256_so_far(), tally.finish().sha256);
     }
 }

@@ -250,6 +250,13 @@ impl Tally {
         Self::default()
     }
 
+    /// The SHA-256 (hex) of every byte fed so far: what a signature line at this point
+    /// signs ([`crate::signed`]), with no second pass over the bytes.
+    #[must_use]
+    pub fn sha256_so_far(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Feeds one line (with its newline, if it has one).
     pub fn line(&mut self, line: &[u8]) {
         let class = self.classifier.line(line);

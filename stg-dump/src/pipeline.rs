@@ -302,7 +302,10 @@ pub fn stream<R: BufRead, W: Write>(
                         &mut signer,
                     )?;
                 }
-                let sig = signer.as_mut().expect("due").sign(false)?;
+                let sig = signer
+                    .as_mut()
+                    .expect("due")
+                    .sign(false, tally.sha256_so_far())?;
                 tally.counted(sig.as_bytes(), &Line::Sql);
                 batch.extend_from_slice(sig.as_bytes());
                 if let Some((header, class)) = split {
@@ -331,7 +334,7 @@ pub fn stream<R: BufRead, W: Write>(
     }
     if let Some(signer) = &mut signer {
         // The last part ends before the trailer; its signature says it is the last.
-        let sig = signer.sign(true)?;
+        let sig = signer.sign(true, tally.sha256_so_far())?;
         tally.counted(sig.as_bytes(), &Line::Sql);
         batch.extend_from_slice(sig.as_bytes());
     }

@@ -135,11 +135,13 @@ impl Signer {
     }
 
     /// The stream starts with `manifest_line`: its name in every signed message. Returns
-    /// the signature line of part 0 (the manifest line itself).
+    /// the signature line of part 0 (the manifest line itself, whose SHA-256 is the
+    /// stream's name).
     pub fn start(&mut self, manifest_line: &[u8]) -> anyhow::Result<String> {
         self.stream = signed::stream_id(manifest_line);
         self.part.update(manifest_line);
-        self.sign(false)
+        let so_far = self.stream.clone();
+        self.sign(false, so_far)
     }
 
     /// Adds written bytes to the part.
@@ -152,9 +154,11 @@ impl Signer {
         self.part.len() >= self.part_size
     }
 
-    /// Ends the part and returns its signature line (`last`: the stream's last part).
-    pub fn sign(&mut self, last: bool) -> anyhow::Result<String> {
-        let (bytes, sha256) = self.part.finish();
+    /// Ends the part and returns its signature line (`last`: the stream's last part);
+    /// `sha256` is the SHA-256 (hex) of every byte of the stream written before this
+    /// signature line ([`stg_core::stream::Tally::sha256_so_far`]).
+    pub fn sign(&mut self, last: bool, sha256: String) -> anyhow::Result<String> {
+        let bytes = self.part.finish();
         let mut sig = Signature {
             part: self.index,
             last,

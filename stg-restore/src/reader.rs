@@ -185,8 +185,9 @@ struct Signing {
 }
 
 impl Signing {
-    /// Checks the signature line `sig` against the part read since the last one.
-    fn check(&mut self, sig: &Signature, line_no: u64) -> Result<(), StreamError> {
+    /// Checks the signature line `sig` against the part read since the last one;
+    /// `so_far` is the SHA-256 (hex) of every byte of the stream before the line.
+    fn check(&mut self, sig: &Signature, line_no: u64, so_far: &str) -> Result<(), StreamError> {
         let at = |why: String| {
             StreamError::signature(format!(
                 "line {line_no}: the stream's signature is refused: {why}"
@@ -202,8 +203,8 @@ impl Signing {
                 sig.part, self.next
             )));
         }
-        let (bytes, sha256) = self.part.finish();
-        if sig.bytes != bytes || sig.sha256 != sha256 {
+        let bytes = self.part.finish();
+        if sig.bytes != bytes || sig.sha256 != so_far {
             return Err(at(format!(
                 "part {} is not what was signed ({bytes} bytes read, {} signed; a byte \
                  changed?)",
@@ -437,7 +438,10 @@ impl<R: Read> Reader<R> {
             last_seen: false,
         };
         signing.part.update(first);
-        signing.check(&sig, 2)?;
+        // Before part 0's signature line the stream is its manifest line, whose SHA-256 is
+        // the stream's name.
+        let so_far = signing.stream.clone();
+        signing.check(&sig, 2, &so_far)?;
         self.signing = Some(signing);
         self.pending_second = Some(second);
         Ok(())
@@ -589,7 +593,7 @@ impl<R: Read> Reader<R> {
             return Ok(());
         };
         let sig = sig.map_err(|why| StreamError::signature(format!("line {no}: {why}")))?;
-        signing.check(&sig, no)?;
+        signing.check(&sig, no, &self.tally.sha256_so_far())?;
         out.append(&mut signing.held);
         signing.held_bytes = 0;
         let _ = line;

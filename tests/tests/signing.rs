@@ -269,6 +269,18 @@ fn a_signed_stream_restores_names_its_signer_and_checks_with_ssh_keygen() {
     let stream_id = signed::stream_id(&text[..manifest_end]);
     for line in &sigs {
         let sig = signed::parse_line(line).unwrap().unwrap();
+        // Each signs the SHA-256 of the stream from its first byte up to the signature
+        // line (what `head -c` of the decoded stream gives), and its part's length.
+        let at = text
+            .windows(line.len())
+            .position(|w| w == &line[..])
+            .expect("the signature line is in the stream");
+        assert_eq!(
+            sig.sha256,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text[..at])),
+            "part {}",
+            sig.part
+        );
         let sig_file = setup.dir.path().join("part.sig");
         std::fs::write(&sig_file, signed::armored(&sig.sshsig)).unwrap();
         let mut keygen = cmd::program("ssh-keygen");

@@ -54,6 +54,9 @@ fn runs_a_program(key: &str) -> bool {
             rest,
             "fsmonitor" | "hookspath" | "pager" | "sshcommand" | "editor"
         ),
+        // The signature verifiers `git log` runs on signed commits (`log.showSignature`,
+        // forced off below, is what would make it).
+        "gpg" => matches!(leaf, "program" | "defaultkeycommand"),
         _ => false,
     }
 }
@@ -88,6 +91,10 @@ fn neutralised(dir: &Path) -> Vec<OsString> {
     for setting in [
         "core.fsmonitor=false".to_owned(),
         "core.hooksPath=/dev/null".to_owned(),
+        // No signature checks (they run gpg.program, and print into git log's output),
+        // and git's output in UTF-8 whatever the repository asks (UTF-16 broke the parse).
+        "log.showSignature=false".to_owned(),
+        "i18n.logOutputEncoding=UTF-8".to_owned(),
     ]
     .into_iter()
     .chain(

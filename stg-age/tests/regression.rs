@@ -90,6 +90,54 @@ fn the_scanned_repository_cannot_run_programs_through_its_config() {
     }
 }
 
+// Found reviewing the age_git_output fuzz target (issue 27): with `log.showSignature`
+// set, git log runs the repository's `gpg.program` on every signed commit (and prints its
+// words into the log stg-age parses); a repository's `i18n.logOutputEncoding` changed the
+// encoding of what git log printed (UTF-16 failed the scan).
+#[test]
+fn the_repository_cannot_run_a_signature_program_or_change_git_s_output_encoding() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let repo = Repo::new();
+    repo.write("tasks/main.yml", TASK);
+    repo.git(&["add", "-A"]);
+    repo.commit_by("tasks", "2025-01-01T00:00:00Z", "Zo\u{eb} Author");
+    // The commit, signed: a gpgsig header (git runs the verifier whatever it holds).
+    let raw = repo.git(&["cat-file", "commit", "HEAD"]);
+    let (head, body) = raw.split_once("\n\n").unwrap();
+    let signed = format!(
+        "{head}\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n -----END PGP SIGNATURE-----\n\n{body}"
+    );
+    std::fs::write(repo.path().join(".git/signed-commit"), signed).unwrap();
+    let id = repo.git(&["hash-object", "-t", "commit", "-w", ".git/signed-commit"]);
+    repo.git(&["update-ref", "HEAD", id.trim()]);
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("gpg-ran");
+    let program = marks.path().join("gpg");
+    std::fs::write(
+        &program,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", mark.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    repo.git(&["config", "log.showSignature", "true"]);
+    repo.git(&["config", "gpg.program", program.to_str().unwrap()]);
+    repo.git(&["config", "gpg.ssh.program", program.to_str().unwrap()]);
+    repo.git(&["config", "i18n.logOutputEncoding", "UTF-16"]);
+    for trace in ["1", "0"] {
+        let out = stg("stg-age")
+            .arg("--repo")
+            .arg(repo.path())
+            .args(["--format", "json", "--now", NOW])
+            .env("STG_AGE_TRACE", trace)
+            .run();
+        assert!(matches!(out.code, 0 | 1), "{}", out.stderr);
+        assert!(out.stdout.contains("tasks/main.yml"), "{}", out.stdout);
+        assert!(out.stdout.contains("2025-01-01"), "{}", out.stdout);
+        assert!(!mark.exists(), "the repository's gpg.program ran");
+    }
+}
+
 // See: issue "Hardening, round 2", item 6. A `core.worktree` elsewhere made git report
 // another directory as the work tree, and stg-age read files there.
 #[test]

@@ -249,8 +249,8 @@ pub struct Loader {
     settings: Settings,
     /// The connection inside a stream's `BEGIN`.
     in_transaction: Option<Worker>,
-    /// The COPY receiving data.
-    copy: Option<mpsc::Sender<CopyMsg>>,
+    /// The COPY receiving data (or whose block just ended, see [`OpenCopy`]).
+    copy: Option<OpenCopy>,
     /// Rows per table.
     pub tables: BTreeMap<String, TableRows>,
     /// The most connections that ran work at once.
@@ -399,8 +399,30 @@ impl Loader {
         self.peak_jobs = self.peak_jobs.max(self.running.len());
     }
 
+    /// Ends the COPY whose block ended, if any: the server counts its rows.
+    async fn end_copy(&mut self) -> anyhow::Result<()> {
+        if let Some(open) = self.copy.take() {
+            if open.ended && open.tx.send(CopyMsg::End(open.rows)).await.is_err() {
+                self.barrier().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one item (or starts it, for parallel work).
     pub async fn item(&mut self, item: Item) -> anyhow::Result<()> {
+        if let (Some(open), Item::CopyBegin { header, .. }) = (&mut self.copy, &item) {
+            if open.ended && open.key == copy_key(header) {
+                // The same table and columns again right after its block ended: stg-dump
+                // cut a long block where a signature line sits. The rows go on in the same
+                // COPY, as if the block had not been cut.
+                open.ended = false;
+                return Ok(());
+            }
+        }
+        if !matches!(item, Item::CopyData(_) | Item::CopyEnd { .. }) {
+            self.end_copy().await?;
+        }
         match item {
             Item::Statement(statement) => self.statement(statement).await,
             Item::CopyBegin { line, header } => {
@@ -416,7 +438,12 @@ impl Loader {
                 let worker = self.worker().await?;
                 let sql = crate::script::copy_statement(&header);
                 let (tx, rx) = mpsc::channel(COPY_QUEUE);
-                self.copy = Some(tx);
+                self.copy = Some(OpenCopy {
+                    tx,
+                    key: copy_key(&header),
+                    rows: 0,
+                    ended: false,
+                });
                 let version = self.settings.version;
                 let settings = Arc::clone(&self.settings.snapshot);
                 let held = vec![table.clone()];
@@ -433,10 +460,10 @@ impl Loader {
                 Ok(())
             }
             Item::CopyData(data) => {
-                let Some(tx) = &self.copy else {
+                let Some(open) = self.copy.as_ref().filter(|c| !c.ended) else {
                     anyhow::bail!("internal error: COPY data outside a COPY block");
                 };
-                if tx.send(CopyMsg::Data(data)).await.is_err() {
+                if open.tx.send(CopyMsg::Data(data)).await.is_err() {
                     // The COPY stopped: its job says why.
                     self.copy = None;
                     self.barrier().await?;
@@ -445,10 +472,10 @@ impl Loader {
                 Ok(())
             }
             Item::CopyEnd { rows } => {
-                if let Some(tx) = self.copy.take() {
-                    if tx.send(CopyMsg::End(rows)).await.is_err() {
-                        self.barrier().await?;
-                    }
+                // Ended at the next item, unless it starts the same block again.
+                if let Some(open) = &mut self.copy {
+                    open.rows += rows;
+                    open.ended = true;
                 }
                 Ok(())
             }
@@ -596,7 +623,7 @@ impl Loader {
     /// After the last item: waits for everything, and checks the stream's transaction
     /// was closed.
     pub async fn finish(&mut self) -> anyhow::Result<()> {
-        self.copy = None;
+        self.end_copy().await?;
         self.barrier().await?;
         if self.in_transaction.is_some() {
             return Err(Error::usage(
@@ -639,6 +666,24 @@ struct CopyJob {
     line: u64,
     /// Refuse a foreign table first ([`Loader::connect`]).
     check_foreign: bool,
+}
+
+/// The COPY a block of the stream goes to. A block that ends stays open until the next
+/// item shows whether the same table and columns start again (a block cut by stg-dump at
+/// a signature line), so a long table is one COPY, not one per part.
+struct OpenCopy {
+    tx: mpsc::Sender<CopyMsg>,
+    /// The table and columns, as [`copy_key`] writes them.
+    key: String,
+    /// Rows of the blocks ended so far in this COPY.
+    rows: u64,
+    /// Its last block ended: the next item decides.
+    ended: bool,
+}
+
+/// What makes two COPY blocks one: the table as written and the columns.
+fn copy_key(header: &stg_core::copy_text::CopyHeader) -> String {
+    format!("{}\0{}", header.qualified, header.columns.join("\0"))
 }
 
 /// True when `table` is a foreign table or a partitioned table with a foreign partition

@@ -91,7 +91,7 @@ pub fn line(sig: &Signature) -> String {
 /// `Some(Ok(..))` for a well-formed signature line, `Some(Err(..))` for a line that starts
 /// like one but is not, `None` for any other line.
 ///
-/// Well-formed is exactly the bytes [`line`] writes for the signature it holds: no other
+/// Well-formed is exactly the bytes [`line()`] writes for the signature it holds: no other
 /// JSON layout (a CR is JSON whitespace, and ends a `--` comment for the SQL lexer, so the
 /// rest of such a line, signed by no one, would be SQL), no CRLF, nothing after it.
 pub fn parse_line(line: &[u8]) -> Option<Result<Signature, String>> {

@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 
 use crate::git::{self, Origin};
 use crate::history::History;
+use crate::objects::{Objects, Unreadable};
 use crate::scan::{parallel, Pending, ScanOptions};
 
 /// Whether [`crate::trace`] may date lines in this repository: it reads git's diffs as
@@ -29,6 +30,7 @@ pub(crate) fn trace_applies(opts: &ScanOptions) -> anyhow::Result<bool> {
 /// still being read, when `pending` files make a trace worth it (see [`date_files`]).
 pub(crate) fn early_fetch(
     opts: &ScanOptions,
+    objects: &Objects,
     pending: usize,
     size: Option<(String, usize)>,
 ) -> Option<Fetched> {
@@ -40,8 +42,13 @@ pub(crate) fn early_fetch(
         return None;
     }
     // A failure here is met again, and reported, when the diffs are read for dating.
-    let outputs = crate::patches::fetch(&opts.top, &head, total, opts.jobs).ok()?;
-    Some((head, outputs))
+    let (outputs, left_out) =
+        crate::patches::fetch_readable(&opts.top, &head, total, opts.jobs, objects).ok()?;
+    Some(Fetched {
+        head,
+        outputs,
+        left_out,
+    })
 }
 
 /// `HEAD` and the number of commits it reaches, when a trace may date lines here.
@@ -63,8 +70,15 @@ pub(crate) fn history_size(opts: &ScanOptions) -> Option<(String, usize)> {
     Some((head, total))
 }
 
-/// Diffs read ahead: the commit they were read from, and `git log`'s outputs.
-pub(crate) type Fetched = (String, Vec<Vec<u8>>);
+/// Diffs read ahead.
+pub(crate) struct Fetched {
+    /// The commit they were read from.
+    pub(crate) head: String,
+    /// `git log`'s outputs.
+    pub(crate) outputs: Vec<Vec<u8>>,
+    /// The paths left out because some version of them cannot be read.
+    pub(crate) left_out: Option<Unreadable>,
+}
 
 /// Commits of history per file to date above which one read of all diffs beats a blame
 /// per file: a blame walks a few hundred commits a second, `git log -p` tens of thousands.
@@ -76,6 +90,7 @@ const TRACE_COMMITS_PER_FILE: usize = 2000;
 #[allow(clippy::type_complexity)]
 pub(crate) fn date_files(
     opts: &ScanOptions,
+    objects: &Objects,
     pending: &[&Pending],
     variants: &[Vec<u8>],
     history: Option<&History>,
@@ -93,12 +108,25 @@ pub(crate) fn date_files(
         {
             let dirty = git::dirty(&opts.top)?;
             // Diffs read ahead are of the same history unless HEAD moved meanwhile.
-            let fetched = match fetched {
-                Some((head, outputs)) if head == h.head => outputs,
-                _ => crate::patches::fetch(&opts.top, &h.head, h.ids.len(), opts.jobs)?,
+            let (fetched, left_out) = match fetched {
+                Some(f) if f.head == h.head => (f.outputs, f.left_out),
+                _ => crate::patches::fetch_readable(
+                    &opts.top,
+                    &h.head,
+                    h.ids.len(),
+                    opts.jobs,
+                    objects,
+                )?,
             };
             let t0 = std::time::Instant::now();
-            let patches = crate::patches::parse_all(&fetched, h)?;
+            let mut patches = crate::patches::parse_all(&fetched, h)?;
+            if let Some(left_out) = &left_out {
+                patches.excluded = left_out.paths.iter().filter_map(|p| h.path_id(p)).collect();
+                for path in variants.iter().filter(|p| left_out.contains(p)) {
+                    // Its renames cannot be followed: dated under its own name.
+                    objects.degrade(path);
+                }
+            }
             if std::env::var_os("STG_AGE_DEBUG").is_some() {
                 eprintln!("stg-age: diffs parsed in {:?}", t0.elapsed());
             }
@@ -148,12 +176,26 @@ pub(crate) fn date_files(
                 let ranges = undated_ranges(p, widen);
                 let mut origins = widen.dated.clone();
                 let cut = history.map(|h| (h, &widen.names));
-                origins.extend(blame_ranges_in(opts, p, &ranges, cut, widen.copies)?);
+                origins.extend(blame_readable(
+                    opts,
+                    objects,
+                    p,
+                    &ranges,
+                    cut,
+                    widen.copies,
+                )?);
                 origins
             }
             _ => {
                 let names = history.map(|h| h.names(&p.path));
-                blame_ranges_in(opts, p, &p.ranges, history.zip(names.as_ref()), true)?
+                blame_readable(
+                    opts,
+                    objects,
+                    p,
+                    &p.ranges,
+                    history.zip(names.as_ref()),
+                    true,
+                )?
             }
         };
         Ok(origins)
@@ -235,6 +277,77 @@ fn replay(
     Ok(())
 }
 
+/// [`blame_ranges_in`], and when git fails on an object it cannot read (see
+/// [`crate::objects`]), the best blame that reads none: without `-C` (no other file's
+/// versions are read), then stopping at the newest commit whose parent's version of the
+/// file cannot be read (lines older than that are dated by it: no older than they are),
+/// then at the newest commit that changed the file. The file is then reported as
+/// degraded. Any other failure is reported as it is.
+fn blame_readable(
+    opts: &ScanOptions,
+    objects: &Objects,
+    pending: &Pending,
+    ranges: &[(usize, usize)],
+    cut: Option<(&History, &HashSet<Vec<u8>>)>,
+    copies: bool,
+) -> anyhow::Result<Vec<(usize, Origin)>> {
+    let error = match blame_ranges_in(opts, pending, ranges, cut, copies) {
+        Ok(lines) => return Ok(lines),
+        Err(e) => e,
+    };
+    let Some(unreadable) = objects.unreadable(&error) else {
+        return Err(error);
+    };
+    let path = &pending.path;
+    let mut stops: Vec<Option<&str>> = Vec::new();
+    if !unreadable.contains(path) {
+        stops.push(None);
+    }
+    stops.extend(unreadable.boundary.get(path).map(|b| Some(b.as_str())));
+    stops.extend(unreadable.newest.get(path).map(|b| Some(b.as_str())));
+    for stop in stops {
+        if let Ok(lines) = git::blame_with(&opts.top, path, ranges, &opts.blame, None, false, stop)
+        {
+            objects.degrade(path);
+            return Ok(lines.into_iter().map(|(l, o, _)| (l, o)).collect());
+        }
+    }
+    Err(error)
+}
+
+/// The commit that added each variant file (following renames), in one walk of the
+/// history when there are many; when git fails on an object it cannot read, the walk
+/// leaves out the unreadable paths, and a variant file that is one of them is dated by
+/// its oldest addition under its own name (reported as degraded).
+pub(crate) fn date_variants(
+    opts: &ScanOptions,
+    objects: &Objects,
+    paths: &[Vec<u8>],
+    batch: bool,
+) -> anyhow::Result<Vec<Origin>> {
+    let known = objects.known();
+    let first = match &known {
+        Some(_) => Err(anyhow::anyhow!("some objects cannot be read")),
+        None if batch => git::added_many(&opts.top, paths),
+        None => paths.iter().map(|p| git::added(&opts.top, p)).collect(),
+    };
+    let error = match first {
+        Ok(origins) => return Ok(origins),
+        Err(e) => e,
+    };
+    let Some(unreadable) = known.or_else(|| objects.unreadable(&error)) else {
+        return Err(error);
+    };
+    let mut origins = git::added_many_in(&opts.top, paths, &unreadable.pathspec())?;
+    for (path, origin) in paths.iter().zip(&mut origins) {
+        if unreadable.contains(path) {
+            *origin = git::added_by(&opts.top, path, false)?;
+            objects.degrade(path);
+        }
+    }
+    Ok(origins)
+}
+
 /// `git blame` of `ranges` of one file over the history cut down to the commits that
 /// change one of `names` (see [`crate::history`]) when every condition line ends in one of
 /// those names; over the whole history (with `-C`) when one ended in another file (`-C`
@@ -256,6 +369,7 @@ fn blame_ranges_in(
                 &opts.blame,
                 Some(&grafts),
                 copies,
+                None,
             )?;
             // Context lines whose copy went elsewhere do not matter; a condition line must
             // have stayed within the names.

@@ -122,6 +122,9 @@ pub(crate) fn git(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_PAGER", "cat")
+        // A partial clone's missing blobs are never fetched from its promisor remote: a
+        // scan reads what is here and touches no network (see [`crate::objects`]).
+        .env("GIT_NO_LAZY_FETCH", "1")
         .env_remove("GIT_EXTERNAL_DIFF")
         .args(neutralised(dir));
     cmd
@@ -295,7 +298,7 @@ pub fn blame(
     ranges: &[(usize, usize)],
     options: &BlameOptions,
 ) -> anyhow::Result<Vec<(usize, Origin)>> {
-    Ok(blame_with(top, path, ranges, options, None, true)?
+    Ok(blame_with(top, path, ranges, options, None, true, None)?
         .into_iter()
         .map(|(line, origin, _)| (line, origin))
         .collect())
@@ -304,8 +307,9 @@ pub fn blame(
 /// [`blame`] over the history given by `grafts` (`git blame -S`, see
 /// [`crate::history::History::grafts`]), or over the whole history when `None`; without
 /// `-C` when `copies` is false (for lines that provably were not copied from another
-/// file, it gives the same answer for less work). Each line comes with the path it had in
-/// the commit it is blamed on.
+/// file, it gives the same answer for less work). With `stop`, the walk ends at that
+/// commit (`^stop`): lines older than it are blamed on it. Each line comes with the path it
+/// had in the commit it is blamed on.
 pub fn blame_with(
     top: &Path,
     path: &[u8],
@@ -313,6 +317,7 @@ pub fn blame_with(
     options: &BlameOptions,
     grafts: Option<&[u8]>,
     copies: bool,
+    stop: Option<&str>,
 ) -> anyhow::Result<Vec<(usize, Origin, Vec<u8>)>> {
     if ranges.is_empty() {
         return Ok(Vec::new());
@@ -346,6 +351,9 @@ pub fn blame_with(
     for (first, last) in ranges {
         args.push("-L".into());
         args.push(format!("{first},{last}").into());
+    }
+    if let Some(stop) = stop {
+        args.push(format!("^{stop}").into());
     }
     args.push("--".into());
     args.push(OsStr::from_bytes(path).to_owned());
@@ -544,11 +552,17 @@ pub(crate) fn unquote(raw: &[u8]) -> Vec<u8> {
 /// The commit that added `path`, following renames: the oldest `A` in `git log --follow`.
 /// `Uncommitted` when the file is only in the index.
 pub fn added(top: &Path, path: &[u8]) -> anyhow::Result<Origin> {
+    added_by(top, path, true)
+}
+
+/// [`added`] without following renames (`renames: false`): the oldest addition under this
+/// name, which reads no blob. For a file whose history cannot all be read.
+pub fn added_by(top: &Path, path: &[u8], renames: bool) -> anyhow::Result<Origin> {
     let args = [
         OsStr::new("log"),
         OsStr::new("--no-textconv"),
         OsStr::new("--no-ext-diff"),
-        OsStr::new("--follow"),
+        OsStr::new(if renames { "--follow" } else { "--no-renames" }),
         OsStr::new("--diff-filter=A"),
         OsStr::new("--format=%H%x00%aN%x00%at"),
         OsStr::new("--"),
@@ -576,19 +590,31 @@ pub fn added(top: &Path, path: &[u8]) -> anyhow::Result<Origin> {
 /// index) are `Uncommitted`. One walk costs about what one `--follow` walk costs, so this
 /// wins when there are more than a few variant files.
 pub fn added_many(top: &Path, paths: &[Vec<u8>]) -> anyhow::Result<Vec<Origin>> {
-    let out = run(
-        top,
-        &os(&[
-            "log",
-            "--no-textconv",
-            "--no-ext-diff",
-            "-z",
-            "-M",
-            "--diff-filter=AR",
-            "--name-status",
-            "--format=commit %H%x00%aN%x00%at",
-        ]),
-    )?;
+    added_many_in(top, paths, &[])
+}
+
+/// [`added_many`] with `pathspec` after `--` (every commit still walked: `--full-history
+/// --sparse`), so that git never reads the paths it leaves out.
+pub fn added_many_in(
+    top: &Path,
+    paths: &[Vec<u8>],
+    pathspec: &[OsString],
+) -> anyhow::Result<Vec<Origin>> {
+    let mut args: Vec<&OsStr> = os(&[
+        "log",
+        "--no-textconv",
+        "--no-ext-diff",
+        "-z",
+        "-M",
+        "--diff-filter=AR",
+        "--name-status",
+        "--format=commit %H%x00%aN%x00%at",
+    ]);
+    if !pathspec.is_empty() {
+        args.extend(os(&["--full-history", "--sparse", "--"]));
+        args.extend(pathspec.iter().map(OsString::as_os_str));
+    }
+    let out = run(top, &args)?;
     let mut origins = vec![Origin::Uncommitted; paths.len()];
     // The name each wanted file has at the point of history being read.
     let mut wanted: std::collections::HashMap<Vec<u8>, usize> = paths

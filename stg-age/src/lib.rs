@@ -14,6 +14,7 @@ pub mod git;
 pub mod glob;
 pub mod history;
 pub mod ignore_file;
+pub mod objects;
 pub mod patches;
 pub mod replay;
 pub mod report;

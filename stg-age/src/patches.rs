@@ -41,6 +41,8 @@ pub struct FileChange {
     pub new: Option<String>,
     /// The path it was renamed from (git's rename detection, `-M`), when it was.
     pub from: Option<u32>,
+    /// git showed no hunks because one side is binary ("Binary files ... differ").
+    pub binary: bool,
 }
 
 /// Author of a commit, as `git blame --porcelain` reports it (`.mailmap` applied).
@@ -61,8 +63,10 @@ pub struct Patches {
     pub authors: HashMap<u32, Author>,
     /// Changes by `(commit index, path index)` (a change to whitespace only has no hunks).
     pub changes: HashMap<(u32, u32), FileChange>,
-    /// Commits with a diff that could not be read as text hunks.
-    pub unreadable: std::collections::HashSet<u32>,
+    /// Paths left out of the read because some version of them cannot be read (see
+    /// [`crate::objects`]): their changes are not here, so nothing may be concluded from
+    /// the absence of hunks.
+    pub excluded: std::collections::HashSet<u32>,
 }
 
 impl Patches {
@@ -77,7 +81,13 @@ impl Patches {
 
 /// The arguments of the `git log` that reads the diffs of `head`'s history, part `i` of
 /// `parts` of `total` commits.
-fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
+fn log_args(
+    head: &str,
+    total: usize,
+    parts: usize,
+    i: usize,
+    pathspec: &[std::ffi::OsString],
+) -> Vec<std::ffi::OsString> {
     let per = total.div_ceil(parts.max(1)).max(1);
     [
         "log",
@@ -88,7 +98,6 @@ fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
         "-U0",
         "--inter-hunk-context=0",
         "-w",
-        "-a",
         "-M",
         "--no-color",
         "--no-ext-diff",
@@ -107,21 +116,64 @@ fn log_args(head: &str, total: usize, parts: usize, i: usize) -> Vec<String> {
     .chain([format!("--skip={}", i * per)])
     // The last part reads to the end, whatever the count was.
     .chain((i + 1 < parts).then(|| format!("--max-count={per}")))
+    // With a pathspec, every commit is still shown (no history simplification), so the
+    // parts and the commits are those of the read without one.
+    .chain(
+        (!pathspec.is_empty())
+            .then(|| ["--full-history".to_owned(), "--sparse".to_owned()])
+            .into_iter()
+            .flatten(),
+    )
     .chain([head.to_owned(), "--".to_owned()])
+    .map(std::ffi::OsString::from)
+    .chain(pathspec.iter().cloned())
     .collect()
 }
 
 /// Runs the `git log` processes that read the diffs of the `total` commits of `head`'s
 /// history, `jobs` at a time; returns their outputs in history order, for [`parse_all`].
 /// The history is cut in three parts per job: recent commits cost more (larger trees), and
-/// a worker that finishes early takes the next part.
-pub fn fetch(top: &Path, head: &str, total: usize, jobs: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+/// a worker that finishes early takes the next part. `pathspec` (after `--`) leaves paths
+/// out, for [`fetch_readable`].
+pub fn fetch(
+    top: &Path,
+    head: &str,
+    total: usize,
+    jobs: usize,
+    pathspec: &[std::ffi::OsString],
+) -> anyhow::Result<Vec<Vec<u8>>> {
     let parts: Vec<usize> = (0..(jobs.clamp(1, 4) * 3).min(total.max(1))).collect();
     crate::scan::parallel(jobs.clamp(1, 4), &parts, |&i| {
-        let args = log_args(head, total, parts.len(), i);
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let args = log_args(head, total, parts.len(), i, pathspec);
+        let args: Vec<&OsStr> = args.iter().map(std::ffi::OsString::as_os_str).collect();
         crate::git::run(top, &args)
     })
+}
+
+/// [`fetch`], and when git fails on an object it cannot read, [`fetch`] again without
+/// the paths of every unreadable object ([`crate::objects`]). Returns the outputs and the
+/// paths left out (`None`: nothing was).
+pub fn fetch_readable(
+    top: &Path,
+    head: &str,
+    total: usize,
+    jobs: usize,
+    objects: &crate::objects::Objects,
+) -> anyhow::Result<(Vec<Vec<u8>>, Option<crate::objects::Unreadable>)> {
+    let first = match objects.known() {
+        Some(known) => fetch(top, head, total, jobs, &known.pathspec()).map(|o| (o, Some(known))),
+        None => fetch(top, head, total, jobs, &[]).map(|o| (o, None)),
+    };
+    let error = match first {
+        Ok(done) => return Ok(done),
+        Err(e) => e,
+    };
+    let Some(unreadable) = objects.unreadable(&error) else {
+        return Err(error);
+    };
+    let outputs = fetch(top, head, total, jobs, &unreadable.pathspec())
+        .with_context(|| format!("(the first read failed: {error:#})"))?;
+    Ok((outputs, Some(unreadable)))
 }
 
 /// The history [`fetch`]'s outputs cover (ids, parents, first-parent changes with renames
@@ -199,7 +251,6 @@ pub fn parse_all(outputs: &[Vec<u8>], history: &History) -> anyhow::Result<Patch
         let part = part?;
         patches.authors.extend(part.authors);
         patches.changes.extend(part.changes);
-        patches.unreadable.extend(part.unreadable);
     }
     Ok(patches)
 }
@@ -349,6 +400,7 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             entry.old = change.old.or(entry.old.take());
             entry.new = change.new.or(entry.new.take());
             entry.from = change.from.or(entry.from);
+            entry.binary |= change.binary;
         }
     };
     let mut new_path: Option<Vec<u8>> = None;
@@ -423,8 +475,8 @@ fn parse(out: &[u8], history: &History, patches: &mut Patches) -> anyhow::Result
             remaining = h.old_len.saturating_add(h.new_len);
             f.hunks.push(h);
         } else if line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch") {
-            if let Some(c) = commit {
-                patches.unreadable.insert(c);
+            if let Some(f) = file.as_mut() {
+                f.binary = true;
             }
         }
     }

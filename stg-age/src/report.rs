@@ -146,6 +146,12 @@ pub struct Summary {
     pub files: usize,
     /// Tracked files skipped as binary.
     pub binary_files: usize,
+    /// Files whose findings were dated without some of their history (objects that cannot
+    /// be read: a partial clone, a damaged object store), sorted; their other dates are
+    /// exact.
+    pub degraded: Vec<String>,
+    /// Objects of the history that could not be read (0 when no read needed one).
+    pub unreadable_objects: usize,
     /// The moment ages were measured at.
     pub now: String,
 }
@@ -235,6 +241,7 @@ pub fn write_repo_report(
         }
     }
     warn_future(&records, judge);
+    warn_unreadable(scan);
     // A finding dated in the future has no known age: left out of the median and oldest.
     let ages: Vec<u64> = records
         .iter()
@@ -252,6 +259,12 @@ pub fn write_repo_report(
         expired_ignores: expired.len(),
         files: scan.files,
         binary_files: scan.binary_files,
+        degraded: scan
+            .degraded
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        unreadable_objects: scan.unreadable_objects,
         now: stg_core::timestamp::format(judge.now),
     };
     match format {
@@ -305,6 +318,41 @@ fn warn_future(records: &[FindingRecord], judge: &Judge) {
         future.len(),
         stg_core::timestamp::format(judge.now),
         named.join(", ")
+    ));
+}
+
+/// Says on stderr that objects of the history could not be read, in which files, and
+/// which files with findings were dated without them.
+fn warn_unreadable(scan: &Scan) {
+    const SHOWN: usize = 5;
+    if scan.unreadable_objects == 0 {
+        return;
+    }
+    let list = |paths: &[Vec<u8>]| {
+        let mut named: Vec<String> = paths
+            .iter()
+            .take(SHOWN)
+            .map(|p| escape_bytes(p).into_owned())
+            .collect();
+        if paths.len() > SHOWN {
+            named.push(format!("and {} more", paths.len() - SHOWN));
+        }
+        named.join(", ")
+    };
+    let dated = if scan.degraded.is_empty() {
+        "no finding depends on them".to_owned()
+    } else {
+        format!(
+            "the findings of {} file(s) are dated from what can be read (no older than they are; `degraded` in the summary): {}",
+            scan.degraded.len(),
+            list(&scan.degraded)
+        )
+    };
+    warn(format_args!(
+        "{} object(s) of the history cannot be read (a partial clone, or a damaged object store; nothing is fetched), in {} file(s): {}; {dated}",
+        scan.unreadable_objects,
+        scan.unreadable_paths.len(),
+        list(&scan.unreadable_paths),
     ));
 }
 
@@ -392,6 +440,13 @@ fn write_repo_text(
             line,
             "; {} expired ignore entr(y/ies)",
             summary.expired_ignores
+        );
+    }
+    if !summary.degraded.is_empty() {
+        let _ = write!(
+            line,
+            "; {} file(s) dated without unreadable objects",
+            summary.degraded.len()
         );
     }
     writeln!(out, "{line} (as of {})", summary.now)?;

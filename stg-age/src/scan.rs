@@ -101,6 +101,13 @@ pub struct Scan {
     pub binary_files: usize,
     /// Tracked files examined.
     pub files: usize,
+    /// Files with findings dated without some of their history, because objects of it
+    /// cannot be read (see [`crate::objects`]), sorted.
+    pub degraded: Vec<Vec<u8>>,
+    /// Objects of the history found unreadable (0 when no read needed one).
+    pub unreadable_objects: usize,
+    /// Paths with an unreadable version, when any were found.
+    pub unreadable_paths: Vec<Vec<u8>>,
 }
 
 /// Cuts a line for the `text` field.
@@ -334,6 +341,7 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         None => None,
     };
     let cached_history = cache.as_mut().and_then(|c| c.history.take());
+    let objects = crate::objects::Objects::new(&opts.top, git::head(&opts.top)?);
     // Without a cached history this is a cold run.
     let cold = cached_history.is_none();
     let (history, scanned, fetched) = if cold {
@@ -347,6 +355,7 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         let fetched = match &scanned {
             Ok(files) => crate::dating::early_fetch(
                 opts,
+                &objects,
                 files.iter().filter(|f| f.pending.is_some()).count(),
                 size,
             ),
@@ -355,9 +364,11 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         if std::env::var_os("STG_AGE_DEBUG").is_some() && fetched.is_some() {
             eprintln!("stg-age: files scanned, history and diffs read");
         }
+        // A read that left paths out does not hold the whole history.
         let history = match fetched
             .as_ref()
-            .map(|(head, outputs)| crate::patches::history(outputs, head))
+            .filter(|f| f.left_out.is_none())
+            .map(|f| crate::patches::history(&f.outputs, &f.head))
         {
             Some(Ok(history)) => Ok(Some(history)),
             _ => load_history(&opts.top, None),
@@ -426,23 +437,27 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
         }
     }
     let (dated, added) =
-        crate::dating::date_files(opts, &misses, &to_date, history.as_ref(), fetched)?;
+        crate::dating::date_files(opts, &objects, &misses, &to_date, history.as_ref(), fetched)?;
     let origins = match added {
         Some(origins) => origins,
-        None if to_date.len() > BATCH_ADDED_ABOVE => git::added_many(&opts.top, &to_date)?,
-        None => to_date
-            .iter()
-            .map(|p| git::added(&opts.top, p))
-            .collect::<anyhow::Result<_>>()?,
+        None => crate::dating::date_variants(
+            opts,
+            &objects,
+            &to_date,
+            to_date.len() > BATCH_ADDED_ABOVE,
+        )?,
     };
+    // What was dated without some of its history is not kept: once the objects can be
+    // read (fetched, repaired), the next run dates it exactly.
     for (path, origin) in to_date.into_iter().zip(origins) {
-        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
+        if let (Some(h), Some(c), false) = (&history, cache.as_mut(), objects.is_degraded(&path)) {
             c.put_added(&path, h, &origin);
         }
         scan.findings.push(variant_finding(path, origin));
     }
     for (p, origins) in misses.into_iter().zip(dated) {
-        if let (Some(h), Some(c)) = (&history, cache.as_mut()) {
+        if let (Some(h), Some(c), false) = (&history, cache.as_mut(), objects.is_degraded(&p.path))
+        {
             c.put_blame(
                 &p.path,
                 &p.content,
@@ -456,6 +471,11 @@ pub fn scan(opts: &ScanOptions) -> anyhow::Result<Scan> {
     }
     if let (Some(cache), Some(history)) = (cache, history) {
         cache.save(history);
+    }
+    scan.degraded = objects.degraded();
+    if let Some(unreadable) = objects.known() {
+        scan.unreadable_objects = unreadable.objects;
+        scan.unreadable_paths = unreadable.paths.into_iter().collect();
     }
     Ok(scan)
 }

@@ -461,6 +461,10 @@ impl<'a> Engine<'a> {
             mut lines,
             own,
         } = probe;
+        if self.patches.excluded.contains(&path) {
+            // Left out of the read (a version cannot be read): its hunks are unknown.
+            return Ok(false);
+        }
         let mut next = Some(at);
         while let Some(c) = next {
             if lines.is_empty() {
@@ -488,7 +492,13 @@ impl<'a> Engine<'a> {
                     None => return Ok(false),
                 }
             }
-            if self.patches.unreadable.contains(&c) {
+            if self
+                .patches
+                .changes
+                .get(&(c, path))
+                .is_some_and(|f| f.binary)
+            {
+                // Binary on one side: git showed no hunks to follow.
                 return Ok(false);
             }
             let status = self.status(c, path);
@@ -548,7 +558,13 @@ impl<'a> Engine<'a> {
                 candidates.push((q, MOVE_SCORE));
             }
             for &(s, q) in &commit.changes {
-                if q != path && Some(q) != parent_path && matches!(s, b'M' | b'D' | b'T') {
+                // A file left out of the read cannot be looked into; a line is never
+                // taken to come from what cannot be read.
+                if q != path
+                    && Some(q) != parent_path
+                    && matches!(s, b'M' | b'D' | b'T')
+                    && !self.patches.excluded.contains(&q)
+                {
                     candidates.push((q, COPY_SCORE));
                 }
             }

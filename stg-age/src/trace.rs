@@ -22,8 +22,10 @@
 //! [`crate::history::History::grafts`]) then gives the same answer at a fraction of the
 //! cost. A merge is followed into the parent it took the file from unchanged; a merge that
 //! changed the file against every parent, a rename other than one deletion for one
-//! addition, a commit git could not diff as text, or walks that outgrow [`MAX_PROBES`] or
-//! [`MAX_STEPS`] leave the file to a blame over the whole history.
+//! addition, a change git showed as binary, a file left out of the read because a version
+//! of it cannot be read ([`crate::objects`]), or walks that outgrow [`MAX_PROBES`] or
+//! [`MAX_STEPS`] leave the file to a blame over the whole history. A file left out is never
+//! a candidate a line moved from.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
